@@ -1,0 +1,58 @@
+"""Make RecBole 1.2.1 run on today's numpy and torch (DESIGN §7).
+
+RecBole 1.2.1 was released for numpy 1.x and torch < 2.6. Three things break on the current stack and
+are mended here, once, when :mod:`recbole_gemirec` is imported:
+
+* numpy 2 removed ``np.float_``, ``np.complex_``, ``np.unicode_`` and ``np.bool8``. RecBole's
+  ``Config.compatibility_settings`` reads the first three on every ``Config()``; ray 2.6.3 reads
+  ``np.bool8`` at import. We restore those four names as aliases of their numpy 2 spellings (we do not
+  also pin numpy < 2: the aliases are the one chosen fix).
+* ``recbole/model/sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at
+  import, which slows every later backward pass in the process. :func:`disable_anomaly_mode` turns it
+  off again; :func:`recbole_gemirec.utils.get_model` calls it after every model lookup.
+* pandas 3 silently breaks RecBole's feature loading; that is handled by the ``pandas<3`` requirement,
+  and :func:`check_pandas` refuses to run on pandas 3 with a clear message instead of producing
+  silently wrong data.
+"""
+
+import numpy as np
+import torch
+
+_NUMPY_ALIASES = {
+    "float_": "float64",
+    "complex_": "complex128",
+    "unicode_": "str_",
+    "bool8": "bool_",
+}
+
+
+def restore_numpy_aliases():
+    """Define the numpy 1.x names that RecBole 1.2.1 and ray 2.6.3 still use, where numpy 2 removed them."""
+    for old, new in _NUMPY_ALIASES.items():
+        if old not in np.__dict__:
+            setattr(np, old, getattr(np, new))
+
+
+def disable_anomaly_mode():
+    """Switch off torch's autograd anomaly detection that importing RecBole's SINE turns on."""
+    if torch.is_anomaly_enabled():
+        torch.autograd.set_detect_anomaly(False)
+
+
+def check_pandas():
+    """Raise a clear error on pandas >= 3, which RecBole 1.2.1 mis-reads without failing (DESIGN §7)."""
+    import pandas as pd
+
+    major = int(pd.__version__.split(".")[0])
+    if major >= 3:
+        raise ImportError(
+            f"pandas {pd.__version__} is installed, but RecBole 1.2.1 loads sequence fields wrongly and "
+            "leaves missing values unfilled under pandas 3; install 'pandas<3' (see constraints.txt)."
+        )
+
+
+def apply():
+    """Apply every fix; idempotent."""
+    restore_numpy_aliases()
+    check_pandas()
+    disable_anomaly_mode()

@@ -1,0 +1,126 @@
+"""Checkpoints that load under ``torch.load(weights_only=True)`` and never execute code.
+
+RecBole 1.2.1 pickles its whole ``Config`` object into every checkpoint (pickle protocol 4), so on
+torch >= 2.6 its own ``evaluate(load_best_model=True)``, ``resume_checkpoint`` and
+``load_data_and_model`` fail, and the only way RecBole users get around it, ``weights_only=False``,
+runs whatever code the file carries. Our checkpoints hold only tensors and plain data: the configuration
+as plain dictionaries (the user's own settings, from which :func:`recbole_gemirec.quick_start.load_data_and_model`
+rebuilds the ``Config``, plus a printable copy of the final one), numbers as Python floats, the model's
+``state_dict`` and the optimiser's. Every load here passes ``weights_only=True`` explicitly, so an
+environment variable cannot turn the unsafe loader back on; anything else is refused with
+:class:`CheckpointError`.
+"""
+
+import enum
+import os
+import pickle
+import tempfile
+
+import numpy as np
+import torch
+
+FORMAT = "recbole_gemirec.checkpoint/1"
+
+# Keys that describe one particular distributed launch; a checkpoint must load in any process layout.
+_LAUNCH_KEYS = ("local_rank", "world_size", "nproc", "offset", "ip", "port", "single_spec", "device")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, not ours, or carries pickled code."""
+
+
+def to_plain(value):
+    """Convert a configuration value to data that ``weights_only`` loading accepts (and JSON can hold).
+
+    Enums become their names, numpy scalars Python numbers, devices and other objects their string form.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_plain(v) for v in value]
+    return str(value)
+
+
+def plain_config(config):
+    """The parts of a RecBole ``Config`` that a checkpoint keeps, as plain data.
+
+    ``external`` is what the user set (files, dict, command line, already merged by RecBole) without
+    launch-specific keys: it is enough to rebuild the same ``Config``. ``final`` is the full resolved
+    configuration, kept for reading and reporting only.
+    """
+    external = {k: v for k, v in config.external_config_dict.items() if k not in _LAUNCH_KEYS}
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "external": to_plain(external),
+        "final": to_plain(config.final_config_dict),
+    }
+
+
+def _plain_other_parameter(other):
+    """RecBole's ``model.other_parameter()`` if it holds only tensors and plain data, else an error."""
+    if other is None:
+        return None
+    if isinstance(other, torch.Tensor) or other is None or isinstance(other, (bool, int, float, str)):
+        return other
+    if isinstance(other, dict):
+        return {str(k): _plain_other_parameter(v) for k, v in other.items()}
+    if isinstance(other, (list, tuple)):
+        return [_plain_other_parameter(v) for v in other]
+    raise CheckpointError(
+        f"model.other_parameter() holds a {type(other).__name__}; checkpoints keep only tensors and plain data"
+    )
+
+
+def save_checkpoint(path, config, model, *, epoch, cur_step=0, best_valid_score=None, optimizer=None, extra=None):
+    """Write a checkpoint atomically: a run killed while saving leaves the previous file intact."""
+    state = {
+        "format": FORMAT,
+        "config": plain_config(config),
+        "epoch": int(epoch),
+        "cur_step": int(cur_step),
+        "best_valid_score": None if best_valid_score is None else float(best_valid_score),
+        "state_dict": model.state_dict(),
+        "other_parameter": _plain_other_parameter(model.other_parameter()),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "extra": to_plain(extra or {}),
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint`, refusing anything that is not plain data."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"refused to load {path}: it contains pickled Python objects that could run code when loaded "
+            f"({reason}). Only checkpoints written by recbole_gemirec (tensors and plain data) are accepted; "
+            "RecBole's own checkpoints pickle their Config and cannot be loaded safely."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a recbole_gemirec checkpoint (format {found!r}, expected {FORMAT!r})")
+    return state

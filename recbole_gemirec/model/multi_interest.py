@@ -1,0 +1,61 @@
+"""The interface every multi-interest model of the extension shares (DESIGN §3).
+
+A multi-interest model exposes two things: the K interest vectors of a batch of users,
+``interest_vectors(interaction) -> [B, K, D]``, and the item embedding table,
+``item_embeddings() -> [n_items, D]`` (row 0 is padding). An item's score for a user is the inner
+product with each interest, and the user's score is the maximum over interests. Ranking by that maximum
+is the same as ComiRec's "each interest retrieves its own top-N, merge by score, drop duplicates".
+
+``full_sort_predict``, ``predict`` and the AMR/CUR metrics are written once against this interface.
+RecBole's single-vector models do not implement it and count as K = 1.
+"""
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+
+# Items scored per block in max_interest_scores: bounds the [B, K, block] temporary.
+ITEM_BLOCK = 65536
+
+
+def max_interest_scores(interests, items, block=ITEM_BLOCK):
+    """Score every item for every user as the max over interests: ``[B, K, D] x [N, D] -> [B, N]``.
+
+    Items are processed in blocks so memory is O(B * K * block), not O(B * K * N).
+    """
+    batch = interests.shape[0]
+    scores = interests.new_empty((batch, items.shape[0]))
+    for start in range(0, items.shape[0], block):
+        part = items[start:start + block]
+        scores[:, start:start + part.shape[0]] = torch.einsum("bkd,nd->bkn", interests, part).max(dim=1).values
+    return scores
+
+
+def interest_view(model, interaction):
+    """``(interests [B, K, D], items [N, D])`` for a multi-interest model, ``None`` for any other (K = 1)."""
+    if not isinstance(model, MultiInterestRecommender):
+        return None
+    return model.interest_vectors(interaction), model.item_embeddings()
+
+
+class MultiInterestRecommender(SequentialRecommender):
+    """Base class of GemiRec and the multi-interest baselines.
+
+    Subclasses implement :meth:`interest_vectors` and own an ``item_embedding`` (``nn.Embedding``) or
+    override :meth:`item_embeddings`; scoring is inherited.
+    """
+
+    def interest_vectors(self, interaction):
+        """The K interest vectors of each user in the batch, ``[B, K, D]``."""
+        raise NotImplementedError
+
+    def item_embeddings(self):
+        """The item embedding table ``[n_items, D]`` that interests are scored against."""
+        return self.item_embedding.weight
+
+    def predict(self, interaction):
+        interests = self.interest_vectors(interaction)
+        target = self.item_embeddings()[interaction[self.ITEM_ID]]
+        return torch.einsum("bkd,bd->bk", interests, target).max(dim=1).values
+
+    def full_sort_predict(self, interaction):
+        return max_interest_scores(self.interest_vectors(interaction), self.item_embeddings())

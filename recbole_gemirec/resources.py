@@ -1,0 +1,37 @@
+"""Where the project's YAML files live, in a source checkout and in an installed wheel.
+
+The repository keeps ``properties/`` and ``dataset_configs/`` at its top level (DESIGN §3). ``setup.py``
+maps both into the package (``recbole_gemirec/properties``, ``recbole_gemirec/dataset_configs``) so a
+wheel ships them; this module finds whichever copy exists.
+"""
+
+from pathlib import Path
+
+from recbole_gemirec.errors import ConfigError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name):
+    """Return the directory ``name`` (``properties`` or ``dataset_configs``) of this installation."""
+    for candidate in (_PACKAGE_DIR / name, _PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"recbole_gemirec resource directory '{name}' not found next to {_PACKAGE_DIR}; "
+        "reinstall the package with 'pip install .'"
+    )
+
+
+def model_properties(model_name):
+    """Path of ``properties/model/<Model>.yaml`` (it may not exist: RecBole models have their own)."""
+    return resource_dir("properties") / "model" / f"{model_name}.yaml"
+
+
+def protocol_config(protocol):
+    """Path of the evaluation-protocol file ``dataset_configs/protocol_<protocol>.yaml``."""
+    path = resource_dir("dataset_configs") / f"protocol_{protocol}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem[len("protocol_"):] for p in path.parent.glob("protocol_*.yaml"))
+        raise ConfigError(f"--protocol={protocol!r} is unknown; allowed: {', '.join(available)}")
+    return path

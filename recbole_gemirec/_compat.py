@@ -15,6 +15,8 @@ are mended here, once, when :mod:`recbole_gemirec` is imported:
   silently wrong data.
 """
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -51,8 +53,16 @@ def check_pandas():
         )
 
 
+def quiet_recbole_future_warnings():
+    """Hide the FutureWarnings RecBole 1.2.1 triggers on every run (pandas chained ``fillna(inplace=True)``,
+    ``torch.cuda.amp.GradScaler``): they concern RecBole's code, not the user's, and drown the log.
+    The pandas ones are harmless under the ``pandas<3`` pin."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+
+
 def apply():
     """Apply every fix; idempotent."""
     restore_numpy_aliases()
+    quiet_recbole_future_warnings()
     check_pandas()
     disable_anomaly_mode()

@@ -12,7 +12,7 @@ import yaml
 from recbole_gemirec import _compat  # noqa: F401  (numpy aliases before RecBole's Config runs)
 from recbole.config import Config as RecBoleConfig
 
-from recbole_gemirec.resources import model_properties
+from recbole_gemirec.resources import dataset_properties, model_properties
 
 
 class Config(RecBoleConfig):
@@ -64,14 +64,22 @@ class Config(RecBoleConfig):
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
+        """RecBole's internal layers, then the extension's model file, then its dataset file (dataset
+        settings win over model defaults, as in RecBole's own layering)."""
         super()._load_internal_config_dict(model, model_class, dataset)
-        own = model_properties(model)
-        if own.is_file():
-            with open(own, "r", encoding="utf-8") as f:
-                values = yaml.load(f.read(), Loader=self.yaml_loader)
-            if values:
-                self.internal_config_dict.update(values)
+        self._update_from(model_properties(model))
+        dataset_values = self._update_from(dataset_properties(dataset))
+        self.parameters["Dataset"] += [k for k in dataset_values if k not in self.parameters["Dataset"]]
         self._drop_negatives_for_ce_loss()
+
+    def _update_from(self, path):
+        """Merge one of the extension's YAML files into the internal config; return its values."""
+        if not path.is_file():
+            return {}
+        with open(path, "r", encoding="utf-8") as f:
+            values = yaml.load(f.read(), Loader=self.yaml_loader) or {}
+        self.internal_config_dict.update(values)
+        return values
 
     def _drop_negatives_for_ce_loss(self):
         """Sequential models trained with ``loss_type: CE`` score the whole catalogue and take no sampled

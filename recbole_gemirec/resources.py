@@ -28,6 +28,11 @@ def model_properties(model_name):
     return resource_dir("properties") / "model" / f"{model_name}.yaml"
 
 
+def dataset_properties(dataset_name):
+    """Path of ``properties/dataset/<dataset>.yaml`` (may not exist)."""
+    return resource_dir("properties") / "dataset" / f"{dataset_name}.yaml"
+
+
 def protocol_config(protocol):
     """Path of the evaluation-protocol file ``dataset_configs/protocol_<protocol>.yaml``."""
     path = resource_dir("dataset_configs") / f"protocol_{protocol}.yaml"

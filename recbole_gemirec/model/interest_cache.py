@@ -1,0 +1,72 @@
+"""Choosing each user's K interests and caching them (GemiRec paper §3.5; DESIGN §2.4).
+
+The generator ranks all interests for a user. Walking down that ranking, an interest is kept only if,
+with it, no codeword of any level would appear more than epsilon (``interest_code_limit``) times among
+the kept interests; the walk stops at K (``interest_num``). The limit spreads a user's K interests over
+different regions of the dictionary instead of K neighbours of the top one.
+
+The resulting list is the user's *interest cache*: serving (and ``full_sort_predict``) reads it and
+never runs the GPT.
+"""
+
+import torch
+
+# How many of the top-ranked interests are examined per user before giving up on filling K slots.
+CANDIDATES_PER_SLOT = 32
+
+
+def select_interests(scores, codes_of, k, code_limit, candidates=None):
+    """Pick up to K interest ids per user from ``scores [B, n_interests]`` under the code limit.
+
+    Args:
+        scores: higher is better (logits or counts); ``-inf`` marks interests never to take.
+        codes_of: function mapping interest ids ``[...]`` to code tuples ``[..., C]``.
+        k: K, interests per user.
+        code_limit: epsilon, the most times a codeword of one level may be used among the kept ones.
+        candidates: how many top-ranked interests to examine (default ``k * CANDIDATES_PER_SLOT``).
+
+    Returns:
+        ``[B, K]`` interest ids, ``-1`` where fewer than K could be kept.
+    """
+    batch, n_interests = scores.shape
+    n_candidates = min(candidates or k * CANDIDATES_PER_SLOT, n_interests)
+    top_scores, top_ids = scores.topk(n_candidates, dim=1)
+    codes = codes_of(top_ids)  # [B, T, C]
+    levels = codes.shape[-1]
+    width = int(codes.max().item()) + 1 if codes.numel() else 1
+    counts = torch.zeros(batch, levels, width, dtype=torch.long, device=scores.device)
+    chosen = torch.full((batch, k), -1, dtype=torch.long, device=scores.device)
+    kept = torch.zeros(batch, dtype=torch.long, device=scores.device)
+    rows = torch.arange(batch, device=scores.device)
+    level_index = torch.arange(levels, device=scores.device)
+    for t in range(n_candidates):
+        code = codes[:, t]  # [B, C]
+        used = counts[rows.unsqueeze(1), level_index.unsqueeze(0), code]  # [B, C]
+        accept = (used < code_limit).all(dim=1) & (kept < k) & torch.isfinite(top_scores[:, t])
+        if accept.any():
+            take = rows[accept]
+            chosen[take, kept[take]] = top_ids[take, t]
+            counts[take.unsqueeze(1), level_index.unsqueeze(0), code[take]] += 1
+            kept[take] += 1
+        if bool((kept >= k).all()):
+            break
+    return chosen
+
+
+def history_frequency_scores(history_ids, n_interests):
+    """GemiRec-M (DESIGN §2.6): rank interests by how often they occur in the history (ids ``[B, L]``,
+    ``-1`` for padding); more recent occurrences break ties. Interests never seen score ``-inf``."""
+    batch, length = history_ids.shape
+    valid = history_ids >= 0
+    recency = torch.arange(1, length + 1, device=history_ids.device, dtype=torch.float32) / (length + 1)
+    weights = (1.0 + recency.unsqueeze(0) * 1e-3) * valid
+    scores = torch.zeros(batch, n_interests, device=history_ids.device)
+    scores.scatter_add_(1, history_ids.clamp(min=0), weights)
+    return scores.masked_fill(scores == 0, float("-inf"))
+
+
+def fill_missing(chosen):
+    """Replace ``-1`` slots by the user's first interest so every row has K usable ids
+    (duplicates do not change a max over interests)."""
+    first = chosen[:, :1].expand_as(chosen)
+    return torch.where(chosen >= 0, chosen, first)

@@ -1,0 +1,243 @@
+"""Interest dictionary (IDMM, GemiRec paper §3.2; DESIGN §2.1).
+
+Every item embedding is residual-quantised into C codes, one per sub-dictionary (default sizes
+32 x 16 x 8 x 4). The sub-dictionaries are a vocabulary shared by all users; their Cartesian product
+(16,384 interests by default) is the set of *interests*. Because codes are chosen level by level on the
+residual, interests that share a first-level code are structurally related and interests with different
+codes are structurally separated: this is how GemiRec keeps its K interests from collapsing onto each
+other.
+
+    r_1 = z_enc(sg[v]);  m_c = argmin_j ||r_c - e^c_j||^2;  r_{c+1} = r_c - sg[e^c_{m_c}]
+    z_quan(v) = concat(e^1_{m_1}, ..., e^C_{m_C});  interest id = mixed-radix number of (m_1, ..., m_C)
+    L_IDMM = ||sg[v] - z_dec(z_quan(v))||^2 + sum_c ||sg[r_c] - e^c_{m_c}||^2 + beta ||r_c - sg[e^c_{m_c}]||^2
+
+The decoder reads the quantised interest through the straight-through estimator of VQ-VAE (its value
+is the codewords, its gradient goes to the residuals), so the reconstruction term trains the decoder and
+the encoder; without it nothing would stop the encoder from collapsing every item onto one code. The
+second (embedding) term moves codewords towards the residuals; the third (commitment) term, weighted by
+beta, keeps the encoder near its codewords. Item embeddings never receive gradient from this loss; in
+the joint stage the codewords also learn from the retrieval loss, through the interest fusion.
+
+Scale: item embeddings start tiny (std 0.02) and grow during training, while Adam moves every codeword
+by about the learning rate per step; quantising raw embeddings therefore scrambles the codebooks and
+collapses all items onto one code. The dictionary works on layer-normalised embeddings instead
+(``v_hat = LN(sg[v])``, zero mean and unit variance per vector, which is also the reconstruction target)
+and the encoder ends in a layer norm, so every level sees unit-scale residuals whatever the embedding
+scale. This is our reading of ``sg[v]`` in DESIGN §2.1.
+
+:class:`CategoryInterests` is the GemiRec-I ablation (DESIGN §2.6): the item category field itself is
+the dictionary (one level, one interest per category), nothing is quantised and the loss is zero.
+"""
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def mixed_radix_weights(sizes):
+    """Place values of each level in the interest id: id = sum_c m_c * prod(sizes[c+1:])."""
+    weights = []
+    for level in range(len(sizes)):
+        weights.append(int(np.prod(sizes[level + 1:], dtype=np.int64)))
+    return weights
+
+
+def kmeans_centroids(points, k, seed, niter=20):
+    """k-means centroids of ``points`` (``[N, d]`` tensor) with faiss; ``k`` rows even when N < k.
+
+    When there are fewer distinct points than ``k`` the missing centroids are points plus small noise,
+    so every codeword starts near data instead of at an arbitrary place.
+    """
+    import faiss
+
+    data = np.ascontiguousarray(points.detach().cpu().numpy().astype(np.float32))
+    rng = np.random.default_rng(seed)
+    if data.shape[0] >= k:
+        kmeans = faiss.Kmeans(data.shape[1], k, niter=niter, seed=int(seed), verbose=False,
+                              min_points_per_centroid=1, max_points_per_centroid=100000)
+        kmeans.train(data)
+        centroids = kmeans.centroids
+    else:
+        picks = rng.integers(0, max(len(data), 1), size=k)
+        centroids = data[picks] + rng.normal(0, 1e-3, size=(k, data.shape[1])).astype(np.float32)
+    return torch.from_numpy(np.array(centroids, dtype=np.float32))
+
+
+class InterestDictionary(nn.Module):
+    """Encoder, C residual sub-dictionaries and decoder (IDMM).
+
+    Args:
+        embedding_size: D, the item embedding size.
+        sizes: sub-dictionary sizes [M_1, ..., M_C].
+        interest_dim: d, the size of each codeword.
+        beta: commitment weight.
+    """
+
+    def __init__(self, embedding_size, sizes, interest_dim, beta):
+        super().__init__()
+        self.sizes = [int(s) for s in sizes]
+        self.levels = len(self.sizes)
+        self.interest_dim = int(interest_dim)
+        self.code_size = self.levels * self.interest_dim
+        self.beta = float(beta)
+        self.n_interests = int(np.prod(self.sizes, dtype=np.int64))
+        self.encoder = nn.Sequential(
+            nn.Linear(embedding_size, embedding_size), nn.GELU(), nn.Linear(embedding_size, self.interest_dim),
+            nn.LayerNorm(self.interest_dim, elementwise_affine=False),
+        )
+        self.codebooks = nn.ParameterList(
+            [nn.Parameter(torch.randn(size, self.interest_dim) * 0.1) for size in self.sizes]
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(self.code_size, embedding_size), nn.GELU(), nn.Linear(embedding_size, embedding_size)
+        )
+        self.register_buffer("radix", torch.tensor(mixed_radix_weights(self.sizes), dtype=torch.long))
+
+    # --- quantisation -------------------------------------------------------------------------
+    @staticmethod
+    def normalise(item_emb):
+        """v_hat = LN(sg[v]): the scale-free view of item embeddings the dictionary works on."""
+        return F.layer_norm(item_emb.detach(), item_emb.shape[-1:])
+
+    def quantize(self, item_emb):
+        """Residual-quantise item embeddings.
+
+        Returns:
+            codes ``[N, C]`` (long), residuals: list of C tensors ``[N, d]`` (r_1..r_C, r_c carrying
+            gradient to the encoder), chosen codewords: list of C tensors ``[N, d]`` (gradient to the
+            codebooks).
+        """
+        residual = self.encoder(self.normalise(item_emb))
+        codes, residuals, chosen = [], [], []
+        for codebook in self.codebooks:
+            distances = torch.cdist(residual.detach().unsqueeze(0), codebook.detach().unsqueeze(0)).squeeze(0)
+            code = distances.argmin(dim=1)
+            codeword = codebook[code]
+            codes.append(code)
+            residuals.append(residual)
+            chosen.append(codeword)
+            residual = residual - codeword.detach()
+        return torch.stack(codes, dim=1), residuals, chosen
+
+    @torch.no_grad()
+    def encode(self, item_emb, batch_size=65536):
+        """Codes ``[N, C]`` of item embeddings, without gradient, in batches."""
+        parts = [self.quantize(item_emb[i:i + batch_size])[0] for i in range(0, item_emb.shape[0], batch_size)]
+        return torch.cat(parts, dim=0)
+
+    def codes_for(self, items, item_table):
+        """Codes ``[..., C]`` of item ids, quantising their current embeddings (no gradient)."""
+        flat = items.reshape(-1)
+        return self.encode(item_table[flat]).reshape(*items.shape, self.levels)
+
+    def code_embedding(self, codes):
+        """z_quan for code tuples ``[..., C]`` -> ``[..., C * d]`` (concatenated codewords)."""
+        return torch.cat([codebook[codes[..., level]] for level, codebook in enumerate(self.codebooks)], dim=-1)
+
+    def interest_ids(self, codes):
+        """Mixed-radix interest ids of code tuples ``[..., C]``."""
+        return (codes * self.radix).sum(dim=-1)
+
+    def codes_of(self, interest_ids):
+        """Inverse of :meth:`interest_ids`: ``[...]`` -> ``[..., C]``."""
+        sizes = torch.tensor(self.sizes, device=interest_ids.device)
+        return (interest_ids.unsqueeze(-1) // self.radix) % sizes
+
+    # --- loss ---------------------------------------------------------------------------------
+    def loss(self, item_emb):
+        """L_IDMM of DESIGN §2.1 for a batch of item embeddings (mean over items)."""
+        target = self.normalise(item_emb)
+        codes, residuals, chosen = self.quantize(item_emb)
+        straight_through = [r + (e - r).detach() for r, e in zip(residuals, chosen)]
+        reconstruction = self.decoder(torch.cat(straight_through, dim=-1))
+        loss = F.mse_loss(reconstruction, target, reduction="none").sum(-1).mean()
+        for residual, codeword in zip(residuals, chosen):
+            loss = loss + (residual.detach() - codeword).pow(2).sum(-1).mean()
+            loss = loss + self.beta * (residual - codeword.detach()).pow(2).sum(-1).mean()
+        return loss
+
+    # --- initialisation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def kmeans_init(self, item_emb, seed, categories=None):
+        """Initialise every sub-dictionary by k-means on the residuals at its level (DESIGN §2.1).
+
+        With ``categories`` (one category index per item, -1 for none), the first level starts from the
+        category centroids of the encoded items instead (the paper's preset categories): the most frequent
+        categories fill the first rows, and k-means centroids fill any rows left over.
+        """
+        residual = self.encoder(self.normalise(item_emb))
+        for level, codebook in enumerate(self.codebooks):
+            size = codebook.shape[0]
+            if level == 0 and categories is not None:
+                centroids = self._category_centroids(residual, categories, size, seed)
+            else:
+                centroids = kmeans_centroids(residual, size, seed + level)
+            codebook.data.copy_(centroids.to(codebook.device))
+            distances = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0)
+            residual = residual - codebook[distances.argmin(dim=1)]
+
+    @staticmethod
+    def _category_centroids(residual, categories, size, seed):
+        known = categories >= 0
+        values, counts = torch.unique(categories[known], return_counts=True)
+        order = values[counts.argsort(descending=True)][:size]
+        rows = [residual[categories == value].mean(dim=0) for value in order.tolist()]
+        if len(rows) < size:
+            rows += list(kmeans_centroids(residual, size - len(rows), seed).to(residual.device))
+        return torch.stack(rows).cpu()
+
+    @torch.no_grad()
+    def random_init(self, item_emb, seed):
+        """Random codewords at the scale of the encoded items (the no-k-means ablation)."""
+        generator = torch.Generator().manual_seed(int(seed))
+        scale = self.encoder(self.normalise(item_emb)).std().item() or 1.0
+        for codebook in self.codebooks:
+            codebook.data.copy_(torch.randn(codebook.shape, generator=generator) * scale)
+
+    # --- reporting ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def utilisation(self, item_emb):
+        """Per level, the share of codewords used by at least one item; and distinct full codes in use."""
+        codes = self.encode(item_emb)
+        per_level = [torch.unique(codes[:, level]).numel() / size for level, size in enumerate(self.sizes)]
+        distinct = torch.unique(self.interest_ids(codes)).numel()
+        return {"per_level": per_level, "distinct_codes": int(distinct)}
+
+
+class CategoryInterests(nn.Module):
+    """GemiRec-I: the item category field is the interest dictionary (one level, no quantisation).
+
+    Each category gets a learned embedding of the same size as a quantised interest, so the rest of the
+    model is unchanged; items without a category share one extra "unknown" interest.
+    """
+
+    def __init__(self, item_categories, code_size):
+        super().__init__()
+        n_categories = int(item_categories.max().item()) + 2
+        self.register_buffer("item_codes", (item_categories.clamp(min=-1) + 1).long())
+        self.sizes = [n_categories]
+        self.levels = 1
+        self.code_size = int(code_size)
+        self.n_interests = n_categories
+        self.embedding = nn.Embedding(n_categories, self.code_size)
+
+    def codes_for(self, items, item_table):
+        return self.item_codes[items].unsqueeze(-1)
+
+    def code_embedding(self, codes):
+        return self.embedding(codes[..., 0])
+
+    def interest_ids(self, codes):
+        return codes[..., 0]
+
+    def codes_of(self, interest_ids):
+        return interest_ids.unsqueeze(-1)
+
+    def loss(self, item_emb):
+        return item_emb.new_zeros(())
+
+    @torch.no_grad()
+    def utilisation(self, item_emb):
+        used = torch.unique(self.item_codes[1:]).numel()
+        return {"per_level": [used / self.n_interests], "distinct_codes": int(used)}

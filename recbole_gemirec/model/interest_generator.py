@@ -1,0 +1,100 @@
+"""Interest generator (MIPDM, GemiRec paper §3.3; DESIGN §2.2).
+
+A small causal GPT, separate from the user tower (its own parameters and its own objective), reads a
+user-feature token followed by the behaviour sequence and predicts a distribution over all interest ids
+for the user's *next* interaction. Because it is trained across all users to predict the next interest,
+it can propose interests that never occurred in a user's history, which is what the earlier
+multi-interest models could not do.
+
+Sequences arrive as RecBole stores them: left-aligned, zero-padded at the end. With a causal mask a real
+position never attends to a later one, so padding (always later) needs no extra mask.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CausalSelfAttentionBlock(nn.Module):
+    """Pre-norm transformer block with causal multi-head self-attention."""
+
+    def __init__(self, hidden, heads, dropout):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.mlp = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+        self.dropout = nn.Dropout(dropout)
+        self.attn_dropout = dropout
+
+    def forward(self, x):
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(self.norm1(x)).split(hidden, dim=-1)
+        q, k, v = (t.view(batch, length, self.heads, hidden // self.heads).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.attn_dropout if self.training else 0.0
+        )
+        x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, hidden)))
+        return x + self.dropout(self.mlp(self.norm2(x)))
+
+
+class InterestGenerator(nn.Module):
+    """Causal GPT over [user-feature token, item_1, ..., item_L] -> logits over interest ids.
+
+    Args:
+        n_items: number of item ids (row 0 is padding).
+        n_interests: size of the output vocabulary (all interest ids).
+        code_size: size of an interest code embedding (C * d); an item token adds a projection of its
+            item's (detached) interest code embedding to a learned item embedding, so the GPT reads the
+            dictionary's structure as well as item identity.
+        hidden, layers, heads: GPT size (paper: 16, 6, 4).
+        max_length: longest behaviour sequence.
+        feature_cardinalities: number of values of each user-feature field (empty: no feature token).
+    """
+
+    def __init__(self, n_items, n_interests, code_size, hidden, layers, heads, max_length,
+                 feature_cardinalities=(), dropout=0.1):
+        super().__init__()
+        if hidden % heads != 0:
+            raise ValueError(f"gpt_hidden={hidden} must be divisible by gpt_heads={heads}")
+        self.use_features = len(feature_cardinalities) > 0
+        self.item_embedding = nn.Embedding(n_items, hidden, padding_idx=0)
+        self.code_projection = nn.Linear(code_size, hidden)
+        self.feature_embeddings = nn.ModuleList([nn.Embedding(n, hidden) for n in feature_cardinalities])
+        self.position_embedding = nn.Embedding(max_length + 1, hidden)
+        self.blocks = nn.ModuleList([CausalSelfAttentionBlock(hidden, heads, dropout) for _ in range(layers)])
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, n_interests)
+        self.dropout = nn.Dropout(dropout)
+
+    def hidden_states(self, item_seq, item_code_emb, user_features=None):
+        """Per-position hidden states ``[B, T, hidden]``; T = L + 1 with a feature token, else L.
+
+        ``item_code_emb`` is ``[B, L, C*d]``, the code embeddings of the sequence's items (detached here).
+        """
+        tokens = self.item_embedding(item_seq) + self.code_projection(item_code_emb.detach())
+        if self.use_features:
+            feature_token = sum(emb(user_features[:, i]) for i, emb in enumerate(self.feature_embeddings))
+            tokens = torch.cat([feature_token.unsqueeze(1), tokens], dim=1)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.dropout(tokens + self.position_embedding(positions))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def last_index(self, item_seq_len):
+        """Index of the state that has read the whole history (the last real item)."""
+        return item_seq_len - 1 + (1 if self.use_features else 0)
+
+    def next_interest_logits(self, item_seq, item_seq_len, item_code_emb, user_features=None):
+        """Logits ``[B, n_interests]`` of the interest of each user's next interaction."""
+        states = self.hidden_states(item_seq, item_code_emb, user_features)
+        index = self.last_index(item_seq_len).clamp(min=0)
+        last = states[torch.arange(states.shape[0], device=states.device), index]
+        return self.head(last)
+
+    def loss(self, logits, target_interest):
+        """L_MIPDM = -log p(m*): cross-entropy against the next item's interest id."""
+        return F.cross_entropy(logits, target_interest)

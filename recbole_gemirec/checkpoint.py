@@ -15,6 +15,7 @@ import enum
 import os
 import pickle
 import tempfile
+import zipfile
 
 import numpy as np
 import torch
@@ -104,15 +105,26 @@ def save_checkpoint(path, config, model, *, epoch, cur_step=0, best_valid_score=
     return path
 
 
+def _unpickling_reason(err):
+    """The informative line of torch's weights-only refusal (which global or opcode it met)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported" in line:
+            return line
+    return lines[-1] if lines else type(err).__name__
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`save_checkpoint`, refusing anything that is not plain data."""
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"cannot read checkpoint {path}: it is not a file written by torch.save")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = _unpickling_reason(err)
         raise CheckpointError(
             f"refused to load {path}: it contains pickled Python objects that could run code when loaded "
             f"({reason}). Only checkpoints written by recbole_gemirec (tensors and plain data) are accepted; "

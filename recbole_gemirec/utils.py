@@ -49,10 +49,13 @@ def get_model(model_name):
                 return getattr(module, model_name)
         try:
             return recbole_get_model(model_name)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, ImportError) as err:
+            # RecBole searches its exlib package last, which imports optional libraries (lightgbm,
+            # xgboost): an unknown name can surface as their ImportError.
+            detail = f" ({err})" if isinstance(err, ImportError) else ""
             raise ConfigError(
                 f"model={model_name!r} is neither a RecBole model nor one of this extension's "
-                f"({', '.join(extension_model_names())}); model names are case-sensitive class names"
+                f"({', '.join(extension_model_names())}); model names are case-sensitive class names{detail}"
             ) from None
     finally:
         _compat.disable_anomaly_mode()

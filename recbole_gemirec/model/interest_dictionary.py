@@ -145,17 +145,20 @@ class InterestDictionary(nn.Module):
         return (interest_ids.unsqueeze(-1) // self.radix) % sizes
 
     # --- loss ---------------------------------------------------------------------------------
-    def loss(self, item_emb):
-        """L_IDMM of DESIGN §2.1 for a batch of item embeddings (mean over items)."""
+    def loss_terms(self, item_emb):
+        """The three parts of L_IDMM (means over items): reconstruction, embedding and commitment (with beta)."""
         target = self.normalise(item_emb)
         codes, residuals, chosen = self.quantize(item_emb)
         straight_through = [r + (e - r).detach() for r, e in zip(residuals, chosen)]
         reconstruction = self.decoder(torch.cat(straight_through, dim=-1))
-        loss = F.mse_loss(reconstruction, target, reduction="none").sum(-1).mean()
-        for residual, codeword in zip(residuals, chosen):
-            loss = loss + (residual.detach() - codeword).pow(2).sum(-1).mean()
-            loss = loss + self.beta * (residual - codeword.detach()).pow(2).sum(-1).mean()
-        return loss
+        terms = {"reconstruction": F.mse_loss(reconstruction, target, reduction="none").sum(-1).mean()}
+        terms["embedding"] = sum((r.detach() - e).pow(2).sum(-1).mean() for r, e in zip(residuals, chosen))
+        terms["commitment"] = self.beta * sum((r - e.detach()).pow(2).sum(-1).mean() for r, e in zip(residuals, chosen))
+        return terms
+
+    def loss(self, item_emb):
+        """L_IDMM of DESIGN §2.1 for a batch of item embeddings."""
+        return sum(self.loss_terms(item_emb).values())
 
     # --- initialisation -----------------------------------------------------------------------
     @torch.no_grad()

@@ -10,9 +10,10 @@ and checkpoint file:
    generator before every evaluation. ``joint_training: false`` (GemiRec-J) keeps the dictionary as
    stage 2 left it: no dictionary loss and no gradient into the codewords.
 
-Each stage writes ``<checkpoint_dir>/<Model>-<time>-<stage>.pth`` (the best epoch of the stage) and the
-next stage starts from that best state. The checkpoint records its stage, so a run killed in stage 3
-resumes in stage 3 with ``--resume``.
+Each stage writes ``<checkpoint_dir>/<Model>-<time>-<stage>.pth`` (the best epoch of the stage; the
+next stage starts from that best state) and, after every evaluated epoch, ``...-<stage>-last.pth``
+(the latest epoch with its early-stopping state). Checkpoints record their stage, so a run killed in
+stage 3 resumes in stage 3, at the next epoch, with ``--resume=<the -last file>``.
 """
 
 import os
@@ -37,6 +38,7 @@ class GemiRecTrainer(_BaseTrainer):
         self.run_file = self.saved_model_file
         self.stage_index = 0
         self.resumed = False
+        self.stage_losses = {}  # stage -> training loss of each epoch, for reports and tests
 
     @staticmethod
     def _stage_budget(stage_epochs):
@@ -84,14 +86,16 @@ class GemiRecTrainer(_BaseTrainer):
 
     @staticmethod
     def _run_file_of(stage_file, stage):
+        """``<run>-<stage>[-last].pth`` -> ``<run>.pth``, so the resumed run keeps writing the same files."""
         root, ext = os.path.splitext(str(stage_file))
-        suffix = f"-{stage}"
-        return (root[: -len(suffix)] if root.endswith(suffix) else root) + ext
+        for suffix in ("-last", f"-{stage}"):
+            if root.endswith(suffix):
+                root = root[: -len(suffix)]
+        return root + ext
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        start = self.stage_index
-        if not self.resumed:
-            start = 0
+        """Run the stages in order (from the resumed one, after :meth:`resume_checkpoint`)."""
+        start = self.stage_index if self.resumed else 0
         result = (self.best_valid_score, self.best_valid_result)
         for index in range(start, len(STAGES)):
             stage = STAGES[index]
@@ -101,13 +105,36 @@ class GemiRecTrainer(_BaseTrainer):
                 continue
             if not (self.resumed and index == start):
                 self._enter_stage(index)
-            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress,
+                                 self._epoch_callback(saved, callback_fn))
             if saved and os.path.exists(self.saved_model_file):
                 self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device))
             if stage == "dictionary":
                 self._log_utilisation("end of stage")
         self.resumed = False
         return result
+
+    def _epoch_callback(self, saved, callback_fn):
+        """After every evaluated epoch: write the stage's ``-last`` checkpoint (what ``--resume`` reads to
+        continue exactly where a killed run stopped), then call the user's callback."""
+
+        def callback(epoch_idx, valid_score):
+            if saved:
+                self._save_checkpoint(epoch_idx, verbose=False, saved_model_file=self.last_file(self.stage))
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        return callback
+
+    def last_file(self, stage):
+        root, ext = os.path.splitext(self.stage_file(stage))
+        return f"{root}-last{ext}"
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        losses = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        total = sum(losses) if isinstance(losses, tuple) else losses
+        self.stage_losses.setdefault(self.stage, []).append(float(total))
+        return losses
 
     # --- per-stage behaviour ----------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):

@@ -1,0 +1,165 @@
+"""GemiRec wired as a RecBole model: scoring, the interest cache and the ablation switches (DESIGN §2)."""
+
+import logging
+
+import pytest
+import torch
+
+from conftest import TINY_YAML, tiny_config
+
+
+def build(tmp_path, **overrides):
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.quick_start import build_run
+
+    settings = {"interest_category_field": "category", "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1},
+                "checkpoint_dir": str(tmp_path / "saved")}
+    settings.update(overrides)
+    config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(**settings))
+    return config, build_run(config)
+
+
+def batch_of(parts):
+    return next(iter(parts["train_data"]))
+
+
+def into_joint_stage(model):
+    model.set_stage("dictionary")
+    model.start_dictionary_stage()
+    model.set_stage("joint")
+
+
+def test_full_sort_predict_is_the_max_over_interest_scores(in_tmp):
+    _, parts = build(in_tmp)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = next(iter(parts["test_data"]))[0]
+    with torch.no_grad():
+        interests = model.interest_vectors(interaction)
+        scores = model.full_sort_predict(interaction)
+        per_interest = torch.stack([interests[:, k] @ model.item_embedding.weight.t() for k in range(interests.shape[1])])
+    assert interests.shape == (len(interaction), 5, 64)
+    assert torch.allclose(scores, per_interest.max(dim=0).values, atol=1e-5)
+
+
+def test_interest_cache_is_read_not_recomputed(in_tmp):
+    _, parts = build(in_tmp)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = next(iter(parts["test_data"]))[0]
+    model.refresh_interest_cache(interaction)
+    users = interaction[model.USER_ID]
+    cached = model.interest_cache[users].clone()
+    assert (cached >= 0).all() and cached.shape[1] == 5
+    calls = []
+    model.generator.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model.full_sort_predict(interaction)
+    assert calls == []  # serving reads the cache and never runs the GPT
+    for row in cached:
+        codes = model.dictionary.codes_of(torch.unique(row))
+        for level in range(codes.shape[-1]):
+            assert torch.unique(codes[:, level], return_counts=True)[1].max().item() <= 3  # epsilon
+
+
+def test_before_the_joint_stage_the_model_scores_with_the_user_vector(in_tmp):
+    _, parts = build(in_tmp)
+    model = parts["model"].eval()
+    interaction = next(iter(parts["test_data"]))[0]
+    with torch.no_grad():
+        assert model.interest_vectors(interaction).shape == (len(interaction), 1, 64)
+        expected = model.user_vector(interaction) @ model.item_embedding.weight.t()
+        assert torch.allclose(model.full_sort_predict(interaction), expected, atol=1e-5)
+
+
+def test_joint_losses_are_three_finite_terms(in_tmp):
+    _, parts = build(in_tmp)
+    model = parts["model"]
+    into_joint_stage(model)
+    losses = model.calculate_loss(batch_of(parts))
+    assert len(losses) == 3 and all(torch.isfinite(term) for term in losses)
+    assert all(term.item() > 0 for term in losses)
+
+
+def parameter_shapes(module):
+    return {name: tuple(p.shape) for name, p in module.named_parameters()}
+
+
+def test_ablation_interest_source_category_replaces_only_the_dictionary(in_tmp):
+    _, full = build(in_tmp)
+    _, ablated = build(in_tmp, interest_source="category")
+    from recbole_gemirec.model.interest_dictionary import CategoryInterests
+
+    assert isinstance(ablated["model"].dictionary, CategoryInterests)
+    assert ablated["model"].dictionary.n_interests == 9  # 8 categories + "none"
+    for part in ("tower", "fusion"):
+        assert parameter_shapes(getattr(ablated["model"], part)) == parameter_shapes(getattr(full["model"], part))
+
+
+def test_ablation_no_joint_training_freezes_the_dictionary(in_tmp):
+    _, parts = build(in_tmp, joint_training=False)
+    model = parts["model"]
+    into_joint_stage(model)
+    before = {n: p.detach().clone() for n, p in model.dictionary.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = model.calculate_loss(batch_of(parts))
+    assert losses[0].item() == 0.0
+    sum(losses).backward()
+    optimizer.step()
+    for name, param in model.dictionary.named_parameters():
+        assert torch.equal(param, before[name]), name
+    assert model.fusion.mlp[0].weight.grad is not None  # retrieval still trains
+
+
+def test_ablation_no_user_features_removes_the_feature_token_only(in_tmp):
+    _, full = build(in_tmp)
+    _, ablated = build(in_tmp, use_user_features=False)
+    assert full["model"].feature_fields == ["age", "gender", "occupation"]
+    assert ablated["model"].feature_fields == [] and not ablated["model"].generator.use_features
+    shapes_full = {k: v for k, v in parameter_shapes(full["model"]).items() if "feature_embeddings" not in k}
+    assert shapes_full == parameter_shapes(ablated["model"])
+
+
+def test_ablation_frequency_predictor_ranks_by_history_and_leaves_the_gpt_out(in_tmp):
+    _, parts = build(in_tmp, interest_predictor="frequency")
+    model = parts["model"]
+    into_joint_stage(model)
+    interaction = batch_of(parts)
+    scores = model.interest_scores(interaction)
+    seq = interaction[model.ITEM_SEQ]
+    ids = model.item_interest_ids(seq)
+    row = 0
+    history = ids[row][seq[row] > 0]
+    top = scores[row].argmax().item()
+    assert top in history.tolist()
+    assert (history == top).sum() == torch.bincount(history).max()
+    losses = model.calculate_loss(interaction)
+    assert losses[1].item() == 0.0
+    sum(losses).backward()
+    assert all(p.grad is None for p in model.generator.parameters())
+
+
+def test_ablation_no_kmeans_starts_from_random_codewords(in_tmp):
+    _, kmeans = build(in_tmp)
+    _, random = build(in_tmp, kmeans_init=False)
+    random["model"].load_state_dict(kmeans["model"].state_dict())
+    for parts in (kmeans, random):
+        parts["model"].set_stage("dictionary")
+        parts["model"].start_dictionary_stage()
+    assert not torch.allclose(kmeans["model"].dictionary.codebooks[1], random["model"].dictionary.codebooks[1])
+    assert torch.equal(kmeans["model"].item_embedding.weight, random["model"].item_embedding.weight)
+    used = lambda parts: sum(parts["model"].dictionary_utilisation()["per_level"])
+    assert used(kmeans) > used(random)
+
+
+def test_dataset_without_user_features_or_categories_trains_with_one_warning_each(in_tmp, caplog):
+    load_col = {"inter": ["user_id", "item_id", "timestamp"]}
+    with caplog.at_level(logging.WARNING):
+        _, parts = build(in_tmp, load_col=load_col)
+    messages = [r.getMessage() for r in caplog.records if "GemiRec:" in r.getMessage()]
+    assert sum("user features" in m for m in messages) == 1
+    assert sum("interest_category_field" in m for m in messages) == 1
+    model = parts["model"]
+    assert model.user_feature_table is None and model.item_category is None
+    into_joint_stage(model)
+    assert all(torch.isfinite(term) for term in model.calculate_loss(batch_of(parts)))

@@ -1,0 +1,57 @@
+"""Interest selection under the code limit and the interest cache (DESIGN §2.4)."""
+
+import torch
+
+from recbole_gemirec.model.interest_cache import fill_missing, history_frequency_scores, select_interests
+from recbole_gemirec.model.interest_dictionary import InterestDictionary
+
+SIZES = [4, 3, 2]
+
+
+def codes_of_factory():
+    dictionary = InterestDictionary(8, SIZES, 4, 0.25)
+    return dictionary.codes_of, dictionary.interest_ids, dictionary.n_interests
+
+
+def test_never_more_than_k_and_never_a_codeword_more_than_epsilon_times():
+    codes_of, _, n = codes_of_factory()
+    g = torch.Generator().manual_seed(0)
+    for k, eps in ((5, 1), (5, 2), (3, 3), (8, 2)):
+        scores = torch.randn(64, n, generator=g)
+        chosen = select_interests(scores, codes_of, k, eps)
+        assert chosen.shape == (64, k)
+        for row in chosen:
+            kept = row[row >= 0]
+            assert len(set(kept.tolist())) == len(kept)
+            codes = codes_of(kept)
+            for level in range(len(SIZES)):
+                assert torch.bincount(codes[:, level]).max().item() <= eps
+
+
+def test_walks_the_ranking_in_order_skipping_what_breaks_the_limit():
+    codes_of, interest_ids, n = codes_of_factory()
+    ranking = [interest_ids(torch.tensor(c)).item() for c in ([0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 2, 1], [2, 0, 0])]
+    scores = torch.full((1, n), -5.0)
+    for rank, interest in enumerate(ranking):
+        scores[0, interest] = 10.0 - rank
+    chosen = select_interests(scores, codes_of, k=3, code_limit=2)[0].tolist()
+    # [0,0,1] would be a second use of level-1 code 0 (fine) and of level-2 code 0 (fine) -> kept;
+    # [0,1,0] would be a third use of level-1 code 0 -> skipped.
+    assert chosen == [ranking[0], ranking[1], ranking[3]]
+
+
+def test_rows_that_cannot_be_filled_are_marked_and_filled_from_the_first():
+    codes_of, _, n = codes_of_factory()
+    scores = torch.full((1, n), float("-inf"))
+    scores[0, 5] = 1.0
+    chosen = select_interests(scores, codes_of, k=3, code_limit=3)
+    assert chosen.tolist() == [[5, -1, -1]]
+    assert fill_missing(chosen).tolist() == [[5, 5, 5]]
+
+
+def test_history_frequency_ranks_by_count_then_recency():
+    history = torch.tensor([[3, 1, 3, 2, 1, -1]])
+    scores = history_frequency_scores(history, 6)
+    order = scores[0].argsort(descending=True).tolist()
+    assert order[:3] == [1, 3, 2]  # 1 and 3 twice, 1 more recently; then 2
+    assert torch.isinf(scores[0, 0]) and torch.isinf(scores[0, 5])

@@ -3,7 +3,9 @@
 RecBole's ``Trainer`` saves and loads checkpoints with pickled ``Config`` objects (see
 :mod:`recbole_gemirec.checkpoint`). :class:`SafeCheckpointMixin` replaces exactly those three methods, so
 that any RecBole trainer (``Trainer``, ``KGTrainer``, ...) and our own trainers write checkpoints that
-load under ``weights_only=True``; :func:`safe_trainer_class` mixes it into a RecBole trainer class.
+load under ``weights_only=True``; :func:`safe_trainer_class` mixes it into a RecBole trainer class,
+together with :class:`~recbole_gemirec.trainer.evaluation_mixin.MultiInterestEvaluationMixin` (AMR/CUR
+collection, DESIGN §5), so every trainer returned by :func:`recbole_gemirec.utils.get_trainer` has both.
 """
 
 import torch
@@ -70,7 +72,12 @@ class SafeCheckpointMixin:
 
 
 def safe_trainer_class(trainer_class):
-    """Return ``trainer_class`` with :class:`SafeCheckpointMixin` in front (itself if it already has it)."""
-    if issubclass(trainer_class, SafeCheckpointMixin):
+    """Return ``trainer_class`` with :class:`SafeCheckpointMixin` and
+    :class:`~recbole_gemirec.trainer.evaluation_mixin.MultiInterestEvaluationMixin` in front (those it
+    lacks; itself if it already has both)."""
+    from recbole_gemirec.trainer.evaluation_mixin import MultiInterestEvaluationMixin
+
+    missing = tuple(m for m in (SafeCheckpointMixin, MultiInterestEvaluationMixin) if not issubclass(trainer_class, m))
+    if not missing:
         return trainer_class
-    return type(trainer_class.__name__, (SafeCheckpointMixin, trainer_class), {"__module__": __name__})
+    return type(trainer_class.__name__, missing + (trainer_class,), {"__module__": __name__})

@@ -1,0 +1,104 @@
+"""The base class of the multi-interest baselines: parameters, item table, training loss.
+
+References:
+    Cen et al., ComiRec, KDD 2020, §3.3 (training with the interest that meets the target, sampled
+    softmax); Li et al., MIND, CIKM 2019, §3.4 (label-aware attention).
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.init import xavier_normal_, zeros_
+
+from recbole.utils import InputType
+
+from recbole_gemirec.model.layers.losses import SharedNegativeSoftmaxLoss
+from recbole_gemirec.model.layers.readout import interest_readout
+from recbole_gemirec.model.multi_interest import MultiInterestRecommender
+
+
+class MultiInterestBaseline(MultiInterestRecommender):
+    """What ComiRec-SA, ComiRec-DR, MIND and REMI have in common.
+
+    One item table (ids tied between the history and the output, row 0 = padding), K interest vectors
+    from the history, and a training loss that reads out the interest(s) meeting the target item and
+    scores it with a softmax over the catalogue or over shared sampled negatives. Subclasses implement
+    :meth:`forward` (``item_seq, item_seq_len -> (interests [B, K, D], routing weights [B, K, L])``) and may
+    change :attr:`readout_power`, :meth:`active_interests` and :meth:`regularisation`.
+
+    Configuration keys read here: ``embedding_size``, ``interest_num``, ``sampled_softmax``,
+    ``neg_sample_num``.
+    """
+
+    input_type = InputType.POINTWISE
+    # Label-aware attention power of the training readout; inf = the single best interest (ComiRec).
+    readout_power = math.inf
+    # Which axis of the routing weights [B, K, L] sums to 1: "positions" (attention) or "interests"
+    # (capsule routing). Documentation for users and tests; the models do not read it.
+    weight_axis = "positions"
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        # load parameters info
+        self.embedding_size = config["embedding_size"]
+        self.interest_num = config["interest_num"]
+        sampled = config["sampled_softmax"]
+        neg_sample_num = config["neg_sample_num"]
+        self.sampled_softmax = True if sampled is None else bool(sampled)
+        self.neg_sample_num = 1280 if neg_sample_num is None else int(neg_sample_num)
+
+        # define layers and loss
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.loss_fct = SharedNegativeSoftmaxLoss(
+            self.n_items, sampled=self.sampled_softmax, neg_sample_num=self.neg_sample_num,
+            beta=self.hard_negative_beta(config),
+        )
+
+    def hard_negative_beta(self, config):
+        """REMI's IHN weight; 0 (plain softmax) for the others."""
+        return 0.0
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Embedding):
+            xavier_normal_(module.weight.data)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            xavier_normal_(module.weight.data)
+            if module.bias is not None:
+                zeros_(module.bias.data)
+
+    def history(self, item_seq):
+        """``(embeddings [B, L, D] with padded rows zero, mask [B, L])`` of a batch of histories."""
+        mask = item_seq != 0
+        return self.item_embedding(item_seq) * mask.unsqueeze(-1).to(self.item_embedding.weight.dtype), mask
+
+    def forward(self, item_seq, item_seq_len):
+        raise NotImplementedError
+
+    def routing_weights(self, interaction):
+        """The weights that build the interests, ``[B, K, L]``, normalised over :attr:`weight_axis`."""
+        return self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])[1]
+
+    def interest_vectors(self, interaction):
+        return self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])[0]
+
+    def active_interests(self, item_seq_len):
+        """``[B, K]`` bool mask of the interests each user has, or ``None`` when all K are used."""
+        return None
+
+    def regularisation(self, weights):
+        """Extra loss on the routing weights (REMI's RR); 0 by default."""
+        return 0.0
+
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        positive = interaction[self.POS_ITEM_ID]
+        interests, weights = self.forward(item_seq, item_seq_len)
+        user, _ = interest_readout(
+            interests, self.item_embedding(positive), self.readout_power, self.active_interests(item_seq_len)
+        )
+        return self.loss_fct(user, positive, self.item_embeddings()) + self.regularisation(weights)

@@ -1,0 +1,85 @@
+"""Training losses of the multi-interest baselines.
+
+References:
+    Cen et al., ComiRec, KDD 2020, §3.3 (Eq. 9): softmax over the catalogue, approximated by sampled
+    softmax (the TensorFlow code draws 10 x batch negatives per step, shared by the whole batch).
+    Xie et al., "Rethinking Multi-Interest Learning for Candidate Matching in Recommender Systems",
+    RecSys 2023 (REMI): §4.1 interest-aware hard negatives (IHN, weight beta) and §4.2 routing
+    regularisation (RR, weight lambda).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class SharedNegativeSoftmaxLoss(nn.Module):
+    """Softmax cross-entropy of the target item against negatives that every user of the batch shares.
+
+    With ``sampled=True`` the negatives are ``neg_sample_num`` item ids drawn uniformly with replacement
+    from ``1..n_items-1`` once per batch (REMI's sampler; ComiRec's TF sampler is log-uniform over
+    frequency-ranked ids, which RecBole's ids are not); a negative equal to a row's target is removed
+    from that row (TF's ``remove_accidental_hits``). With ``sampled=False`` (or when the sample would not
+    be smaller than the catalogue) every real item other than the target is a negative: the full softmax.
+
+    ``beta > 0`` turns on REMI's interest-aware hard-negative weighting: negative j of a user gets weight
+    ``w_j = exp(beta s_j) / mean_j' exp(beta s_j')`` and the loss is
+    ``-log(e^{s+} / (e^{s+} + sum_j w_j e^{s_j}))`` -- a Monte-Carlo estimate of drawing negatives from
+    ``q(j) ~ exp(beta s_j)``. As in REMI, the weights are not detached.
+    """
+
+    def __init__(self, n_items, sampled=True, neg_sample_num=1280, beta=0.0):
+        super().__init__()
+        if beta < 0:
+            raise ValueError(f"hard_negative_beta must be >= 0, got {beta}")
+        self.n_items = n_items
+        self.neg_sample_num = int(neg_sample_num)
+        self.sampled = bool(sampled) and self.neg_sample_num < n_items - 1
+        self.beta = float(beta)
+
+    def negative_logits(self, user, positive, item_table):
+        """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row."""
+        if self.sampled:
+            negatives = torch.randint(1, self.n_items, (self.neg_sample_num,), device=user.device)
+            logits = user @ item_table[negatives].t()
+            not_negative = negatives.unsqueeze(0) == positive.unsqueeze(1)
+        else:
+            logits = user @ item_table.t()
+            not_negative = torch.zeros_like(logits, dtype=torch.bool)
+            not_negative[:, 0] = True
+            not_negative.scatter_(1, positive.unsqueeze(1), True)
+        return logits.masked_fill(not_negative, -math.inf)
+
+    def forward(self, user, positive, item_table):
+        """Mean loss of ``user [B, D]`` against target ids ``positive [B]`` over ``item_table [n_items, D]``."""
+        positive_logit = (user * item_table[positive]).sum(dim=-1)
+        negative = self.negative_logits(user, positive, item_table)
+        return self.loss_from_logits(positive_logit, negative)
+
+    def loss_from_logits(self, positive_logit, negative_logits):
+        """The loss from the target's logit ``[B]`` and the negatives' logits ``[B, N]`` (``-inf`` = absent)."""
+        if self.beta == 0:
+            negative_mass = torch.logsumexp(negative_logits, dim=1)
+        else:
+            # log sum_j w_j e^{s_j} = logsumexp((1+beta) s) - logsumexp(beta s) + log(#negatives)
+            count = torch.isfinite(negative_logits).sum(dim=1).clamp(min=1).to(negative_logits.dtype)
+            negative_mass = (
+                torch.logsumexp((1.0 + self.beta) * negative_logits, dim=1)
+                - torch.logsumexp(self.beta * negative_logits, dim=1)
+                + torch.log(count)
+            )
+        return (torch.logaddexp(positive_logit, negative_mass) - positive_logit).mean()
+
+
+def routing_variance_penalty(attention, embedding_size):
+    """REMI's routing regulariser (§4.2) of attention matrices ``[B, K, L]``, summed over the batch.
+
+    Per user: ``C = A - mean_L(A)`` (padded positions included), ``Sigma = C C^T / D``; the penalty is
+    ``||diag(Sigma)||^2``, the squared per-interest variance of the routing weights over positions.
+    It is 0 for uniform routing and largest when an interest routes all its weight to one item
+    ("routing collapse"). Scaled by ``1 / D`` and summed over users as in REMI's released code.
+    """
+    centred = attention - attention.mean(dim=-1, keepdim=True)
+    variance = (centred * centred).sum(dim=-1) / embedding_size  # diag(C C^T) / D, [B, K]
+    return (variance * variance).sum()

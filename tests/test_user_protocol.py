@@ -203,3 +203,13 @@ def test_user_protocol_refuses_a_non_sequential_model(in_tmp):
                     config_dict=tiny_config())
     with pytest.raises(ConfigError, match="sequential"):
         create_dataset(config)
+
+
+def test_pop_runs_under_the_user_protocol(tmp_path):
+    # Pop keeps no user state, so it is meaningful for the unseen valid/test users of this protocol.
+    from conftest import read_json, run_cli
+
+    proc = run_cli(["--model=Pop", "--protocol=user", "--result_file=pop.json"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = read_json(tmp_path / "pop.json")["test_result"]
+    assert 0.0 < result["hit@10"] <= 1.0 and result["recall@10"] <= result["hit@10"]

@@ -36,15 +36,18 @@ from recbole_gemirec.evaluator.multi_interest_eval import csr_from_pairs, gather
 DEFAULT_USER_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_HISTORY_RATIO = 0.8
 DEFAULT_SPLIT_SEED = 2020
+# Models that score items without any user state: meaningful for users unseen in training.
+NON_PERSONALISED_MODELS = ("Pop",)
 
 
 def user_protocol_settings(config):
     """Validated ``(user_split, user_split_seed, history_ratio)`` of a config; :class:`ConfigError` if invalid."""
-    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL and config["model"] not in NON_PERSONALISED_MODELS:
         raise ConfigError(
             f"eval_protocol='user' with model={config['model']!r} ({config['MODEL_TYPE'].name} model) is not "
-            "allowed: the user protocol feeds each evaluation user's history as item_id_list, so it needs a "
-            "sequential model; use eval_protocol: loo for other models"
+            "allowed: valid and test users are unseen in training, so the model must read each user's history "
+            f"(a sequential model) or ignore the user ({', '.join(NON_PERSONALISED_MODELS)}); "
+            "use eval_protocol: loo for other models"
         )
     split = config["user_split"]
     split = list(DEFAULT_USER_SPLIT) if split is None else split

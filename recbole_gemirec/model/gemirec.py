@@ -248,14 +248,14 @@ class GemiRec(MultiInterestRecommender):
         w_dict, w_gen, w_ret = self.loss_weights
         pos_items = interaction[self.POS_ITEM_ID]
         target_ids = self.item_interest_ids(pos_items)
+        generator_logits = self.interest_scores(interaction)
         if self.interest_predictor == "frequency":
-            generator_logits = self.interest_scores(interaction)
             generator_loss = generator_logits.new_zeros(())
+            # history frequencies mark unseen interests -inf; hard negatives come from the seen ones first
+            generator_logits = generator_logits.clamp(min=-1e9)
         else:
-            generator_logits = self.interest_scores(interaction)
             generator_loss = self.generator.loss(generator_logits, target_ids)
-        negatives = self.sampler.sample(generator_logits.masked_fill(~torch.isfinite(generator_logits), -1e9),
-                                        target_ids, self.item_interest_ids)
+        negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
         user = self.user_vector(interaction)
         interest_emb = self.dictionary.code_embedding(self.dictionary.codes_of(torch.cat([target_ids.unsqueeze(1), negatives], 1)))
         if not self.joint_training:

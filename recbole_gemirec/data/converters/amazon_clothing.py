@@ -42,21 +42,10 @@ def finest_category(record, path, number):
     return common.clean_category(value[-1])
 
 
-def read_categories(path, items, show_progress=False):
-    """Item code -> category for the items of ``items``; every line is checked, the first record wins."""
-    categories = {}
-    for number, record in common.iter_json_lines(path, show_progress):
-        code = items.codes.get(str(common.require_key(record, "asin", path, number)))
-        leaf = finest_category(record, path, number)
-        if code is not None and code not in categories and leaf:
-            categories[code] = leaf
-    return categories
-
-
 def convert(raw, meta, min_item=5, min_user=5, show_progress=False):
     """Read, check, filter and tabulate; ``meta`` is a list with the one metadata file."""
     if len(meta) != 1:
         raise DataError(f"amazon-clothing takes one metadata file (meta_Clothing_Shoes_and_Jewelry.json), got {len(meta)}")
     inter = read_ratings(raw, show_progress)
-    categories = read_categories(meta[0], inter.items, show_progress)
+    categories = common.read_json_categories(meta[0], inter.items, finest_category, show_progress)
     return common.build_tables(inter, categories, min_item, min_user)

@@ -98,6 +98,19 @@ def require_key(record, key, path, number):
     return record[key]
 
 
+def read_json_categories(path, items, leaf_of, show_progress=False):
+    """Item code -> category from a JSON-lines metadata file, for the items of ``items`` (an
+    :class:`Interner`). ``leaf_of(record, path, number)`` extracts a record's category; every line is
+    checked, the first record of an item wins, items with an empty category are left out."""
+    categories = {}
+    for number, record in iter_json_lines(path, show_progress):
+        code = items.codes.get(str(require_key(record, "asin", path, number)))
+        leaf = leaf_of(record, path, number)
+        if code is not None and code not in categories and leaf:
+            categories[code] = leaf
+    return categories
+
+
 def parse_int_time(value, key, path, number):
     """An integer timestamp from an int or a string of digits; :class:`DataError` otherwise."""
     if isinstance(value, bool):

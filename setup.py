@@ -24,11 +24,11 @@ setup(
         "recbole_gemirec.dataset_configs": "dataset_configs",
     },
     package_data={
-        "recbole_gemirec.properties": ["model/*.yaml", "dataset/*.yaml"],
+        "recbole_gemirec.properties": ["model/*.yaml", "dataset/*.yaml", "hyper/*.hyper"],
         "recbole_gemirec.dataset_configs": ["*.yaml"],
     },
     py_modules=[],
-    scripts=["run_recbole_gemirec.py"],
+    scripts=["run_recbole_gemirec.py", "run_hyper.py"],
     install_requires=[
         "recbole==1.2.1",
         "torch>=2.1",          # 2.13.0 is the tested version (constraints.txt)
@@ -39,5 +39,9 @@ setup(
         "faiss-cpu>=1.7",
         "tqdm",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "hyper": ["hyperopt>=0.2.7"],      # run_hyper.py (RecBole's HyperTuning)
+        "viz": ["matplotlib>=3.5"],        # python -m recbole_gemirec.visualize, benchmark charts
+        "test": ["pytest", "hyperopt>=0.2.7", "matplotlib>=3.5"],
+    },
 )

@@ -177,6 +177,6 @@ def test_wheel_ships_every_yaml(tmp_path):
     for folder, target in (("properties", "recbole_gemirec/properties"), ("dataset_configs", "recbole_gemirec/dataset_configs")):
         for root, _, files in os.walk(os.path.join(REPO_DIR, folder)):
             for name in files:
-                if name.endswith(".yaml"):
+                if name.endswith((".yaml", ".hyper")):
                     relative = os.path.relpath(os.path.join(root, name), os.path.join(REPO_DIR, folder))
                     assert f"{target}/{relative}" in names, relative

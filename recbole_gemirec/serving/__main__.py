@@ -1,0 +1,128 @@
+"""Command line for serving: export a checkpoint, then recommend from the export.
+
+    python -m recbole_gemirec.serving export --checkpoint PATH --out DIR [--index flat|ivf|hnsw]
+           [--nlist N] [--nprobe N] [--M N] [--ef_construction N] [--ef_search N] [--history full|test]
+    python -m recbole_gemirec.serving recommend --index DIR --user TOKEN [--user TOKEN ...] [-n 20]
+           [--exclude ITEM ...] [--nprobe N | --ef_search N] [--json]
+
+A wrong input (unknown user or item token, missing or damaged export, bad checkpoint, unknown index
+type) ends with one ``error: ...`` line and exit status 2.
+"""
+
+import argparse
+import json
+import sys
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m recbole_gemirec.serving",
+                                     description="Export a trained model to a faiss index and recommend from it.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="write a serving export of a checkpoint")
+    export.add_argument("--checkpoint", required=True, help="checkpoint written by recbole_gemirec "
+                        "(GemiRec: the joint stage's file)")
+    export.add_argument("--out", required=True, help="export directory (created; an earlier export is replaced)")
+    export.add_argument("--index", default="flat", help="flat (exact, default), ivf or hnsw")
+    export.add_argument("--nlist", type=int, default=None, help="IVF: number of cells (default 4 sqrt(items))")
+    export.add_argument("--nprobe", type=int, default=None, help="IVF: cells searched per query (default nlist/4)")
+    export.add_argument("--M", type=int, default=None, help="HNSW: graph degree (default 32)")
+    export.add_argument("--ef_construction", type=int, default=None, help="HNSW: build-time beam (default 200)")
+    export.add_argument("--ef_search", type=int, default=None, help="HNSW: search-time beam (default 128)")
+    export.add_argument("--history", default="full", help="full (whole sequence, default) or test (the test rows)")
+    export.add_argument("--data_path", default=None, help="where the dataset lives, if not where it was trained")
+    export.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="setting to use instead of the checkpoint's (repeatable), e.g. "
+                             "interest_dictionary_sizes=[32,16,8,4]")
+
+    rec = commands.add_parser("recommend", help="recommend items for users from an export")
+    rec.add_argument("--index", required=True, help="export directory")
+    rec.add_argument("--user", action="append", required=True, help="user token (repeat for several users)")
+    rec.add_argument("-n", type=int, default=20, help="items per user (default 20)")
+    rec.add_argument("--exclude", action="append", default=[], help="item token never to recommend (repeatable)")
+    rec.add_argument("--nprobe", type=int, default=None, help="IVF: cells searched per query")
+    rec.add_argument("--ef_search", type=int, default=None, help="HNSW: search-time beam")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser.parse_args(argv)
+
+
+def parse_overrides(pairs):
+    """``KEY=VALUE`` strings as a dict, values read as Python literals where they are ones."""
+    import ast
+
+    from recbole_gemirec.errors import ConfigError
+
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--override {pair!r}: expected KEY=VALUE")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = value
+    return settings
+
+
+def _index_params(args):
+    """The index parameters given on the command line (checked against the index type by the export)."""
+    return {name: getattr(args, name) for name in ("nlist", "nprobe", "M", "ef_construction", "ef_search")
+            if getattr(args, name) is not None}
+
+
+def run_export(args):
+    from recbole_gemirec.serving.export import export_model
+
+    config_dict = parse_overrides(args.override)
+    if args.data_path:
+        config_dict["data_path"] = args.data_path
+    meta = export_model(args.checkpoint, args.out, index_type=args.index, index_params=_index_params(args),
+                        history=args.history, config_dict=config_dict or None)
+    print(f"exported {meta['model']} ({meta['kind']}) on {meta['dataset']}: {meta['n_users']} users x "
+          f"{meta['interests']} queries, {meta['n_items']} items, {meta['index']['type']} index "
+          f"{meta['index']['params']} -> {args.out}")
+    return 0
+
+
+def format_table(recommender, result):
+    lines = [f"user {result.user}: top {len(result.items)} of {recommender.meta['n_items']} items "
+             f"({recommender.meta['model']}, {recommender.index_type} index)"]
+    if recommender.interest_codes is not None:
+        interests = recommender.user_interests(result.user)
+        lines.append("  interests: " + "  ".join(f"#{e['slot']}={tuple(e['code'])}" for e in interests))
+    lines.append(f"  {'rank':>4}  {'item':<12} {'score':>9}  interest")
+    for rank, (item, score, slot) in enumerate(zip(result.items, result.scores, result.interest_slots), 1):
+        code = "" if result.interest_codes is None else " " + str(tuple(result.interest_codes[rank - 1]))
+        lines.append(f"  {rank:>4}  {item:<12} {score:>9.4f}  #{slot}{code}")
+    return "\n".join(lines)
+
+
+def run_recommend(args):
+    from recbole_gemirec.serving.recommender import Recommender
+
+    recommender = Recommender.load(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
+    results = recommender.recommend(args.user, n=args.n, exclude=args.exclude)
+    if args.json:
+        payload = [r.as_dict() for r in results]
+        for entry in payload:
+            entry["interests"] = recommender.user_interests(entry["user"])
+        print(json.dumps(payload if len(payload) > 1 else payload[0], indent=1))
+    else:
+        print("\n".join(format_table(recommender, r) for r in results))
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from recbole_gemirec.checkpoint import CheckpointError
+    from recbole_gemirec.errors import ConfigError, DataError
+
+    try:
+        return run_export(args) if args.command == "export" else run_recommend(args)
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Load a serving export and recommend from it, without the model and without pickle.
+
+:class:`Recommender` reads an export directory written by
+:func:`recbole_gemirec.serving.export.export_model`. Every file is checked before use: ``meta.json``
+and ``tokens.json`` must be valid JSON of the expected structure; each ``.npy`` is read with
+``np.load(allow_pickle=False)`` (an object array is refused) and must have the dtype and shape the
+metadata records and that agree with each other; every file must still have the SHA-256 recorded at
+export time; the faiss index must be of the recorded type and size. Anything else raises
+:class:`~recbole_gemirec.errors.DataError` naming the file and what was expected.
+
+Retrieval (DESIGN §2.4): each of the user's K queries searches the index for its top-n items; the K
+lists are merged by score (an item found by several interests keeps its best score) and de-duplicated;
+each item remembers which interest found it with that score (its slot 0..K-1 and, for GemiRec, the
+interest's code tuple). With the exact index the result is the top-n of ``full_sort_predict``.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from recbole_gemirec.errors import ConfigError, DataError
+from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
+from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
+
+REQUIRED_META = {
+    "format": str, "model": str, "dataset": str, "kind": str, "n_users": int, "n_items": int,
+    "interests": int, "dim": int, "index": dict, "files": dict,
+}
+KINDS = ("gemirec", "multi_interest", "single_vector")
+
+
+class UnknownTokenError(DataError):
+    """A user or item token that the export does not contain."""
+
+
+@dataclass
+class Recommendation:
+    """The top-n items of one user, best first.
+
+    ``interest_slots[i]`` is which of the user's K queries retrieved ``items[i]`` (with its best score);
+    ``interest_codes[i]`` is that interest's code tuple (GemiRec), ``None`` for other models.
+    """
+
+    user: str
+    items: List[str]
+    scores: List[float]
+    interest_slots: List[int]
+    interest_codes: Optional[List[List[int]]]
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _examples(tokens, limit=5):
+    shown = ", ".join(repr(t) for t in tokens[:limit])
+    return shown + (", ..." if len(tokens) > limit else "")
+
+
+class Recommender:
+    """A loaded export: ``Recommender.load(directory).recommend(user_tokens, n)``."""
+
+    def __init__(self, directory, meta, tokens, arrays, index):
+        self.directory = directory
+        self.meta = meta
+        self.user_tokens = tokens["users"]
+        self.item_tokens = tokens["items"]
+        self._user_row = {t: i for i, t in enumerate(self.user_tokens)}
+        self._item_row = {t: i for i, t in enumerate(self.item_tokens)}
+        self.queries = arrays["queries"]
+        self.item_vectors = arrays["item_vectors"]
+        self.interest_ids = arrays.get("interest_ids")
+        self.interest_codes = arrays.get("interest_codes")
+        self.index = index
+        self.index_type = meta["index"]["type"]
+        self.index_params = dict(meta["index"]["params"])
+
+    # --- loading ------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory, verify_checksums=True, **search_params):
+        """Load and check an export directory.
+
+        Args:
+            directory: what ``export`` wrote.
+            verify_checksums: compare every file with the SHA-256 recorded at export time.
+            **search_params: ``nprobe`` (IVF) or ``ef_search`` (HNSW) to use instead of the exported ones.
+
+        Raises:
+            DataError: missing directory or file, bad JSON, wrong shapes or dtypes, object arrays,
+                changed files, an index that does not match.
+            ConfigError: a search parameter that the index type does not take.
+        """
+        import faiss
+
+        directory = str(directory)
+        if not os.path.isdir(directory):
+            raise DataError(f"serving export directory not found: {directory}")
+        meta = _read_json(directory, META_FILE, missing_hint=(
+            "it is not a complete serving export; create one with "
+            "'python -m recbole_gemirec.serving export --checkpoint PATH --out DIR'"))
+        _check_meta(directory, meta)
+        files = meta["files"]
+        tokens = _read_json(directory, TOKENS_FILE)
+        _check_tokens(directory, tokens, meta)
+        arrays = {name[:-4]: _load_array(directory, name, info) for name, info in files.items() if name.endswith(".npy")}
+        _check_arrays(directory, arrays, meta)
+        index_path = os.path.join(directory, INDEX_FILE)
+        if not os.path.isfile(index_path):
+            raise DataError(f"{index_path} is missing: the export is incomplete")
+        try:
+            index = faiss.read_index(index_path)
+        except RuntimeError as err:
+            raise DataError(f"{index_path} is not a readable faiss index: {str(err).splitlines()[-1][:200]}") from None
+        _check_index(index_path, index, meta)
+        if verify_checksums:  # last, so that the checks above can name what exactly is wrong
+            for name, info in files.items():
+                path = os.path.join(directory, name)
+                if not os.path.isfile(path):
+                    raise DataError(f"{path} is missing: the export is incomplete")
+                if sha256_of(path) != info.get("sha256"):
+                    raise DataError(f"{path} was changed after the export (its SHA-256 does not match meta.json); "
+                                    "export the model again")
+        recommender = cls(directory, meta, tokens, arrays, index)
+        recommender.set_search_params(**search_params)
+        return recommender
+
+    def set_search_params(self, **params):
+        """Change ``nprobe`` (IVF) or ``ef_search`` (HNSW) of the loaded index."""
+        params = {k: v for k, v in params.items() if v is not None}
+        if not params:
+            return
+        allowed = SEARCH_PARAMS[self.index_type]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"{', '.join(unknown)} does not apply to a {self.index_type!r} index; "
+                f"its search parameters: {', '.join(allowed) or 'none'}"
+            )
+        merged = dict(self.index_params)
+        merged.update(params)
+        merged = resolve_params(self.index_type, merged, self.meta["n_items"])
+        configure(self.index, self.index_type, merged)
+        self.index_params = merged
+
+    # --- lookups ------------------------------------------------------------------------------------
+    @property
+    def interests_per_user(self):
+        return self.meta["interests"]
+
+    def user_row(self, token):
+        """Row of a user token; :class:`UnknownTokenError` if the export has no such user."""
+        row = self._user_row.get(str(token))
+        if row is None:
+            raise UnknownTokenError(
+                f"user token {str(token)!r} is not in this export ({len(self.user_tokens)} users, e.g. "
+                f"{_examples(self.user_tokens)}); user tokens are the {self.meta.get('user_field', 'user')} "
+                "values of the dataset, and only users with a history are exported"
+            )
+        return row
+
+    def item_row(self, token):
+        """Index row of an item token; :class:`UnknownTokenError` if the catalogue has no such item."""
+        row = self._item_row.get(str(token))
+        if row is None:
+            raise UnknownTokenError(
+                f"item token {str(token)!r} is not in this export's catalogue ({len(self.item_tokens)} items, "
+                f"e.g. {_examples(self.item_tokens)})"
+            )
+        return row
+
+    def user_interests(self, user):
+        """The user's K interests: ``[{'slot', 'interest_id', 'code'}]`` (ids and codes ``None`` unless GemiRec)."""
+        row = self.user_row(user)
+        result = []
+        for slot in range(self.interests_per_user):
+            entry = {"slot": slot, "interest_id": None, "code": None}
+            if self.interest_ids is not None:
+                entry["interest_id"] = int(self.interest_ids[row, slot])
+                entry["code"] = [int(c) for c in self.interest_codes[row, slot]]
+            result.append(entry)
+        return result
+
+    # --- retrieval ----------------------------------------------------------------------------------
+    def recommend(self, users, n=20, exclude=None):
+        """Top-``n`` items for one user token (returns a :class:`Recommendation`) or a list of tokens
+        (returns a list), merged across the user's K interests.
+
+        Args:
+            users: a user token or a list of user tokens (tokens are strings, as in the dataset files).
+            n: how many items per user (at most the catalogue size).
+            exclude: item tokens never to recommend (for instance items the user has just seen).
+        """
+        single = isinstance(users, (str, int, np.integer))
+        tokens = [str(users)] if single else [str(u) for u in users]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"n={n!r}: the number of items to recommend must be a positive integer")
+        rows = np.array([self.user_row(t) for t in tokens], dtype=np.int64)
+        excluded = np.array(sorted({self.item_row(t) for t in (exclude or [])}), dtype=np.int64)
+        n = int(min(n, self.meta["n_items"] - len(excluded)))
+        k, dim = self.interests_per_user, self.meta["dim"]
+        if len(rows) == 0 or n <= 0:
+            results = [self._pack(t, r, *(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32)) for t, r in zip(tokens, rows)]
+            return results[0] if single else results
+        scores, found = search(self.index, self.queries[rows].reshape(-1, dim), n + len(excluded))
+        scores = scores.reshape(len(rows), k, -1)
+        found = found.reshape(len(rows), k, -1)
+        results = []
+        for b, (token, row) in enumerate(zip(tokens, rows)):
+            items, slots, best = merge_interest_lists(scores[b], found[b], n, excluded)
+            results.append(self._pack(token, row, items, slots, best))
+        return results[0] if single else results
+
+    def score(self, user, items):
+        """Exact scores of given item tokens for a user: ``[(item, score, slot, code)]`` in the given order."""
+        row = self.user_row(user)
+        item_rows = np.array([self.item_row(t) for t in items], dtype=np.int64)
+        per_interest = self.queries[row] @ self.item_vectors[item_rows].T  # [K, M]
+        slots = per_interest.argmax(axis=0)
+        best = per_interest.max(axis=0)
+        return [
+            (str(t), float(s), int(k), self._code(row, k))
+            for t, s, k in zip(items, best, slots)
+        ]
+
+    def _code(self, row, slot):
+        if self.interest_codes is None:
+            return None
+        return [int(c) for c in self.interest_codes[row, slot]]
+
+    def _pack(self, token, row, items, slots, scores):
+        return Recommendation(
+            user=token,
+            items=[self.item_tokens[i] for i in items],
+            scores=[float(s) for s in scores],
+            interest_slots=[int(s) for s in slots],
+            interest_codes=None if self.interest_codes is None else [self._code(row, s) for s in slots],
+        )
+
+
+def merge_interest_lists(scores, rows, n, excluded=None):
+    """Merge K ranked lists (``scores``/``rows`` ``[K, m]``, row ``-1`` = nothing found) into one top-n.
+
+    An item found by several interests keeps its best score and the interest that gave it. Ties in
+    score are broken by the lower item row, so the order is deterministic.
+
+    Returns:
+        ``(item rows [<=n], interest slots [<=n], scores [<=n])``.
+    """
+    k, m = rows.shape
+    flat_rows = rows.reshape(-1)
+    flat_scores = scores.reshape(-1)
+    flat_slots = np.repeat(np.arange(k), m)
+    keep = flat_rows >= 0
+    if excluded is not None and len(excluded):
+        keep &= ~np.isin(flat_rows, excluded)
+    flat_rows, flat_scores, flat_slots = flat_rows[keep], flat_scores[keep], flat_slots[keep]
+    order = np.lexsort((flat_slots, flat_rows, -flat_scores))  # best score first, then item row, then slot
+    flat_rows, flat_scores, flat_slots = flat_rows[order], flat_scores[order], flat_slots[order]
+    _, first = np.unique(flat_rows, return_index=True)  # first occurrence = the item's best score
+    first = np.sort(first)[:n]
+    return flat_rows[first], flat_slots[first], flat_scores[first]
+
+
+# --- checks --------------------------------------------------------------------------------------------
+def _read_json(directory, name, missing_hint="the export is incomplete"):
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is missing: {missing_hint}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err}); the export is damaged, export the model again") from None
+
+
+def _check_meta(directory, meta):
+    path = os.path.join(directory, META_FILE)
+    if not isinstance(meta, dict):
+        raise DataError(f"{path} must hold a JSON object, found {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    for key, kind in REQUIRED_META.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(f"{path}: '{key}' must be a {kind.__name__}, found {value!r}")
+    if meta["kind"] not in KINDS:
+        raise DataError(f"{path}: kind {meta['kind']!r} is unknown; allowed: {', '.join(KINDS)}")
+    index = meta["index"]
+    if index.get("type") not in SEARCH_PARAMS or not isinstance(index.get("params"), dict):
+        raise DataError(f"{path}: index must name a type among {', '.join(SEARCH_PARAMS)} and its params")
+    try:
+        resolve_params(index["type"], index["params"], max(1, meta["n_items"]))
+    except ConfigError as err:
+        raise DataError(f"{path}: {err}") from None
+    needed = {"queries.npy", "item_vectors.npy", INDEX_FILE, TOKENS_FILE}
+    if meta["kind"] == "gemirec":
+        needed |= {"interest_ids.npy", "interest_codes.npy"}
+    files = meta["files"]
+    missing = sorted(needed - set(files))
+    if missing:
+        raise DataError(f"{path}: 'files' does not list {', '.join(missing)}")
+    for name, info in files.items():
+        if not isinstance(info, dict) or os.path.basename(name) != name:
+            raise DataError(f"{path}: bad entry for file {name!r}")
+
+
+def _load_array(directory, name, info):
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is missing: the export is incomplete")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise DataError(f"{path} cannot be loaded without pickle ({err}); only numeric arrays are accepted") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} is not a readable .npy file ({err})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise DataError(f"{path} holds {getattr(array, 'dtype', type(array).__name__)} data; only numeric arrays are accepted")
+    if str(array.dtype) != info.get("dtype") or list(array.shape) != info.get("shape"):
+        raise DataError(
+            f"{path} is {array.dtype} {list(array.shape)}, but meta.json records "
+            f"{info.get('dtype')} {info.get('shape')}"
+        )
+    return array
+
+
+def _expect(path, array, dtype, shape):
+    if array.dtype != np.dtype(dtype) or tuple(array.shape) != tuple(shape):
+        raise DataError(f"{path} is {array.dtype} {list(array.shape)}; expected {dtype} {list(shape)}")
+
+
+def _check_arrays(directory, arrays, meta):
+    users, k, dim, n_items = meta["n_users"], meta["interests"], meta["dim"], meta["n_items"]
+    _expect(os.path.join(directory, "queries.npy"), arrays["queries"], "float32", (users, k, dim))
+    _expect(os.path.join(directory, "item_vectors.npy"), arrays["item_vectors"], "float32", (n_items, dim))
+    if meta["kind"] == "gemirec":
+        levels = meta.get("code_levels")
+        sizes = meta.get("dictionary_sizes")
+        if not isinstance(levels, int) or not isinstance(sizes, list) or len(sizes) != levels:
+            raise DataError(f"{os.path.join(directory, META_FILE)}: code_levels and dictionary_sizes disagree")
+        _expect(os.path.join(directory, "interest_ids.npy"), arrays["interest_ids"], "int64", (users, k))
+        codes = arrays["interest_codes"]
+        _expect(os.path.join(directory, "interest_codes.npy"), codes, "int64", (users, k, levels))
+        if codes.size and ((codes < 0).any() or (codes >= np.asarray(sizes)).any()):
+            raise DataError(f"{os.path.join(directory, 'interest_codes.npy')} holds codes outside the dictionary sizes {sizes}")
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DataError(f"{os.path.join(directory, name + '.npy')} holds NaN or infinite values")
+
+
+def _check_tokens(directory, tokens, meta):
+    path = os.path.join(directory, TOKENS_FILE)
+    if not isinstance(tokens, dict):
+        raise DataError(f"{path} must hold a JSON object with 'users' and 'items'")
+    for key, count in (("users", meta["n_users"]), ("items", meta["n_items"])):
+        values = tokens.get(key)
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise DataError(f"{path}: '{key}' must be a list of strings")
+        if len(values) != count:
+            raise DataError(f"{path}: {len(values)} {key}, but meta.json records {count}")
+        if len(set(values)) != len(values):
+            raise DataError(f"{path}: '{key}' has repeated tokens")
+
+
+def _check_index(path, index, meta):
+    import faiss
+
+    kind = index_kind(index)
+    if kind != meta["index"]["type"]:
+        raise DataError(f"{path} is a {kind or type(index).__name__} index, but meta.json records {meta['index']['type']!r}")
+    if index.ntotal != meta["n_items"] or index.d != meta["dim"]:
+        raise DataError(f"{path} holds {index.ntotal} vectors of size {index.d}; expected {meta['n_items']} of size {meta['dim']}")
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise DataError(f"{path} does not score by inner product")

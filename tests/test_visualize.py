@@ -1,0 +1,76 @@
+"""recbole_gemirec.visualize: the interests picture and the dictionary utilisation picture (issue 8)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_DIR, TINY_YAML, tiny_config
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from recbole_gemirec.quick_start import run_recbole_gemirec
+
+    workdir = tmp_path_factory.mktemp("visualize")
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        result = run_recbole_gemirec(
+            model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],
+            config_dict=tiny_config(checkpoint_dir=str(workdir / "saved"), interest_category_field="category",
+                                    gpt_layers=2, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1}))
+    finally:
+        os.chdir(cwd)
+    return str(workdir / result["checkpoint"])
+
+
+def visualize_cli(args, cwd):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "recbole_gemirec.visualize"] + list(args), cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        header = f.read(24)
+    assert header[:8] == PNG_SIGNATURE, path
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_cli_writes_both_pictures(checkpoint, tmp_path):
+    proc = visualize_cli(["--checkpoint", checkpoint, "--user", "7", "--out", str(tmp_path / "pics")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("interests_7.png", "dictionary_utilisation.png"):
+        path = tmp_path / "pics" / name
+        assert path.is_file() and path.stat().st_size > 10_000, name
+        width, height = png_size(path)
+        assert width >= 600 and height >= 300, (name, width, height)
+        assert f"wrote {path.relative_to(tmp_path)}" in proc.stdout or str(path) in proc.stdout
+
+
+def test_picture_data_splits_history_and_future_and_retrieves_per_interest(checkpoint, in_tmp):
+    import numpy as np
+
+    from recbole_gemirec.serving.export import load_for_serving
+    from recbole_gemirec.visualize import interest_picture_data, user_row
+
+    config, model, dataset, _, _ = load_for_serving(checkpoint)
+    _, sequence = user_row(dataset, config, "7")
+    data = interest_picture_data(model, dataset, config, "7", n=6, future=4)
+    assert data["history"] + data["future"] == sequence and len(data["future"]) == 4
+    assert data["queries"].shape == (5, 64) and data["codes"].shape == (5, 4)
+    assert data["retrieved"].shape == (5, 6) and (data["retrieved"] > 0).all()
+    for slot in range(5):  # each interest's own top items, best first
+        scores = data["items"] @ data["queries"][slot]
+        np.testing.assert_allclose(np.sort(scores)[::-1][:6], scores[data["retrieved"][slot] - 1], rtol=1e-5)
+
+
+def test_unknown_user_is_a_clear_error(checkpoint, tmp_path):
+    proc = visualize_cli(["--checkpoint", checkpoint, "--user", "nobody", "--out", str(tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "user token 'nobody' is not in dataset tiny" in proc.stderr
+    assert not list(tmp_path.glob("*.png"))

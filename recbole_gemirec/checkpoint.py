@@ -35,12 +35,12 @@ def to_plain(value):
 
     Enums become their names, numpy scalars Python numbers, devices and other objects their string form.
     """
+    if isinstance(value, np.generic):  # before the Python types: np.float64 is a float subclass
+        return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, enum.Enum):
         return value.name
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):

@@ -31,6 +31,9 @@ class Config(RecBoleConfig):
 
         register_metrics()
         super().__init__(model, dataset, config_file_list, config_dict)
+        from recbole_gemirec.validation import validate_config
+
+        validate_config(self)  # every key checked before any data is read (docs/reliability.md)
 
     def _load_cmd_line(self):
         import sys
@@ -41,6 +44,16 @@ class Config(RecBoleConfig):
             return super()._load_cmd_line()
         finally:
             sys.argv = saved_argv
+
+    def _init_device(self):
+        """RecBole's device setup; a distributed process (``local_rank`` set by
+        :func:`recbole_gemirec.quick_start.run`) joins its process group with NCCL on GPUs and gloo on
+        CPUs (RecBole hard-codes NCCL; see :mod:`recbole_gemirec.distributed`)."""
+        if "local_rank" not in self.final_config_dict:
+            return super()._init_device()
+        from recbole_gemirec.distributed import init_distributed
+
+        init_distributed(self.final_config_dict)
 
     def _get_model_and_dataset(self, model, dataset):
         from recbole_gemirec.utils import get_model

@@ -39,6 +39,10 @@ def build_run(config):
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if not config["single_spec"]:
+        from recbole_gemirec.distributed import align_trainer
+
+        align_trainer(trainer)  # one checkpoint name, saves before reads (distributed runs only)
     return {
         "dataset": dataset, "train_data": train_data, "valid_data": valid_data,
         "test_data": test_data, "model": model, "trainer": trainer,
@@ -97,6 +101,110 @@ def run_recbole_gemirec(
     return result
 
 
+def run(
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1,
+    ip="localhost", port="5678", group_offset=0, cmd_args=None, result_file=None, resume=None,
+):
+    """Train and test one model in one process or, like RecBole's ``run``, in ``nproc`` processes.
+
+    With ``nproc == 1`` and ``world_size <= 0`` this is :func:`run_recbole_gemirec`. Otherwise it starts
+    ``nproc`` processes on this machine (torch.multiprocessing, spawn) that run RecBole's
+    DistributedDataParallel path: NCCL on GPUs (one GPU per process, ``gpu_id`` must list them), gloo on
+    CPUs. Each process trains on its share of every batch; evaluation metrics are averaged over the
+    processes by RecBole's ``_map_reduce``; only rank 0 writes checkpoints. The result of local rank 0
+    comes back through a queue and has the same form as a one-process result, plus ``distributed``.
+
+    Args:
+        model, dataset, config_file_list, config_dict, saved, cmd_args, result_file, resume:
+            as in :func:`run_recbole_gemirec`.
+        nproc: processes on this machine.
+        world_size: processes on all machines together (``-1``: ``nproc``, a single machine).
+        ip, port: address of the machine that runs global rank 0 (all machines give the same).
+        group_offset: global rank of this machine's first process (0 on the first machine,
+            ``nproc`` on the second, ...).
+
+    Raises:
+        ConfigError: a bad setting, found before any process starts where possible.
+    """
+    from recbole_gemirec.errors import ConfigError
+
+    nproc, world_size, group_offset = int(nproc), int(world_size), int(group_offset)
+    if nproc == 1 and world_size <= 0:
+        return run_recbole_gemirec(model=model, dataset=dataset, config_file_list=config_file_list,
+                                   config_dict=config_dict, saved=saved, cmd_args=cmd_args,
+                                   result_file=result_file, resume=resume)
+    if world_size == -1:
+        world_size = nproc
+    if nproc < 1 or world_size < nproc or not 0 <= group_offset <= world_size - nproc:
+        raise ConfigError(
+            f"nproc={nproc}, world_size={world_size}, group_offset={group_offset}: need nproc >= 1, "
+            "world_size >= nproc (all processes on all machines) and 0 <= group_offset <= world_size - nproc"
+        )
+    check = Config(model=model, dataset=dataset, config_file_list=config_file_list,
+                   config_dict=config_dict, cmd_args=cmd_args)  # a bad setting fails here, once
+    from recbole_gemirec.distributed import backend_for, uses_gpu
+
+    if uses_gpu(check["gpu_id"]):
+        import torch
+
+        if torch.cuda.device_count() < nproc:
+            raise ConfigError(f"nproc={nproc} GPU processes need {nproc} visible GPUs; "
+                              f"{torch.cuda.device_count()} found (gpu_id={check['gpu_id']!r})")
+    # RecBole creates these with exists-then-mkdir; processes starting together would race on it.
+    os.makedirs(os.path.join("log", check["model"]), exist_ok=True)
+    os.makedirs(check["checkpoint_dir"], exist_ok=True)
+    settings = dict(config_dict or {})
+    settings.update({"world_size": world_size, "ip": str(ip), "port": str(port), "nproc": nproc,
+                     "offset": group_offset})
+    import torch.multiprocessing as mp
+
+    start = time.time()
+    queue = mp.get_context("spawn").SimpleQueue()
+    try:
+        mp.spawn(
+            _run_process,
+            args=(model, dataset, config_file_list, settings, saved, cmd_args, resume, queue),
+            nprocs=nproc, join=True,
+        )
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:  # mp.spawn has stopped the others
+        reported = None if queue.empty() else queue.get()
+        if reported and "error" in reported:
+            raise _error_types()[reported["error"]](reported["message"]) from None
+        raise RuntimeError(f"a process of the distributed run failed: {err}") from None
+    result = None if queue.empty() else queue.get()
+    if result is None:
+        raise RuntimeError("the distributed run finished without a result from local rank 0")
+    result["distributed"] = {"nproc": nproc, "world_size": world_size, "backend": backend_for(check["gpu_id"]),
+                             "group_offset": group_offset}
+    result["wall_time_s"] = round(time.time() - start, 3)
+    if result_file:
+        write_result(result_file, result)
+    return result
+
+
+def _error_types():
+    """The user-facing errors a process of a distributed run reports back to the parent by name."""
+    from recbole_gemirec import errors
+    from recbole_gemirec.checkpoint import CheckpointError
+
+    found = [CheckpointError] + [getattr(errors, name, None) for name in ("ConfigError", "DataError", "TrainingError")]
+    return {cls.__name__: cls for cls in found if cls is not None}
+
+
+def _run_process(local_rank, model, dataset, config_file_list, settings, saved, cmd_args, resume, queue):
+    """One process of a distributed run (started by :func:`run`); local rank 0 reports the result."""
+    settings = dict(settings, local_rank=local_rank)
+    try:
+        result = run_recbole_gemirec(model=model, dataset=dataset, config_file_list=config_file_list,
+                                     config_dict=settings, saved=saved, cmd_args=cmd_args, resume=resume)
+    except tuple(_error_types().values()) as err:
+        if local_rank == 0:
+            queue.put({"error": type(err).__name__, "message": str(err)})
+        raise
+    if local_rank == 0:
+        queue.put(result)
+
+
 def write_result(path, result):
     """Write a run's result dictionary as indented JSON (creating the directory)."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -126,12 +234,48 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
     }
 
 
+# Final-config keys that Config derives itself (or that name one launch); never fed back when rebuilding.
+DERIVED_KEYS = (
+    "model", "dataset", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "data_path",
+    "valid_metric_bigger", "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args",
+    "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
+)
+
+
 def config_from_checkpoint(state, config_dict=None):
-    """Rebuild the ``Config`` a checkpoint was trained with (optionally overriding some keys)."""
+    """Rebuild the ``Config`` a checkpoint was trained with (optionally overriding some keys).
+
+    Every resolved setting saved with the checkpoint is fed back, not only the user's own: the model is
+    rebuilt with the sizes it was trained with even if a shipped default (``properties/``) has changed
+    since. Keys that ``Config`` derives (devices, model types, normalised sampling arguments, the joined
+    data path) are re-derived; the user's own settings then win, and ``config_dict`` over all.
+    """
     saved = state["config"]
-    settings = dict(saved["external"])
+    settings = {k: v for k, v in saved["final"].items() if k not in DERIVED_KEYS}
+    settings.update(saved["external"])
     settings.update(config_dict or {})
     return Config(model=saved["model"], dataset=saved["dataset"], config_dict=settings)
+
+
+def restore_model(model, state):
+    """Load a checkpoint's weights into ``model`` and put it back into the training stage it was saved
+    in (GemiRec scores with its interest cache only in the joint stage)."""
+    from recbole_gemirec.checkpoint import CheckpointError
+
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "size mismatch" in line or "key(s)" in line), lines[0])
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit the {type(model).__name__} its settings build ({detail})"
+        ) from None
+    model.load_other_parameter(state.get("other_parameter"))
+    stage = state.get("extra", {}).get("stage")
+    if stage is not None and hasattr(model, "set_stage"):
+        # also empties GemiRec's interest cache: it is rebuilt from the histories the loaded model is
+        # shown, not kept from the last validation of training
+        model.set_stage(stage)
 
 
 def load_data_and_model(model_file, config_dict=None):
@@ -152,7 +296,6 @@ def load_data_and_model(model_file, config_dict=None):
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state.get("other_parameter"))
+    restore_model(model, state)
     model.eval()
     return config, model, dataset, train_data, valid_data, test_data

@@ -75,13 +75,13 @@ def get_trainer(model_type, model_name):
 
 def create_dataset(config):
     """Build the dataset: a protocol-specific class of the extension when the config asks for one
-    (see :mod:`recbole_gemirec.data`), else RecBole's ``create_dataset``."""
+    (see :mod:`recbole_gemirec.data`), else RecBole's ``create_dataset``; then the bad-data checks of
+    :mod:`recbole_gemirec.data.checks` (a clear ``DataError`` instead of an empty or NaN run)."""
     from recbole_gemirec.data import dataset_class_for
+    from recbole_gemirec.data.checks import checked_dataset
 
     dataset_class = dataset_class_for(config)
-    if dataset_class is None:
-        return recbole_create_dataset(config)
-    return dataset_class(config)
+    return checked_dataset(config, recbole_create_dataset if dataset_class is None else dataset_class)
 
 
 def data_preparation(config, dataset):

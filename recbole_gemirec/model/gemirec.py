@@ -105,6 +105,13 @@ class GemiRec(MultiInterestRecommender):
         self.stage = STAGES[0]
         self.apply(self._init_weights)
 
+    @property
+    def loss_names(self):
+        """Names of the loss terms ``calculate_loss`` returns in the current stage, in order (the trainer
+        names the term that turns non-finite; the joint stage returns them as a tuple)."""
+        return {"retrieval": ("retrieval",), "dictionary": ("dictionary",),
+                "joint": ("dictionary", "generator", "retrieval")}[self.stage]
+
     # --- configuration helpers ------------------------------------------------------------------
     def _user_feature_fields(self, config, dataset):
         if not config["use_user_features"]:

@@ -198,6 +198,57 @@ class InterestDictionary(nn.Module):
         for codebook in self.codebooks:
             codebook.data.copy_(torch.randn(codebook.shape, generator=generator) * scale)
 
+    # --- dead codes -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def reseed_dead_codes(self, item_emb, seed=0):
+        """Move every codeword no item uses onto an item of the most crowded codeword; return counts per level.
+
+        Why: during joint training the encoder and codebooks drift, and a codeword that loses its last item
+        receives no gradient from the embedding term again - it stays dead and utilisation only decays.
+        Level by level (on the residuals of that level, after the levels above have been reseeded), each
+        dead codeword is set to the residual of a randomly chosen item of the codeword that currently has
+        the most items (and at least two, so no codeword is emptied by the move); that item then uses the
+        reseeded codeword. ``seed`` makes the choice reproducible without touching the global generators.
+        """
+        generator = torch.Generator().manual_seed(int(seed))
+        residual = self.encoder(self.normalise(item_emb))
+        reseeded = []
+        for codebook in self.codebooks:
+            moved = 0
+            # A moved codeword can attract items of a neighbour and empty it: a few passes settle that.
+            for _ in range(self.RESEED_PASSES):
+                step = self._reseed_level(codebook, residual, generator)
+                moved += step
+                if step == 0:
+                    break
+            reseeded.append(moved)
+            code = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).argmin(dim=1)
+            residual = residual - codebook[code]
+        return reseeded
+
+    RESEED_PASSES = 4
+
+    @staticmethod
+    def _reseed_level(codebook, residual, generator):
+        """One pass of :meth:`reseed_dead_codes` over one sub-dictionary; returns how many were moved."""
+        code = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).argmin(dim=1)
+        counts = torch.bincount(code, minlength=codebook.shape[0])
+        taken = torch.zeros_like(code, dtype=torch.bool)
+        moved = 0
+        for row in (counts == 0).nonzero().flatten().tolist():
+            crowded = int(counts.argmax())
+            if int(counts[crowded]) < 2:
+                break
+            members = ((code == crowded) & ~taken).nonzero().flatten()
+            pick = int(members[int(torch.randint(len(members), (1,), generator=generator))])
+            codebook.data[row] = residual[pick]
+            taken[pick] = True
+            code[pick] = row
+            counts[crowded] -= 1
+            counts[row] += 1
+            moved += 1
+        return moved
+
     # --- reporting ----------------------------------------------------------------------------
     @torch.no_grad()
     def utilisation(self, item_emb):

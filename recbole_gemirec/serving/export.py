@@ -61,25 +61,12 @@ def load_for_serving(checkpoint, config_dict=None):
     Returns:
         ``(config, model, dataset, test_data, stage)``.
     """
-    from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
+    from recbole_gemirec.checkpoint import load_checkpoint
     from recbole_gemirec.quick_start import load_data_and_model
 
     state = load_checkpoint(checkpoint)
     stage = (state.get("extra") or {}).get("stage")
-    try:
-        config, model, dataset, _, _, test_data = load_data_and_model(checkpoint, config_dict)
-    except RuntimeError as err:
-        if "state_dict" not in str(err):
-            raise
-        mismatch = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line or "key" in line),
-                        str(err).splitlines()[0])
-        raise CheckpointError(
-            f"the weights in {checkpoint} do not fit the {state['config']['model']} that its saved settings build "
-            f"now ({mismatch}); a default of properties/ probably changed after it was written: give the old value, "
-            "e.g. --override interest_dictionary_sizes=[32,16,8,4] (config_dict in Python)"
-        ) from None
-    if stage is not None and hasattr(model, "set_stage"):
-        model.set_stage(stage)
+    config, model, dataset, _, _, test_data = load_data_and_model(checkpoint, config_dict)  # restores the stage
     model.eval()
     return config, model, dataset, test_data, stage
 

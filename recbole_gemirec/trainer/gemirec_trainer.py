@@ -12,8 +12,15 @@ and checkpoint file:
 
 Each stage writes ``<checkpoint_dir>/<Model>-<time>-<stage>.pth`` (the best epoch of the stage; the
 next stage starts from that best state) and, after every evaluated epoch, ``...-<stage>-last.pth``
-(the latest epoch with its early-stopping state). Checkpoints record their stage, so a run killed in
-stage 3 resumes in stage 3, at the next epoch, with ``--resume=<the -last file>``.
+(the latest epoch with its early-stopping state, random-number states and best result so far; see
+:class:`~recbole_gemirec.trainer.safe_trainer.SafeCheckpointMixin`). Checkpoints record their stage, so a
+run killed in stage 3 resumes in stage 3, at the next epoch, with ``--resume=<the -last file>`` or
+``--resume=<checkpoint_dir>``, and ends with the same result as an uninterrupted run with the same seed
+(a ``-last`` file written after a stage's final epoch resumes at the next stage).
+
+After every epoch of the dictionary and joint stages, codewords that no item uses are re-seeded
+(:meth:`~recbole_gemirec.model.interest_dictionary.InterestDictionary.reseed_dead_codes`), so
+utilisation does not decay during joint training.
 """
 
 import os
@@ -22,9 +29,9 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_gemirec.checkpoint import load_checkpoint
+from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
 from recbole_gemirec.model.gemirec import STAGES
-from recbole_gemirec.trainer.safe_trainer import safe_trainer_class
+from recbole_gemirec.trainer.safe_trainer import resolve_resume_path, safe_trainer_class
 
 _BaseTrainer = safe_trainer_class(Trainer)
 
@@ -38,7 +45,9 @@ class GemiRecTrainer(_BaseTrainer):
         self.run_file = self.saved_model_file
         self.stage_index = 0
         self.resumed = False
-        self.stage_losses = {}  # stage -> training loss of each epoch, for reports and tests
+        # stage -> training loss of each epoch trained by this process (a checkpoint also records the losses
+        # of the epochs before it, in extra["stage_losses"])
+        self.stage_losses = {}
 
     @staticmethod
     def _stage_budget(stage_epochs):
@@ -54,7 +63,10 @@ class GemiRecTrainer(_BaseTrainer):
         return f"{root}-{stage}{ext}"
 
     def checkpoint_extra(self):
-        return {"stage": self.stage, "stage_epochs": self.stage_epochs}
+        return {"stage": self.stage, "stage_epochs": self.stage_epochs, "stage_losses": self.stage_losses}
+
+    def fault_context(self):
+        return f" of the {self.stage} stage"
 
     # --- stage control --------------------------------------------------------------------------
     def _enter_stage(self, index, fresh=True):
@@ -75,11 +87,16 @@ class GemiRecTrainer(_BaseTrainer):
         self.logger.info(set_color(f"GemiRec stage [{stage}]", "pink") + f": up to {self.epochs} epochs")
 
     def resume_checkpoint(self, resume_file):
+        """Continue from a checkpoint (or a directory: its newest ``-last`` file) in the stage it records."""
+        resume_file = resolve_resume_path(resume_file, self.config["model"])
         state = load_checkpoint(resume_file, map_location=self.device)
-        stage = state["extra"].get("stage", STAGES[0])
+        extra = state.get("extra") or {}
+        stage = extra.get("stage", STAGES[0])
+        if stage not in STAGES:
+            raise CheckpointError(f"checkpoint {resume_file} records stage {stage!r}; allowed: {', '.join(STAGES)}")
         self.run_file = self._run_file_of(resume_file, stage)
         self._enter_stage(STAGES.index(stage), fresh=False)
-        super().resume_checkpoint(resume_file)
+        self._resume_from_state(state, resume_file)
         self.saved_model_file = self.stage_file(stage)
         self.resumed = True
         return state
@@ -105,36 +122,41 @@ class GemiRecTrainer(_BaseTrainer):
                 continue
             if not (self.resumed and index == start):
                 self._enter_stage(index)
-            result = super().fit(train_data, valid_data, verbose, saved, show_progress,
-                                 self._epoch_callback(saved, callback_fn))
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
             if saved and os.path.exists(self.saved_model_file):
-                self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device))
+                self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device),
+                                      self.saved_model_file)
             if stage == "dictionary":
                 self._log_utilisation("end of stage")
         self.resumed = False
         return result
 
-    def _epoch_callback(self, saved, callback_fn):
-        """After every evaluated epoch: write the stage's ``-last`` checkpoint (what ``--resume`` reads to
-        continue exactly where a killed run stopped), then call the user's callback."""
-
-        def callback(epoch_idx, valid_score):
-            if saved:
-                self._save_checkpoint(epoch_idx, verbose=False, saved_model_file=self.last_file(self.stage))
-            if callback_fn:
-                callback_fn(epoch_idx, valid_score)
-
-        return callback
-
-    def last_file(self, stage):
-        root, ext = os.path.splitext(self.stage_file(stage))
+    def last_file(self, stage=None):
+        """``<run>-<stage>-last.pth``: the stage's checkpoint of its latest evaluated epoch."""
+        root, ext = os.path.splitext(self.stage_file(stage or self.stage))
         return f"{root}-last{ext}"
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         losses = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         total = sum(losses) if isinstance(losses, tuple) else losses
         self.stage_losses.setdefault(self.stage, []).append(float(total))
+        self._reseed_dead_codes(epoch_idx)
         return losses
+
+    def _reseed_dead_codes(self, epoch_idx):
+        """Re-seed unused codewords after a dictionary or joint epoch (not when the dictionary is frozen)."""
+        dictionary = self.model.dictionary
+        if self.stage == "retrieval" or not hasattr(dictionary, "reseed_dead_codes"):
+            return
+        if self.stage == "joint" and not self.model.joint_training:
+            return
+        seed = int(self.config["seed"]) * 1009 + 97 * self.stage_index + epoch_idx
+        moved = dictionary.reseed_dead_codes(self.model.item_embedding.weight[1:], seed=seed)
+        if any(moved):
+            self.logger.info(
+                set_color("dictionary", "blue") + f": re-seeded {sum(moved)} dead codewords "
+                f"(per level {moved}) after epoch {epoch_idx} of the {self.stage} stage"
+            )
 
     # --- per-stage behaviour ----------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):
@@ -163,7 +185,7 @@ class GemiRecTrainer(_BaseTrainer):
         if load_best_model and eval_data and model_file is None:
             model_file = self.saved_model_file
         if load_best_model and eval_data:
-            self.load_model_state(load_checkpoint(model_file, map_location=self.device))
+            self.load_model_state(load_checkpoint(model_file, map_location=self.device), model_file)
             load_best_model = False
         if eval_data and self.model.stage == "joint":
             self.model.eval()

@@ -1,0 +1,193 @@
+"""Bad input data (issue 9): each case is handled in the documented way or stopped with one clear error,
+and no run reports a NaN metric (docs/reliability.md, recbole_gemirec/data/checks.py)."""
+
+import logging
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO_DIR, TEST_DATA, TINY_YAML
+
+sys.path.insert(0, REPO_DIR)
+import run_recbole_gemirec  # noqa: E402
+
+TINY = os.path.join(TEST_DATA, "tiny", "tiny")
+
+
+def tiny_lines(suffix):
+    with open(f"{TINY}.{suffix}", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def write_dataset(root, name="bad", inter=None, item=None, user=None):
+    """Write ``<root>/<name>/<name>.{inter,item,user}``: the tiny files, or the given lists of lines."""
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    for suffix, lines in (("inter", inter), ("item", item), ("user", user)):
+        lines = tiny_lines(suffix) if lines is None else lines
+        if lines is not False:
+            (directory / f"{name}.{suffix}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def cli(args, tmp_path, monkeypatch, capsys, data_path, dataset="bad"):
+    """The command line's ``main`` on a dataset under ``data_path``: ``(exit status, stderr)``."""
+    monkeypatch.chdir(tmp_path)
+    argv = [f"--dataset={dataset}", f"--config_files={TINY_YAML}", f"--data_path={data_path}"] + list(args)
+    if not any(a.startswith("--model=") for a in argv):
+        argv.append("--model=SASRec")
+    status = run_recbole_gemirec.main(argv)
+    return status, capsys.readouterr().err
+
+
+def assert_data_error(status, err, *words):
+    assert status == 2, err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: "), err
+    for word in words:
+        assert word in line, (word, line)
+
+
+def by_user(lines):
+    users = {}
+    for line in lines[1:]:
+        users.setdefault(line.split("\t")[0], []).append(line)
+    return users
+
+
+# --- stopped with a clear error ----------------------------------------------------------------------------
+def test_an_empty_interaction_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    data = write_dataset(tmp_path / "data", inter=tiny_lines("inter")[:1])
+    status, err = cli([], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "dataset 'bad' is empty", "bad.inter has no rows", "Filter settings")
+
+
+def test_a_dataset_emptied_by_its_filters_names_the_filter_settings(tmp_path, monkeypatch, capsys):
+    status, err = cli(["--user_inter_num_interval=[1000,inf)"], tmp_path, monkeypatch, capsys, TEST_DATA, "tiny")
+    assert_data_error(status, err, "dataset 'tiny' is empty", "no interaction is left after filtering",
+                      "user_inter_num_interval='[1000,inf)'")
+
+
+def test_a_missing_interaction_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    data = write_dataset(tmp_path / "data", inter=False)
+    status, err = cli([], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "dataset 'bad' cannot be read", "bad.inter")
+
+
+def test_every_user_with_a_single_interaction_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    lines = tiny_lines("inter")
+    data = write_dataset(tmp_path / "data", inter=lines[:1] + [rows[0] for rows in by_user(lines).values()])
+    status, err = cli([], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "every one of its 120 users has a single interaction")
+
+
+def test_an_empty_validation_split_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    # two interactions per user: one training sample each, nothing left for validation under loo
+    lines = tiny_lines("inter")
+    data = write_dataset(tmp_path / "data", inter=lines[:1] + [r for rows in by_user(lines).values() for r in rows[:2]])
+    status, err = cli([], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "dataset 'bad' has an empty validation split")
+
+
+def test_a_float_column_without_any_value_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    lines = tiny_lines("inter")
+    cleared = [lines[0]] + ["\t".join(line.split("\t")[:2] + ["", line.split("\t")[3]]) for line in lines[1:]]
+    data = write_dataset(tmp_path / "data", inter=cleared)
+    status, err = cli(["--load_col={'inter':['user_id','item_id','rating','timestamp']}"],
+                      tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "float field 'rating'", "has missing values")
+
+
+def test_no_category_at_all_is_a_clear_error_when_cur_needs_it(tmp_path, monkeypatch, capsys):
+    items = tiny_lines("item")
+    data = write_dataset(tmp_path / "data", item=[items[0]] + [f"{line.split(chr(9))[0]}\t\t" for line in items[1:]])
+    status, err = cli(["--metrics=['Recall','CUR']", "--category_field=category"], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "no item has a value in the category field 'category'")
+
+
+# --- handled in the documented way -----------------------------------------------------------------------------
+SINGLE_USERS = ("1", "2", "3", "4", "5")
+NO_CATEGORY_ITEMS = ("1", "2", "3")
+NO_AGE_USERS = ("6", "7", "8")
+
+
+@pytest.fixture(scope="module")
+def messy_run(tmp_path_factory):
+    """One short GemiRec run on tiny data with five single-interaction users, three items without any
+    category and three users without an age, evaluated with CUR; returns (result, warnings, parts)."""
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.quick_start import build_run
+
+    root = tmp_path_factory.mktemp("messy")
+    inter = tiny_lines("inter")
+    users = by_user(inter)
+    rows = [r for u, rs in users.items() for r in (rs[:1] if u in SINGLE_USERS else rs)]
+    items = [line if line.split("\t")[0] not in NO_CATEGORY_ITEMS else f"{line.split(chr(9))[0]}\t\t"
+             for line in tiny_lines("item")]
+    people = [line if line.split("\t")[0] not in NO_AGE_USERS else "\t".join([line.split("\t")[0], ""] + line.split("\t")[2:])
+              for line in tiny_lines("user")]
+    write_dataset(root, inter=inter[:1] + rows, item=items, user=people)
+    handler_records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            handler_records.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        config = Config(model="GemiRec", dataset="bad", config_file_list=[TINY_YAML], config_dict={
+            "data_path": str(root), "checkpoint_dir": str(root / "saved"), "interest_category_field": "category",
+            "category_field": "category", "metrics": ["Recall", "NDCG", "CUR"], "gpt_layers": 1,
+            "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1}})
+        parts = build_run(config)
+        logging.getLogger().addHandler(handler)  # build_run's init_logger replaces the handlers
+        trainer = parts["trainer"]
+        _, valid = trainer.fit(parts["train_data"], parts["valid_data"])
+        test = trainer.evaluate(parts["test_data"])
+    finally:
+        os.chdir(cwd)
+        logging.getLogger().removeHandler(handler)
+    return {"valid": dict(valid), "test": dict(test)}, handler_records, parts
+
+
+def test_users_with_a_single_interaction_are_ignored_with_one_warning(messy_run):
+    result, warnings, parts = messy_run
+    single = [w for w in warnings if "single interaction" in w]
+    assert len(single) == 1 and "5 of 120 users have a single interaction" in single[0], warnings
+    dataset = parts["dataset"]
+    internal = [dataset.token2id(dataset.uid_field, u) for u in SINGLE_USERS]
+    for split in ("train_data", "valid_data", "test_data"):
+        users = parts[split]._dataset.inter_feat[dataset.uid_field]
+        assert not any(bool((users == u).any()) for u in internal), split
+    assert all(math.isfinite(v) for v in result["test"].values())
+
+
+def test_items_without_a_category_are_no_category_for_gemirec_and_cur(messy_run):
+    result, warnings, parts = messy_run
+    missing = [w for w in warnings if "have no 'category' value" in w]
+    assert len(missing) == 1 and "3 of 80 items" in missing[0], warnings
+    dataset, model = parts["dataset"], parts["model"]
+    ids = [dataset.token2id(dataset.iid_field, i) for i in NO_CATEGORY_ITEMS]
+    assert all(int(model.item_category[i]) == -1 for i in ids)  # ignored by the first-level init
+    others = torch.ones(len(model.item_category), dtype=torch.bool)
+    others[[0] + ids] = False
+    assert bool((model.item_category[others] >= 0).all())
+    for phase in ("valid", "test"):
+        assert {"cur@5", "cur@10"} <= set(result[phase])
+        assert all(math.isfinite(v) and 0 <= v <= 1 for v in result[phase].values()), result
+
+
+def test_missing_user_feature_values_become_the_padding_token(messy_run):
+    _, _, parts = messy_run
+    dataset, model = parts["dataset"], parts["model"]
+    column = model.feature_fields.index("age")
+    for user in NO_AGE_USERS:
+        assert int(model.user_feature_table[dataset.token2id(dataset.uid_field, user), column]) == 0
+    assert int(model.user_feature_table[dataset.token2id(dataset.uid_field, "9"), column]) > 0

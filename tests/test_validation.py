@@ -1,0 +1,142 @@
+"""Configuration validation (issue 9): every invalid key costs one clear message and exit status 2.
+
+Each case runs the command-line entry point (``run_recbole_gemirec.main``, in this process to keep the
+suite fast; three cases also as a real child process) and checks the exit status, that stderr names the
+key, the value and what is allowed, and that no traceback appears.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_DIR, RUN_SCRIPT, TEST_DATA, TINY_YAML, run_cli
+
+sys.path.insert(0, REPO_DIR)
+import run_recbole_gemirec  # noqa: E402
+
+# (CLI arguments, key, value as printed, words of the allowed values)
+GEMIREC_CASES = [
+    (["--gpt_heads=3"], "gpt_heads", "3", "a divisor of gpt_hidden=16 (1, 2, 4, 8, 16)"),
+    (["--tower_heads=3"], "tower_heads", "3", "a divisor of embedding_size=64"),
+    (["--interest_nums=3"], "interest_nums", "3", "did you mean interest_num?"),
+    (["--interest_num=0"], "interest_num", "0", "an integer >= 1"),
+    (["--interest_num=20000"], "interest_num", "20000", "an integer from 1 to 16384"),
+    (["--interest_code_limit=0"], "interest_code_limit", "0", "an integer >= 1"),
+    (["--interest_dictionary_sizes=[32,0,8]"], "interest_dictionary_sizes", "[32, 0, 8]", "each an integer >= 1"),
+    (["--interest_dictionary_sizes=[32,1.5]"], "interest_dictionary_sizes", "[32, 1.5]", "each an integer >= 1"),
+    (["--interest_dictionary_sizes=[4096,4096]"], "interest_dictionary_sizes", "[4096, 4096]", "product is at most"),
+    (["--interest_dim=0"], "interest_dim", "0", "an integer >= 1"),
+    (["--gpt_layers=0"], "gpt_layers", "0", "an integer >= 1"),
+    (["--gpt_dropout=1.5"], "gpt_dropout", "1.5", ">= 0 and < 1"),
+    (["--dropout_prob=-0.1"], "dropout_prob", "-0.1", ">= 0 and < 1"),
+    (["--commitment_beta=-0.5"], "commitment_beta", "-0.5", "a finite number >= 0"),
+    (["--hard_interest_negatives=-1"], "hard_interest_negatives", "-1", "an integer >= 0"),
+    (["--stage_epochs={'retrieval':0,'dictionary':0,'joint':0}"], "stage_epochs",
+     "{'retrieval': 0, 'dictionary': 0, 'joint': 0}", "with at least one positive"),
+    (["--stage_epochs={'retrieval':-1,'joint':2}"], "stage_epochs", "{'retrieval': -1, 'joint': 2}",
+     "non-negative integer epoch counts"),
+    (["--stage_epochs={'retreival':2}"], "stage_epochs", "{'retreival': 2}", "did you mean retrieval?"),
+    (["--loss_weights=[0.2,-1,1]"], "loss_weights", "[0.2, -1, 1]", "each a finite number >= 0"),
+    (["--loss_weights=[0,0,0]"], "loss_weights", "[0, 0, 0]", "at least one positive"),
+    (["--loss_weights=[1,1]"], "loss_weights", "[1, 1]", "exactly 3"),
+    (["--kmeans_init=maybe"], "kmeans_init", "'maybe'", "true or false"),
+    (["--interest_source=categories"], "interest_source", "'categories'", "one of 'learned', 'category'"),
+    (["--interest_source=category"], "interest_source", "'category'", "together with interest_category_field"),
+    (["--interest_predictor=gpt2"], "interest_predictor", "'gpt2'", "one of 'gpt', 'frequency'"),
+    (["--interest_category_field=categry"], "interest_category_field", "'categry'", "did you mean category?"),
+    (["--category_field=colour"], "category_field", "'colour'", "item_id, category, genre"),
+    (["--user_feature_fields=['agee']"], "user_feature_fields", "['agee']", "did you mean age?"),
+    (["--learning_rate=0"], "learning_rate", "0", "a finite number > 0"),
+    (["--train_batch_size=0"], "train_batch_size", "0", "an integer >= 1"),
+    (["--learnig_rate=0.01"], "learnig_rate", "0.01", "did you mean learning_rate?"),
+]
+
+BASELINE_CASES = [
+    (["--model=MIND", "--label_aware_pow=-1"], "label_aware_pow", "-1", "a number >= 0 (or .inf)"),
+    (["--model=MIND", "--dynamic_interest_num=2"], "dynamic_interest_num", "2", "true or false"),
+    (["--model=ComiRecDR", "--routing_iterations=0"], "routing_iterations", "0", "an integer >= 1"),
+    (["--model=ComiRecSA", "--attention_hidden_size=0"], "attention_hidden_size", "0", "an integer >= 1"),
+    (["--model=ComiRecSA", "--neg_sample_num=0"], "neg_sample_num", "0", "an integer >= 1"),
+    (["--model=ComiRecSA", "--interest_num=0"], "interest_num", "0", "an integer >= 1"),
+    (["--model=ComiRecSA", "--interest_numm=3"], "interest_numm", "3", "did you mean interest_num?"),
+    (["--model=REMI", "--hard_negative_beta=-1"], "hard_negative_beta", "-1", "a finite number >= 0"),
+    (["--model=REMI", "--routing_reg_weight=-5"], "routing_reg_weight", "-5", "a finite number >= 0"),
+    (["--model=REMI", "--loss_type=BPR"], "loss_type", "'BPR'", "one of 'CE'"),
+    (["--model=SASRec", "--epochs=-1"], "epochs", "-1", "an integer >= 0"),
+]
+
+
+def run_main(args, tmp_path, monkeypatch, capsys):
+    """The CLI's ``main`` on the tiny data: ``(exit status, stderr)``."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--dataset=tiny", f"--config_files={TINY_YAML}", f"--data_path={TEST_DATA}"]
+    if not any(a.startswith("--model=") for a in args):
+        argv.append("--model=GemiRec")
+    status = run_recbole_gemirec.main(argv + list(args))
+    return status, capsys.readouterr().err
+
+
+def assert_clear_error(status, err, key, value, allowed):
+    assert status == 2, err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: "), err
+    assert f"{key}={value}" in line, line
+    assert "allowed:" in line and allowed in line, line
+
+
+@pytest.mark.parametrize("args,key,value,allowed", GEMIREC_CASES + BASELINE_CASES,
+                         ids=[" ".join(c[0]) for c in GEMIREC_CASES + BASELINE_CASES])
+def test_invalid_key_is_one_clear_error(args, key, value, allowed, tmp_path, monkeypatch, capsys):
+    status, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_clear_error(status, err, key, value, allowed)
+    # refused before any data was read or any log/checkpoint written
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "log").exists()
+
+
+def test_interest_num_above_the_category_count_is_refused_once_the_categories_are_known(tmp_path, monkeypatch, capsys):
+    # tiny has 8 categories, so interest_source=category gives 9 interests (8 + 'unknown')
+    status, err = run_main(["--interest_source=category", "--interest_category_field=category", "--interest_num=12"],
+                           tmp_path, monkeypatch, capsys)
+    assert_clear_error(status, err, "interest_num", "12", "an integer from 1 to 9")
+
+
+@pytest.mark.parametrize("args,key,value,allowed", [
+    (["--model=GemiRec", "--gpt_heads=3"], "gpt_heads", "3", "a divisor of gpt_hidden=16"),
+    (["--model=GemiRec", "--interest_nums=3"], "interest_nums", "3", "did you mean interest_num?"),
+    (["--model=MIND", "--routing_iterations=0"], "routing_iterations", "0", "an integer >= 1"),
+], ids=["relation", "typo", "baseline"])
+def test_invalid_key_in_a_child_process_exits_2_without_traceback(args, key, value, allowed, tmp_path):
+    proc = run_cli(args, cwd=tmp_path)
+    assert_clear_error(proc.returncode, proc.stderr, key, value, allowed)
+
+
+def test_valid_configurations_pass_for_every_extension_model():
+    from recbole_gemirec.config import Config
+
+    for model in ("GemiRec", "ComiRecSA", "ComiRecDR", "MIND", "REMI", "SASRec"):
+        config = Config(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict={"data_path": TEST_DATA})
+        assert config["model"] == model
+    # the documented edge values are accepted
+    Config(model="MIND", dataset="tiny", config_file_list=[TINY_YAML],
+           config_dict={"data_path": TEST_DATA, "label_aware_pow": float("inf")})
+    Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict={
+        "data_path": TEST_DATA, "interest_category_field": "genre", "category_field": "category",
+        "stage_epochs": {"joint": 1}, "loss_weights": [0, 0, 1], "interest_num": 1, "interest_code_limit": 1})
+
+
+def test_validated_keys_cover_every_key_of_the_extension_model_files():
+    import yaml
+
+    from recbole_gemirec.resources import model_properties
+    from recbole_gemirec.validation import COMMON_RULES, validated_keys
+
+    checked = validated_keys()
+    # Keys of the model files that are RecBole's own (metrics, evaluation) are RecBole's to check.
+    recbole_owned = {"metrics", "topk", "valid_metric", "train_neg_sample_args"}
+    for model in ("GemiRec", "ComiRecSA", "ComiRecDR", "MIND", "REMI"):
+        with open(model_properties(model), encoding="utf-8") as f:
+            keys = set(yaml.safe_load(f))
+        unchecked = keys - set(checked[model]) - set(COMMON_RULES) - recbole_owned
+        assert not unchecked, (model, unchecked)

@@ -201,22 +201,23 @@ class InterestDictionary(nn.Module):
     # --- dead codes -----------------------------------------------------------------------------
     @torch.no_grad()
     def reseed_dead_codes(self, item_emb, seed=0):
-        """Move every codeword no item uses onto an item of the most crowded codeword; return counts per level.
+        """Move every codeword no item uses onto a badly quantised item; return counts per level.
 
         Why: during joint training the encoder and codebooks drift, and a codeword that loses its last item
         receives no gradient from the embedding term again - it stays dead and utilisation only decays.
         Level by level (on the residuals of that level, after the levels above have been reseeded), each
-        dead codeword is set to the residual of a randomly chosen item of the codeword that currently has
-        the most items (and at least two, so no codeword is emptied by the move); that item then uses the
-        reseeded codeword. ``seed`` makes the choice reproducible without touching the global generators.
+        dead codeword is set to the residual of the worst-quantised item whose codeword keeps at least one
+        other item (so no codeword is emptied by the move); that item then uses the reseeded codeword.
+        ``seed`` breaks ties reproducibly without touching the global generators.
         """
         generator = torch.Generator().manual_seed(int(seed))
         residual = self.encoder(self.normalise(item_emb))
         reseeded = []
         for codebook in self.codebooks:
             moved = 0
-            # A moved codeword can attract items of a neighbour and empty it: a few passes settle that.
-            for _ in range(self.RESEED_PASSES):
+            # A moved codeword can attract items of a neighbour and empty it: repeat until none is dead
+            # (each pass that moves anything revives at least one codeword, so this is bounded).
+            for _ in range(max(self.RESEED_PASSES, codebook.shape[0])):
                 step = self._reseed_level(codebook, residual, generator)
                 moved += step
                 if step == 0:
@@ -230,22 +231,29 @@ class InterestDictionary(nn.Module):
 
     @staticmethod
     def _reseed_level(codebook, residual, generator):
-        """One pass of :meth:`reseed_dead_codes` over one sub-dictionary; returns how many were moved."""
-        code = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).argmin(dim=1)
+        """One pass of :meth:`reseed_dead_codes` over one sub-dictionary; returns how many were moved.
+
+        Each dead codeword takes the residual of the worst-quantised item among those whose codeword
+        has at least two items (ties broken by ``generator``). An item sitting exactly on its codeword
+        is never taken: after an upper level was re-seeded onto an item, that item's lower residuals are
+        exactly zero, and a codeword placed on a duplicate would tie and stay dead.
+        """
+        distances = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0)
+        error, code = distances.min(dim=1)
         counts = torch.bincount(code, minlength=codebook.shape[0])
-        taken = torch.zeros_like(code, dtype=torch.bool)
+        jitter = torch.rand(error.shape, generator=generator) * 1e-6
+        available = error > 1e-6
         moved = 0
         for row in (counts == 0).nonzero().flatten().tolist():
-            crowded = int(counts.argmax())
-            if int(counts[crowded]) < 2:
+            candidates = available & (counts[code] >= 2)
+            if not bool(candidates.any()):
                 break
-            members = ((code == crowded) & ~taken).nonzero().flatten()
-            pick = int(members[int(torch.randint(len(members), (1,), generator=generator))])
+            pick = int(torch.where(candidates, error + jitter, torch.full_like(error, -1.0)).argmax())
             codebook.data[row] = residual[pick]
-            taken[pick] = True
-            code[pick] = row
-            counts[crowded] -= 1
+            available[pick] = False
+            counts[code[pick]] -= 1
             counts[row] += 1
+            code[pick] = row
             moved += 1
         return moved
 

@@ -21,9 +21,10 @@ def tiny_config(**overrides):
     return config
 
 
-def run_cli(args, cwd, timeout=600):
-    """Run ``run_recbole_gemirec.py`` on the tiny data in ``cwd``; return the CompletedProcess."""
-    command = [sys.executable, RUN_SCRIPT, "--dataset=tiny", f"--config_files={TINY_YAML}",
+def run_cli(args, cwd, timeout=600, script=RUN_SCRIPT):
+    """Run ``script`` (default ``run_recbole_gemirec.py``) on the tiny data in ``cwd``; return the
+    CompletedProcess."""
+    command = [sys.executable, script, "--dataset=tiny", f"--config_files={TINY_YAML}",
                f"--data_path={TEST_DATA}"] + list(args)
     env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

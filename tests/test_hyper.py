@@ -1,22 +1,18 @@
 """run_hyper.py: offline hyper-parameter search on RecBole's HyperTuning (issue 8)."""
 
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import REPO_DIR, TEST_DATA, TINY_YAML, read_json
+from conftest import REPO_DIR, read_json, run_cli
 
 HYPER_SCRIPT = os.path.join(REPO_DIR, "run_hyper.py")
 
 
 def run_hyper(args, cwd, timeout=600):
-    command = [sys.executable, HYPER_SCRIPT, "--dataset=tiny", f"--config_files={TINY_YAML}",
-               f"--data_path={TEST_DATA}"] + list(args)
-    env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return run_cli(args, cwd, timeout=timeout, script=HYPER_SCRIPT)
 
 
 def test_two_trials_of_gemirec_write_the_best_configuration_and_its_result(tmp_path):

@@ -8,7 +8,6 @@ extension's and RecBole's built-ins alike.
 import json
 import logging
 import os
-import sys
 import time
 from logging import getLogger
 

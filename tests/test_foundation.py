@@ -1,7 +1,6 @@
 """The extension runs RecBole's own models on today's stack, with safe checkpoints (issue 2)."""
 
 import os
-import pickle
 import subprocess
 import sys
 import zipfile

@@ -2,7 +2,6 @@
 
 import logging
 
-import pytest
 import torch
 
 from conftest import TINY_YAML, tiny_config

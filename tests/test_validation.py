@@ -5,12 +5,11 @@ suite fast; three cases also as a real child process) and checks the exit status
 key, the value and what is allowed, and that no traceback appears.
 """
 
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_DIR, RUN_SCRIPT, TEST_DATA, TINY_YAML, run_cli
+from conftest import REPO_DIR, TEST_DATA, TINY_YAML, run_cli
 
 sys.path.insert(0, REPO_DIR)
 import run_recbole_gemirec  # noqa: E402

@@ -7,7 +7,6 @@ References:
 
 import math
 
-import torch
 from torch import nn
 from torch.nn.init import xavier_normal_, zeros_
 

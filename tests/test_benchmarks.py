@@ -1,0 +1,104 @@
+"""The benchmark harness (benchmarks/): the quick budget produces every file, and a rerun measures nothing again."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_DIR
+
+if REPO_DIR not in sys.path:  # benchmarks/ is a top-level package of the repository, not of the wheel
+    sys.path.insert(0, REPO_DIR)
+
+from benchmarks import run as bench_run  # noqa: E402
+from benchmarks.budgets import budget  # noqa: E402
+
+QUICK = budget("quick")
+SECTIONS = ["## Targets", "## 1. Accuracy", "## 2. Ablations", "## 3. Interest dictionary utilisation",
+            "## 4. Speed and memory", "### Training: one epoch", "### Serving: latency per user",
+            "### Evaluation: full-ranking throughput", "## Where we fall short", "## Reproducing",
+            "## Closing note: headline rows"]
+
+
+def _run_quick(out):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)], cwd=REPO_DIR,
+                          env=env, capture_output=True, text=True, timeout=1200)
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = _run_quick(out)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, proc
+
+
+def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
+    out, _ = quick_run
+    results = out / "results" / "quick"
+    for model in QUICK["models"]:
+        result = _read(results / "accuracy" / "tiny" / f"{model}__seed2020.json")
+        for key in ("recall@20", "recall@50", "ndcg@50", "hit@50", "amr@50", "cur@50"):
+            assert key in result["test_result"]
+        assert "recall@50" in result["best_valid_result"]
+        assert result["peak_rss_mb"] > 0
+    gemirec = _read(results / "accuracy" / "tiny" / "GemiRec__seed2020.json")
+    assert set(gemirec["epoch_times_s"]) == {"retrieval", "dictionary", "joint"}
+    assert gemirec["utilisation"][-1]["stage"] == "joint"
+    probe = gemirec["dictionary_probe"]["runs"]
+    assert {(r["kmeans_init"], r["reseed_dead_codes"]) for r in probe} == {(True, True), (True, False), (False, True),
+                                                                           (False, False)}
+    for row in QUICK["ablation_names"]:
+        assert "recall@50" in _read(results / "ablation" / "tiny" / f"{row}__seed2020.json")["test_result"]
+    speed = results / "speed"
+    train = _read(speed / "train__GemiRec__rep0.json")
+    assert set(train["stages"]) == {"retrieval", "dictionary", "joint"}
+    assert train["stages"]["joint"]["epoch_s"] > 0
+    serving = _read(speed / "serving__n10000.json")
+    assert set(serving["latency_ms"]) == {"GemiRec (interest cache + user tower)", "GemiRec (cached queries)",
+                                          "GemiRec (no cache, GPT per request)", "ComiRecSA (extractor per request)"}
+    evaluation = _read(speed / "eval__GemiRec__native.json")
+    assert evaluation["same_top_items"] and evaluation["ratio"] > 0
+    meta = _read(results / "meta.json")
+    assert meta["machine"]["nproc"] and meta["versions"]["torch"] and meta["invocations"][-1]["finished"]
+
+
+def test_quick_writes_the_report_the_summary_and_the_charts(quick_run):
+    out, _ = quick_run
+    text = (out / "benchmarks.md").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert section in text
+    assert "| model | Recall@20 | Recall@50 |" in text
+    assert "python -m benchmarks.run --quick" in text
+    assert re.search(r"\*\*Date\*\*: \d{4}-\d\d-\d\dT.* to \d{4}-\d\d-\d\dT", text)  # started and finished
+    summary = _read(out / "results" / "quick" / "summary.json")
+    assert set(summary) >= {"accuracy", "ablations", "dictionary", "speed", "targets", "machine", "versions"}
+    assert summary["accuracy"]["tiny"]["GemiRec"]["recall@50"]["n"] == 1
+    assert {t["met"] for t in summary["targets"]} <= {True, False, None}
+    if importlib.util.find_spec("matplotlib") is not None:
+        for chart in ("accuracy", "ablations", "dictionary", "speed"):
+            assert (out / f"benchmarks_{chart}.png").stat().st_size > 1000
+            assert f"benchmarks_{chart}.png" in text
+
+
+def test_a_rerun_skips_finished_runs_and_rebuilds_the_report(quick_run):
+    out, _ = quick_run
+    proc = _run_quick(out)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "0 measured" in proc.stdout and "0 failed" in proc.stdout
+    assert (out / "benchmarks.md").exists()
+
+
+def test_unknown_part_is_refused(capsys):
+    assert bench_run.main(["--quick", "--only", "accuracy,bogus", "--out", "/nonexistent/never-written"]) == 2
+    assert "bogus" in capsys.readouterr().err

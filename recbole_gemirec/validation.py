@@ -237,6 +237,7 @@ MODEL_RULES = {
         "interest_source": OneOf("learned", "category"),
         "joint_training": Boolean(),
         "interest_predictor": OneOf("gpt", "frequency"),
+        "retrieval_interests": OneOf("target", "predicted"),
     },
     "ComiRecSA": {**_BASELINE_COMMON, **_SELF_ATTENTIVE},
     "ComiRecDR": {**_BASELINE_COMMON, **_ROUTING},

@@ -2,6 +2,7 @@
 
 import logging
 
+import pytest
 import torch
 
 from conftest import TINY_YAML, tiny_config
@@ -162,3 +163,25 @@ def test_dataset_without_user_features_or_categories_trains_with_one_warning_eac
     assert model.user_feature_table is None and model.item_category is None
     into_joint_stage(model)
     assert all(torch.isfinite(term) for term in model.calculate_loss(batch_of(parts)))
+
+
+def test_predicted_retrieval_interests_train_on_the_cached_selection(in_tmp):
+    import torch.nn.functional as F
+
+    _, parts = build(in_tmp, retrieval_interests="predicted")
+    model = parts["model"].eval()  # no dropout, so the loss can be recomputed by hand
+    into_joint_stage(model)
+    interaction = batch_of(parts)
+    losses = model.calculate_loss(interaction)
+    with torch.no_grad():
+        chosen = model.select_user_interests(interaction)
+        queries = model.fusion(model.dictionary.code_embedding(model.dictionary.codes_of(chosen)),
+                               model.user_vector(interaction))
+        items = interaction[model.POS_ITEM_ID]
+        logits = torch.einsum("bkd,nd->bkn", queries, model.item_embedding(items)).max(dim=1).values
+        repeated = (items.unsqueeze(0) == items.unsqueeze(1)) & ~torch.eye(len(items), dtype=torch.bool)
+        expected = F.cross_entropy(logits.masked_fill(repeated, float("-inf")), torch.arange(len(items)))
+    assert losses[2].item() == pytest.approx(expected.item(), rel=1e-5)
+    losses[2].backward()  # the retrieval term alone
+    assert all(p.grad is None for p in model.generator.parameters())  # the selection is not differentiated
+    assert any(p.grad is not None for p in model.dictionary.codebooks.parameters())

@@ -22,6 +22,7 @@ from logging import getLogger
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from recbole.utils import FeatureType, InputType, set_color
 
 from recbole_gemirec.model.interest_cache import fill_missing, history_frequency_scores, select_interests
@@ -58,6 +59,7 @@ class GemiRec(MultiInterestRecommender):
         self.loss_weights = [float(w) for w in config["loss_weights"]]
         self.joint_training = config["joint_training"]
         self.interest_predictor = config["interest_predictor"]
+        self.retrieval_interests = config["retrieval_interests"]
         self.kmeans_init = config["kmeans_init"]
         self.seed = config["seed"]
 
@@ -250,6 +252,24 @@ class GemiRec(MultiInterestRecommender):
         items = items[items > 0]
         return self.dictionary.loss(self.item_embedding(items))
 
+    def _predicted_interest_loss(self, generator_logits, user, pos_items):
+        """``retrieval_interests: predicted``: the retrieval loss with the user's K predicted interests
+        (the interest cache's selection, no gradient into the generator), each item scored by the max over
+        the K queries - the same scoring as inference - against the other targets of the batch."""
+        with torch.no_grad():
+            chosen = fill_missing(select_interests(
+                generator_logits.detach(), self.dictionary.codes_of, self.interest_num, self.code_limit))
+        interest_emb = self.dictionary.code_embedding(self.dictionary.codes_of(chosen))
+        if not self.joint_training:
+            interest_emb = interest_emb.detach()
+        queries = self.fusion(interest_emb, user)  # [B, K, D]
+        targets = self.item_embedding(pos_items)
+        logits = torch.einsum("bkd,nd->bkn", queries, targets).max(dim=1).values
+        same_item = pos_items.unsqueeze(0) == pos_items.unsqueeze(1)
+        same_item.fill_diagonal_(False)
+        logits = logits.masked_fill(same_item, float("-inf"))
+        return F.cross_entropy(logits, torch.arange(len(pos_items), device=logits.device))
+
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""
         w_dict, w_gen, w_ret = self.loss_weights
@@ -262,8 +282,12 @@ class GemiRec(MultiInterestRecommender):
             generator_logits = generator_logits.clamp(min=-1e9)
         else:
             generator_loss = self.generator.loss(generator_logits, target_ids)
-        negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
         user = self.user_vector(interaction)
+        if self.retrieval_interests == "predicted":
+            retrieval = self._predicted_interest_loss(generator_logits, user, pos_items)
+            dictionary_loss = self._dictionary_loss(interaction) if self.joint_training else retrieval.new_zeros(())
+            return w_dict * dictionary_loss, w_gen * generator_loss, w_ret * retrieval
+        negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
         interest_emb = self.dictionary.code_embedding(self.dictionary.codes_of(torch.cat([target_ids.unsqueeze(1), negatives], 1)))
         if not self.joint_training:
             interest_emb = interest_emb.detach()

@@ -102,3 +102,17 @@ def test_a_rerun_skips_finished_runs_and_rebuilds_the_report(quick_run):
 def test_unknown_part_is_refused(capsys):
     assert bench_run.main(["--quick", "--only", "accuracy,bogus", "--out", "/nonexistent/never-written"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_code_is_pinned_to_a_git_snapshot(tmp_path, monkeypatch):
+    found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip("not a git checkout")
+    monkeypatch.setattr(bench_run, "CODE", dict(bench_run.CODE))
+    where = {"results": str(tmp_path / "results"), "work": str(tmp_path / "work")}
+    code = bench_run.pin_code(where, "HEAD")
+    assert code["commit"] == found.stdout.strip()
+    assert os.path.isfile(os.path.join(code["root"], "recbole_gemirec", "__init__.py"))
+    assert os.path.isfile(os.path.join(code["root"], "dataset_configs", "protocol_user.yaml"))
+    assert bench_run.protocol_file().startswith(code["root"])
+    assert bench_run.code_path("tests/test_data/tiny.yaml") == os.path.join(REPO_DIR, "tests/test_data/tiny.yaml")

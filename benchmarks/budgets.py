@@ -1,0 +1,169 @@
+"""What each budget runs: datasets, models, seeds, epochs, and the sizes of the speed measurements.
+
+Three budgets:
+
+* ``quick`` - the tiny test data (``tests/test_data/tiny``), one seed, one epoch, a few models; a few
+  minutes. The test suite runs it (``tests/test_benchmarks.py``) to check that every file is produced.
+* ``small`` - every table of ``docs/benchmarks.md``: ml-100k and a generated dataset of 2,000 users,
+  three seeds, a few epochs; sized to finish in about 90 minutes on 2 shared CPU cores.
+* ``full`` - paper-like epoch budgets with early stopping (documented, too slow for 2 cores).
+
+Everything a table in the report depends on is here, so the report can print the settings it used.
+"""
+
+import copy
+
+# Models of the accuracy table, in the order of the report. Single-vector models count as K = 1.
+BASELINES = ["Pop", "SASRec", "GRU4Rec", "SINE", "ComiRecSA", "ComiRecDR", "MIND", "REMI"]
+MULTI_INTEREST_BASELINES = ["SINE", "ComiRecSA", "ComiRecDR", "MIND", "REMI"]
+MODELS = BASELINES + ["GemiRec"]
+
+SEEDS = [2020, 2021, 2022]
+
+# The five ablation switches of DESIGN §2.6: (row name, what it removes, config, the paper's Recall@200 change in %).
+ABLATIONS = [
+    # GemiRec-I runs without the dictionary stage (nothing to learn; run.py sets its epochs to 0).
+    ("GemiRec-I", "preset-category dictionary (no learned quantisation; no dictionary stage)",
+     {"interest_source": "category"}, -19.6),
+    ("GemiRec-J", "no joint training (dictionary frozen after its stage)", {"joint_training": False}, -10.4),
+    ("GemiRec-U", "no user features", {"use_user_features": False}, -21.4),
+    ("GemiRec-M", "frequency instead of the GPT", {"interest_predictor": "frequency"}, -25.0),
+    ("GemiRec-K", "no k-means initialisation", {"kmeans_init": False}, -9.4),
+]
+
+# Settings every accuracy run shares (DESIGN §4-5): the user protocol, the same metrics, selection on valid.
+METRICS = ["Recall", "NDCG", "Hit", "AMR", "CUR"]
+TOPK = [20, 50]
+VALID_METRIC = "Recall@50"
+HISTORY_LENGTH = 20  # MAX_ITEM_LIST_LENGTH for every model (the paper family's L = 20)
+
+# Datasets. ``config_files`` are relative to the repository root; "{work}" in a value is the budget's work
+# directory (where the generated data lives). ``gemirec`` is added to GemiRec runs only.
+DATASETS = {
+    "ml-100k": {
+        "dataset": "ml-100k",
+        "config_files": [],
+        "config": {},  # properties/dataset/ml-100k.yaml: genres (class) for CUR and GemiRec, user features
+        "gemirec": {},  # interest_category_field: class comes from properties/dataset/ml-100k.yaml
+        "category_note": "genre (`class`, first genre of an item) for CUR and for GemiRec's first level",
+    },
+    "synthetic": {
+        "dataset": "synthetic",
+        "config_files": ["dataset_configs/synthetic.yaml"],
+        "config": {"data_path": "{work}/data"},
+        "gemirec": {"interest_category_field": "category"},
+        "generate": {"users": 2000, "items": 2000, "mean-length": 30, "seed": 2020},
+        "category_note": "leaf category (`category`, 40 leaves) for CUR and for GemiRec's first level",
+    },
+    "tiny": {
+        "dataset": "tiny",
+        "config_files": ["tests/test_data/tiny.yaml"],
+        "config": {"data_path": "tests/test_data", "category_field": "category"},
+        "gemirec": {"interest_category_field": "category"},
+        "category_note": "`category` of the tiny test data",
+    },
+}
+
+BUDGETS = {
+    "quick": {
+        "description": "tiny test data, 1 seed, 1 epoch per model / per GemiRec stage, 4 models, 2 ablations",
+        "datasets": ["tiny"],
+        "seeds": [2020],
+        "models": ["Pop", "SASRec", "ComiRecSA", "GemiRec"],
+        "baseline_epochs": 1,
+        "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1},
+        "stopping_step": 10,
+        "train_batch_size": 256,
+        "ablations": {"tiny": [2020]},
+        "ablation_names": ["GemiRec-J", "GemiRec-M"],
+        "dictionary_probe_epochs": 1,
+        "jobs": 2,
+        "speed": {
+            "dataset": "tiny",
+            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "train_repeats": 1,
+            "serving_k": 5,
+            "serving_topn": 50,
+            "serving_catalogues": [10_000],
+            "serving_requests": {10_000: 20},
+            "serving_memory": False,  # no separate peak-memory process per model
+            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "eval_catalogues": ["native"],
+            "eval_users": 64,
+            "eval_repeats": 3,
+        },
+    },
+    "small": {
+        "description": "ml-100k and a generated dataset (2,000 users), 3 seeds, baselines 4 epochs, GemiRec "
+                       "stages 2/2/2 epochs; ablations: 3 seeds on the generated data, 1 seed on ml-100k",
+        "datasets": ["ml-100k", "synthetic"],
+        "seeds": SEEDS,
+        "models": MODELS,
+        "baseline_epochs": 4,
+        "stage_epochs": {"retrieval": 2, "dictionary": 2, "joint": 2},
+        "stopping_step": 10,
+        "train_batch_size": 512,
+        "ablations": {"synthetic": SEEDS, "ml-100k": [2020]},
+        "ablation_names": [a[0] for a in ABLATIONS],
+        "dictionary_probe_epochs": 2,
+        "jobs": 2,
+        "speed": {
+            "dataset": "ml-100k",
+            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "train_repeats": 2,
+            "serving_k": 5,
+            "serving_topn": 50,
+            "serving_catalogues": [10_000, 100_000, 1_000_000],
+            "serving_requests": {10_000: 200, 100_000: 100, 1_000_000: 30},
+            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "eval_catalogues": ["native", 100_000],
+            "eval_users": 256,
+            "eval_repeats": 5,
+        },
+    },
+    "full": {
+        "description": "ml-100k and a generated dataset (2,000 users), 3 seeds, paper-like epochs with early "
+                       "stopping (baselines up to 100 epochs, GemiRec 30/10/10), ablations on both datasets",
+        "datasets": ["ml-100k", "synthetic"],
+        "seeds": SEEDS,
+        "models": MODELS,
+        "baseline_epochs": 100,
+        "stage_epochs": {"retrieval": 30, "dictionary": 10, "joint": 10},
+        "stopping_step": 5,
+        "train_batch_size": 512,
+        "ablations": {"synthetic": SEEDS, "ml-100k": SEEDS},
+        "ablation_names": [a[0] for a in ABLATIONS],
+        "dictionary_probe_epochs": 10,
+        "jobs": 1,
+        "speed": {
+            "dataset": "ml-100k",
+            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "train_repeats": 3,
+            "serving_k": 5,
+            "serving_topn": 50,
+            "serving_catalogues": [10_000, 100_000, 1_000_000],
+            "serving_requests": {10_000: 500, 100_000: 300, 1_000_000: 100},
+            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "eval_catalogues": ["native", 100_000],
+            "eval_users": 256,
+            "eval_repeats": 10,
+        },
+    },
+}
+
+
+def budget(name):
+    """A deep copy of the named budget (``quick``, ``small`` or ``full``)."""
+    if name not in BUDGETS:
+        raise ValueError(f"budget {name!r} is unknown; allowed: {', '.join(BUDGETS)}")
+    settings = copy.deepcopy(BUDGETS[name])
+    settings["name"] = name
+    return settings
+
+
+def ablation(name):
+    """``(row, meaning, config, paper change %)`` of an ablation row."""
+    for row in ABLATIONS:
+        if row[0] == name:
+            return row
+    raise ValueError(f"ablation {name!r} is unknown; allowed: {', '.join(a[0] for a in ABLATIONS)}")

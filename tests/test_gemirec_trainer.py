@@ -61,3 +61,17 @@ def test_each_stage_checkpoint_records_its_stage(in_tmp):
     trainer.fit(parts["train_data"], parts["valid_data"])
     for stage in ("retrieval", "dictionary", "joint"):
         assert torch.load(trainer.stage_file(stage))["extra"]["stage"] == stage
+
+
+def test_category_dictionary_ablation_runs_every_stage(in_tmp):
+    # GemiRec-I has nothing to quantise; its dictionary stage must still run (its loss is a graph zero).
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.quick_start import build_run
+
+    config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
+        interest_category_field="category", interest_source="category", gpt_layers=2,
+        stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1}, checkpoint_dir=str(in_tmp / "saved")))
+    parts = build_run(config)
+    parts["trainer"].fit(parts["train_data"], parts["valid_data"])
+    assert list(parts["trainer"].stage_losses) == ["retrieval", "dictionary", "joint"]
+    assert parts["trainer"].stage_losses["dictionary"] == [0.0]

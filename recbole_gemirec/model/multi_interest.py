@@ -26,7 +26,7 @@ def max_interest_scores(interests, items, block=ITEM_BLOCK):
     scores = interests.new_empty((batch, items.shape[0]))
     for start in range(0, items.shape[0], block):
         part = items[start:start + block]
-        scores[:, start:start + part.shape[0]] = torch.einsum("bkd,nd->bkn", interests, part).max(dim=1).values
+        scores[:, start:start + part.shape[0]] = torch.einsum("bkd,nd->bkn", interests, part).amax(dim=1)
     return scores
 
 

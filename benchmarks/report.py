@@ -304,14 +304,19 @@ def targets(accuracy, speed_summary):
         rows.append({"target": "ml-100k: Recall@50 target", "measured": "not in this budget", "met": None})
     serving = speed_summary["serving"]
     if serving:
-        parts, met = [], True
+        parts, within = [], []
         for n in sorted(serving):
             lat = serving[n]["latency_ms"]
             r = ratio(lat.get(HEADLINE_GEMIREC, {}).get("median"), lat.get(HEADLINE_COMIREC, {}).get("median"))
             parts.append(f"{n:,} items {fmt_ratio(r)}")
-            met = met and r is not None and r <= 1.05
+            if r is not None and r <= 1.05:
+                within.append(f"{n:,}")
+        met = len(within) == len(serving)
+        measured = ", ".join(parts)
+        if within and not met:
+            measured += f" (within 1.05x at {', '.join(within)} items only)"
         rows.append({"target": "serving latency per user <= 1.05x ComiRecSA (GemiRec with its interest cache)",
-                     "measured": ", ".join(parts), "met": met})
+                     "measured": measured, "met": met})
     train = speed_summary["train"]
     if "GemiRec" in train and "SASRec" in train:
         sas = train["SASRec"]["train"]["epoch_s"]
@@ -522,6 +527,11 @@ def ablation_section(ablations):
         lines.append(md_table(["row", "what changes", "Recall@50", "change (ours)", "change (paper)", "AMR@50",
                                "CUR@50"], rows))
         lines.append("")
+        better = [row["row"] for row in table if row.get("change") and row["change"]["mean"] > 0]
+        if better:
+            lines.append(f"On {dataset}, {', '.join(better)} beat{'s' if len(better) == 1 else ''} full GemiRec in this "
+                         "budget, where the paper has every ablation losing; see *Where we fall short*.")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -961,10 +971,13 @@ def _stage_evidence(summary):
                 f"and the joint stage lowers it (per epoch {' -> '.join(f'{v:.4f}' for v in full['joint_epochs'])}, "
                 f"best {j:.4f}); the test figures come from the joint stage's best epoch")
         freq = table.get("GemiRec-M")
-        if freq and freq["joint_best"] and freq["joint_best"]["mean"] > j:
+        change = next((row.get("change") for row in summary.get("ablations", {}).get(dataset, [])
+                       if row["row"] == "GemiRec-M"), None)
+        if freq and freq["joint_best"] and freq["joint_best"]["mean"] > 1.05 * j and change and change["mean"] > 0.05:
             found.append(
                 f"on {dataset} GemiRec-M, which takes the K interests from the history's frequencies instead of the "
-                f"GPT, keeps {freq['joint_best']['mean']:.4f} in the joint stage: the fusion is trained with the "
+                f"GPT, keeps valid Recall@50 {freq['joint_best']['mean']:.4f} in the joint stage (test "
+                f"{100 * change['mean']:+.1f}% against full GemiRec): the fusion is trained with the "
                 "target item's own interest and scored with the K interests of the cache, and the GPT's predicted "
                 "interests (after this little training) serve the queries worse than the history's most frequent "
                 "ones")
@@ -1014,8 +1027,18 @@ def shortfall_notes(summary, settings):
             notes.append("* **Evaluation throughput.** " + t["measured"] + ": the limit does no user encoding; on "
                          "small catalogues encoding the history (GemiRec's tower and fusion) costs more than "
                          "scoring, so the ratio is low there and approaches the limit as the catalogue grows (the "
-                         "*scoring / limit* column isolates the scoring itself).")
+                         "*scoring / limit* column isolates the scoring itself)."
+                         + (" The scoring itself stays below the limit for the multi-interest models: "
+                            "`max_interest_scores` (recbole_gemirec/model/multi_interest.py) reduces over the "
+                            "interests with `max(dim=1).values`, which also computes the arg-max indices it throws "
+                            "away, where the limit uses `amax`." if _scoring_short(summary) else ""))
     return notes
+
+
+def _scoring_short(summary):
+    evals = summary["speed"]["eval"]
+    return any((r.get("scoring_ratio") or 1) < 0.8 and r.get("k", 1) > 1
+               for model in evals.values() for r in model.values())
 
 
 def headline(summary, settings):

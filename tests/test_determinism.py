@@ -16,9 +16,15 @@ def gemirec_run(tmp_path, name, seed):
 
 
 def test_same_seed_same_config_gives_identical_metrics_twice(in_tmp):
+    import pytest
+
     first = gemirec_run(in_tmp, "first", seed=2020)
     second = gemirec_run(in_tmp, "second", seed=2020)
-    assert first["stage_losses"] == second["stage_losses"]
+    # Loss sums may differ in the last bits (seen at 1e-9 relative under heavy CPU load: float summation
+    # order in the CPU kernels); the metrics, which is what the promise is about, must be identical.
+    assert set(first["stage_losses"]) == set(second["stage_losses"])
+    for stage, losses in first["stage_losses"].items():
+        assert losses == pytest.approx(second["stage_losses"][stage], rel=1e-6, abs=0), stage
     assert first["best_valid_result"] == second["best_valid_result"]
     assert first["test_result"] == second["test_result"]
     # the comparison can fail: another seed trains differently

@@ -535,12 +535,12 @@ def ablation_section(ablations):
     return "\n".join(lines)
 
 
-def _pct_stats(s):
+def _pct_stats(s, sign="+"):
+    """A share or change (``{'mean', 'std', 'n'}``) as a percentage, ``± std`` over several seeds."""
     if s is None:
         return "-"
-    if s["n"] == 1:
-        return f"{100 * s['mean']:+.1f}%"
-    return f"{100 * s['mean']:+.1f}% ± {100 * s['std']:.1f}"
+    value = format(100 * s["mean"], f"{sign}.1f") + "%"
+    return value if s["n"] == 1 else f"{value} ± {100 * s['std']:.1f}"
 
 
 def dictionary_section(dictionary):
@@ -574,11 +574,7 @@ def dictionary_section(dictionary):
 
 
 def _pct_value(s):
-    if s is None:
-        return "-"
-    if s["n"] == 1:
-        return f"{100 * s['mean']:.1f}%"
-    return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f}"
+    return _pct_stats(s, sign="")
 
 
 def speed_section(speed, settings):

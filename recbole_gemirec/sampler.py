@@ -38,13 +38,19 @@ class InterestNegativeSampler:
         return top.gather(1, order)[:, : min(self.hard_num, k - 1)]
 
     def easy(self, positive_ids, interest_ids_of_items):
-        """Interests of random items: ``[B, easy_num]``; ``interest_ids_of_items`` maps item ids to ids."""
+        """Interests of random items: ``[B, easy_num]``; ``interest_ids_of_items`` maps item ids to ids.
+
+        A random item often shares the target's interest (always, when interests are coarse); such a
+        draw is no negative and comes back as ``-1``, which the loss leaves out.
+        """
         if self.easy_num == 0:
             return positive_ids.new_empty((positive_ids.shape[0], 0))
         items = torch.randint(1, self.n_items, (positive_ids.shape[0], self.easy_num), device=positive_ids.device)
-        return interest_ids_of_items(items)
+        ids = interest_ids_of_items(items)
+        return ids.masked_fill(ids == positive_ids.unsqueeze(1), -1)
 
     def sample(self, generator_logits, positive_ids, interest_ids_of_items):
-        """Hard then easy negatives, ``[B, hard + easy]``; the hard ones never equal the positive."""
+        """Hard then easy negatives, ``[B, hard + easy]``; none equals the positive (``-1`` = no negative
+        drawn in that slot)."""
         return torch.cat([self.hard(generator_logits, positive_ids),
                           self.easy(positive_ids, interest_ids_of_items)], dim=1)

@@ -206,6 +206,8 @@ _BASELINE_COMMON = {
     "loss_type": OneOf("CE"),
     "sampled_softmax": Optional(Boolean()),
     "neg_sample_num": Optional(Integer(1)),
+    "item_negatives": Optional(OneOf("full", "sampled", "in_batch")),
+    "logq_correction": Optional(Boolean()),
 }
 _SELF_ATTENTIVE = {"attention_hidden_size": Optional(Integer(1)), "add_position": Optional(Boolean())}
 _ROUTING = {"routing_iterations": Optional(Integer(1))}
@@ -238,6 +240,13 @@ MODEL_RULES = {
         "joint_training": Boolean(),
         "interest_predictor": OneOf("gpt", "frequency"),
         "retrieval_interests": OneOf("target", "predicted"),
+        "item_negatives": OneOf("full", "sampled", "in_batch"),
+        "logq_correction": Boolean(),
+        "neg_sample_num": Integer(1),
+        "interest_levels": Optional(Integer(1)),
+        "joint_codes": OneOf("frozen", "live"),
+        "interest_weighting": OneOf("none", "log_prob", "log_joint"),
+        "fusion": OneOf("residual", "concat"),
     },
     "ComiRecSA": {**_BASELINE_COMMON, **_SELF_ATTENTIVE},
     "ComiRecDR": {**_BASELINE_COMMON, **_ROUTING},

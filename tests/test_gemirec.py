@@ -57,7 +57,7 @@ def test_interest_cache_is_read_not_recomputed(in_tmp):
         model.full_sort_predict(interaction)
     assert calls == []  # serving reads the cache and never runs the GPT
     for row in cached:
-        codes = model.dictionary.codes_of(torch.unique(row))
+        codes = model.interest_codes(torch.unique(row))
         for level in range(codes.shape[-1]):
             assert torch.unique(codes[:, level], return_counts=True)[1].max().item() <= 3  # epsilon
 
@@ -175,13 +175,71 @@ def test_predicted_retrieval_interests_train_on_the_cached_selection(in_tmp):
     losses = model.calculate_loss(interaction)
     with torch.no_grad():
         chosen = model.select_user_interests(interaction)
-        queries = model.fusion(model.dictionary.code_embedding(model.dictionary.codes_of(chosen)),
+        queries = model.fusion(model.dictionary.code_embedding(model.interest_codes(chosen)),
                                model.user_vector(interaction))
         items = interaction[model.POS_ITEM_ID]
-        logits = torch.einsum("bkd,nd->bkn", queries, model.item_embedding(items)).max(dim=1).values
-        repeated = (items.unsqueeze(0) == items.unsqueeze(1)) & ~torch.eye(len(items), dtype=torch.bool)
-        expected = F.cross_entropy(logits.masked_fill(repeated, float("-inf")), torch.arange(len(items)))
+        logits = torch.einsum("bkd,nd->bkn", queries, model.item_embedding.weight).max(dim=1).values  # full softmax
+        logits[:, 0] = float("-inf")  # padding is no item
+        expected = F.cross_entropy(logits, items)
     assert losses[2].item() == pytest.approx(expected.item(), rel=1e-5)
     losses[2].backward()  # the retrieval term alone
     assert all(p.grad is None for p in model.generator.parameters())  # the selection is not differentiated
     assert any(p.grad is not None for p in model.dictionary.codebooks.parameters())
+
+
+def test_interest_levels_make_the_interest_a_code_prefix(in_tmp):
+    _, parts = build(in_tmp, interest_dictionary_sizes=[4, 3, 2], interest_levels=1)
+    model = parts["model"]
+    into_joint_stage(model)
+    assert model.n_interests == 4 and model.generator.head.out_features == 4
+    items = torch.arange(1, model.n_items)
+    assert torch.equal(model.item_interest_ids(items), model.item_codes(items)[:, 0])
+    emb = model.dictionary.code_embedding(model.interest_codes(torch.tensor([2])))
+    d = model.dictionary.interest_dim
+    assert torch.equal(emb[0, :d], model.dictionary.codebooks[0][2]) and bool((emb[0, d:] == 0).all())
+    assert all(torch.isfinite(term) for term in model.calculate_loss(batch_of(parts)))
+
+
+def test_default_interest_levels_keep_enough_items_per_interest():
+    from recbole_gemirec.model.gemirec import default_interest_levels
+
+    assert default_interest_levels([32, 16, 8, 4], 2000) == 1  # 32 interests of ~60 items; 512 would hold ~4
+    assert default_interest_levels([8, 4, 4, 2], 1682) == 2
+    assert default_interest_levels([32, 16, 8, 4], 10_000_000) == 4
+    assert default_interest_levels([32, 16], 10) == 1  # never fewer than one level
+
+
+def test_frozen_joint_codes_do_not_move_when_the_embeddings_do(in_tmp):
+    _, parts = build(in_tmp, joint_codes="frozen", interest_levels=3)
+    model = parts["model"]
+    model.set_stage("dictionary")
+    model.start_dictionary_stage()
+    model.set_stage("joint")
+    model.start_joint_stage()
+    items = torch.arange(1, model.n_items)
+    before = model.item_codes(items).clone()
+    with torch.no_grad():
+        model.item_embedding.weight.mul_(-3.0).add_(torch.randn_like(model.item_embedding.weight))
+    assert torch.equal(model.item_codes(items), before)
+    live = model.dictionary.codes_for(items, model.item_embedding.weight)
+    assert not torch.equal(live, before)  # the live assignment did move
+    model.set_stage("retrieval")
+    assert not bool(model.codes_frozen)
+
+
+@pytest.mark.parametrize("weighting", ["log_prob", "log_joint"])
+def test_interest_weighting_adds_a_per_query_bias_to_every_score(in_tmp, weighting):
+    _, parts = build(in_tmp, interest_weighting=weighting)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = batch_of(parts)
+    with torch.no_grad():
+        vectors, items = model.interest_vectors(interaction), model.item_embeddings()
+        ids, log_prob = model.cached_interests(interaction)
+        queries = model.fusion(model.dictionary.code_embedding(model.interest_codes(ids)), model.user_vector(interaction))
+        raw = torch.einsum("bkd,nd->bkn", queries, model.item_embedding.weight)
+        bias = log_prob if weighting == "log_prob" else log_prob - torch.logsumexp(raw[:, :, 1:], dim=-1)
+        expected = (raw + bias.unsqueeze(-1)).amax(dim=1)
+        assert vectors.shape[-1] == items.shape[-1] == model.embedding_size + 1
+        assert torch.allclose(model.full_sort_predict(interaction), expected, atol=1e-5)
+        assert bool((log_prob <= 0).all())

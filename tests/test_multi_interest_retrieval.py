@@ -1,10 +1,11 @@
-"""Multi-interest retrieval (MIRM, DESIGN §2.3) and the interest negative sampler."""
+"""Multi-interest retrieval (docs/design.md, multi-interest retrieval), the item softmax and the interest negative sampler."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower, in_batch_logits, retrieval_loss
+from recbole_gemirec.model.layers.losses import SharedNegativeSoftmaxLoss
+from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower
 from recbole_gemirec.sampler import InterestNegativeSampler
 
 
@@ -31,24 +32,43 @@ def test_user_tower_reads_up_to_the_last_real_item():
     assert torch.allclose(tower(changed, lengths)[0], base[0], atol=1e-6)
 
 
-def test_in_batch_logits_mask_repeated_targets():
-    queries, targets = torch.randn(3, 4), torch.randn(3, 4)
-    logits = in_batch_logits(queries, targets, torch.tensor([7, 8, 7]))
-    assert torch.isinf(logits[0, 2]) and torch.isinf(logits[2, 0])
-    assert torch.isfinite(logits.diagonal()).all()
-    assert logits[0, 1] == pytest.approx((queries[0] @ targets[1]).item())
+def test_concat_fusion_is_the_mlp_alone_and_residual_adds_the_user_vector():
+    torch.manual_seed(0)
+    residual = InterestFusion(code_size=6, embedding_size=4)
+    concat = InterestFusion(code_size=6, embedding_size=4, residual=False)
+    concat.load_state_dict(residual.state_dict())
+    interests, user = torch.randn(2, 3, 6), torch.randn(2, 4)
+    assert torch.allclose(residual(interests, user) - concat(interests, user), user.unsqueeze(1).expand(-1, 3, -1))
 
 
-def test_retrieval_loss_is_softmax_over_batch_items_and_interest_negatives():
+def test_in_batch_softmax_masks_repeated_targets_and_corrects_by_log_popularity():
     g = torch.Generator().manual_seed(0)
-    query, target = torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)
-    negatives = torch.randn(2, 3, 4, generator=g)
-    loss = retrieval_loss(query, target, torch.tensor([1, 2]), negatives)
+    table = torch.randn(5, 4, generator=g)
+    user = torch.randn(3, 4, generator=g)
+    positive = torch.tensor([1, 2, 1])
+    log_q = torch.log(torch.tensor([0.1, 0.5, 0.2, 0.1, 0.1]))
+    loss = SharedNegativeSoftmaxLoss(5, mode="in_batch", log_q=log_q)
+    logits = loss.negative_logits(user, positive, table)
+    assert torch.isinf(logits[0, 0]) and torch.isinf(logits[0, 2]) and torch.isinf(logits[2, 0])  # row's own item
+    assert logits[0, 1].item() == pytest.approx((user[0] @ table[2]).item() - log_q[2].item(), rel=1e-6)
+    expected = 0.0
+    for b in range(3):
+        row = torch.cat([(user[b] * table[positive[b]]).sum().view(1), logits[b][torch.isfinite(logits[b])]])
+        expected += F.cross_entropy(row.unsqueeze(0), torch.tensor([0])).item() / 3
+    assert loss(user, positive, table).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_full_softmax_is_cross_entropy_over_the_catalogue_with_extra_negatives():
+    g = torch.Generator().manual_seed(0)
+    table, user = torch.randn(6, 4, generator=g), torch.randn(2, 4, generator=g)
+    positive = torch.tensor([3, 5])
+    extra = torch.tensor([[0.5, float("-inf")], [1.5, -0.5]])  # -inf: no negative in that slot
+    loss = SharedNegativeSoftmaxLoss(6, mode="full")(user, positive, table, extra)
     expected = 0.0
     for b in range(2):
-        logits = torch.cat([query[b] @ target.t(), negatives[b] @ target[b]])
-        expected += F.cross_entropy(logits.unsqueeze(0), torch.tensor([b])).item() / 2
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
+        row = torch.cat([(user[b] @ table[1:].t()), extra[b][torch.isfinite(extra[b])]])
+        expected += F.cross_entropy(row.unsqueeze(0), torch.tensor([int(positive[b]) - 1])).item() / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_sampler_hard_negatives_are_top_predictions_without_the_positive():
@@ -61,3 +81,12 @@ def test_sampler_hard_negatives_are_top_predictions_without_the_positive():
     assert easy.shape == (2, 3)
     assert bool(((easy >= 100) & (easy < 1000) & (easy % 100 == 0)).all())  # interests of items 1..9
     assert sampler.sample(logits, positive, lambda items: items).shape == (2, 5)
+
+
+def test_easy_negatives_never_equal_the_positive_interest():
+    torch.manual_seed(0)
+    sampler = InterestNegativeSampler(hard_num=0, easy_num=50, n_items=10)
+    positive = torch.tensor([1, 0])
+    easy = sampler.easy(positive, lambda items: items % 2)  # two interests: every other draw is the positive's
+    assert bool((easy != positive.unsqueeze(1)).all())
+    assert bool((easy == -1).any()) and set(easy[0].tolist()) <= {-1, 0} and set(easy[1].tolist()) <= {-1, 1}

@@ -25,14 +25,38 @@ import torch.nn as nn
 import torch.nn.functional as F
 from recbole.utils import FeatureType, InputType, set_color
 
-from recbole_gemirec.model.interest_cache import fill_missing, history_frequency_scores, select_interests
+from recbole_gemirec.model.interest_cache import (
+    fill_missing, history_frequency_scores, interest_log_probs, select_interests,
+)
 from recbole_gemirec.model.interest_dictionary import CategoryInterests, InterestDictionary
 from recbole_gemirec.model.interest_generator import InterestGenerator
-from recbole_gemirec.model.multi_interest import MultiInterestRecommender
-from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower, retrieval_loss
+from recbole_gemirec.model.layers.losses import item_softmax_loss
+from recbole_gemirec.model.multi_interest import MultiInterestRecommender, catalogue_logsumexp
+from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower
 from recbole_gemirec.sampler import InterestNegativeSampler
 
 STAGES = ("retrieval", "dictionary", "joint")
+
+# interest_levels: ~ picks the deepest code prefix whose interests still cover this many items each on
+# average (docs/gemirec.md, interest granularity).
+ITEMS_PER_INTEREST = 20
+
+
+def default_interest_levels(sizes, n_items, items_per_interest=ITEMS_PER_INTEREST):
+    """The deepest prefix length c (at least 1) with ``prod(sizes[:c]) * items_per_interest <= n_items``.
+
+    Why: the generator must predict the next interest. With interests near item level (the paper's
+    16,384 interests on a catalogue of a few thousand items) that is next-item prediction under another
+    name and the GPT fails at it; a prefix of the residual code is a coarser interest of the same
+    dictionary, which the GPT can predict and the code limit can spread.
+    """
+    levels, product = 1, int(sizes[0])
+    for size in sizes[1:]:
+        product *= int(size)
+        if product * items_per_interest > n_items:
+            break
+        levels += 1
+    return levels
 
 
 def first_category_table(dataset, field):
@@ -61,6 +85,8 @@ class GemiRec(MultiInterestRecommender):
         self.interest_predictor = config["interest_predictor"]
         self.retrieval_interests = config["retrieval_interests"]
         self.kmeans_init = config["kmeans_init"]
+        self.joint_codes = config["joint_codes"] or "frozen"
+        self.interest_weighting = config["interest_weighting"] or "none"
         self.seed = config["seed"]
 
         # data-dependent parts: user features and item categories switch off with one warning each
@@ -90,20 +116,32 @@ class GemiRec(MultiInterestRecommender):
                 self.embedding_size, config["interest_dictionary_sizes"], config["interest_dim"],
                 config["commitment_beta"],
             )
+        levels = config["interest_levels"]
+        self.interest_levels = min(
+            default_interest_levels(self.dictionary.sizes, self.n_items) if levels is None else int(levels),
+            self.dictionary.levels,
+        )
+        self.n_interests = self.dictionary.n_interests_at(self.interest_levels)
         self.generator = InterestGenerator(
-            self.n_items, self.dictionary.n_interests, self.dictionary.code_size, config["gpt_hidden"],
+            self.n_items, self.n_interests, self.dictionary.code_size, config["gpt_hidden"],
             config["gpt_layers"], config["gpt_heads"], self.max_seq_length, cardinalities, config["gpt_dropout"],
         )
         self.tower = UserTower(
             self.embedding_size, self.max_seq_length, config["tower_layers"], config["tower_heads"],
             config["dropout_prob"], cardinalities,
         )
-        self.fusion = InterestFusion(self.dictionary.code_size, self.embedding_size)
+        self.fusion = InterestFusion(self.dictionary.code_size, self.embedding_size, residual=config["fusion"] != "concat")
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
+        self.loss_fct = item_softmax_loss(config, dataset, self.n_items, default_mode="full",
+                                          neg_sample_num=config["neg_sample_num"] or 1280)
         self.n_users = dataset.user_num
         self.register_buffer("interest_cache", torch.full((self.n_users, self.interest_num), -1, dtype=torch.long))
+        self.register_buffer("interest_cache_log_prob", torch.zeros(self.n_users, self.interest_num))
+        # Item codes fixed at the joint stage's start (joint_codes: frozen); codes_frozen says whether they are.
+        self.register_buffer("frozen_codes", torch.zeros(self.n_items, self.dictionary.levels, dtype=torch.long))
+        self.register_buffer("codes_frozen", torch.zeros((), dtype=torch.bool))
         self.stage = STAGES[0]
         self.apply(self._init_weights)
 
@@ -154,11 +192,13 @@ class GemiRec(MultiInterestRecommender):
 
     # --- stages ---------------------------------------------------------------------------------
     def set_stage(self, stage):
-        """Switch the training stage (DESIGN §2.5); ``joint`` scores with the interest cache."""
+        """Switch the training stage (docs/design.md, training stages); ``joint`` scores with the cache."""
         if stage not in STAGES:
             raise ValueError(f"stage={stage!r}; allowed: {', '.join(STAGES)}")
         self.stage = stage
         self.interest_cache.fill_(-1)
+        if stage != "joint":
+            self.codes_frozen.fill_(False)
 
     def start_dictionary_stage(self):
         """Initialise the dictionary from the current item embeddings (k-means, or random)."""
@@ -171,8 +211,23 @@ class GemiRec(MultiInterestRecommender):
         else:
             self.dictionary.random_init(items, self.seed)
 
+    @torch.no_grad()
+    def start_joint_stage(self):
+        """``joint_codes: frozen``: fix every item's code at the joint stage's start, so the generator's
+        targets and the fusion's interests do not move under them while the embeddings keep learning."""
+        if self.joint_codes != "frozen" or isinstance(self.dictionary, CategoryInterests):
+            return
+        items = torch.arange(self.n_items, device=self.item_embedding.weight.device)
+        self.frozen_codes.copy_(self.dictionary.codes_for(items, self.item_embedding.weight))
+        self.codes_frozen.fill_(True)
+
+    @property
+    def dictionary_is_trained(self):
+        """Whether the dictionary loss trains the codewords in the current stage."""
+        return self.stage == "dictionary" or (self.stage == "joint" and self.joint_training)
+
     def dictionary_utilisation(self):
-        """Per-level codeword utilisation and distinct full codes over all real items (DESIGN §5)."""
+        """Per-level codeword utilisation and distinct full codes over all real items."""
         return self.dictionary.utilisation(self.item_embedding.weight[1:])
 
     # --- parts ----------------------------------------------------------------------------------
@@ -187,11 +242,18 @@ class GemiRec(MultiInterestRecommender):
         return self.tower(self.item_embedding(item_seq), interaction[self.ITEM_SEQ_LEN], self._user_features(interaction))
 
     def item_codes(self, items):
-        """Interest code tuples ``[..., C]`` of item ids under the current dictionary."""
+        """Full interest code tuples ``[..., C]`` of item ids (the frozen ones in a frozen joint stage)."""
+        if bool(self.codes_frozen):
+            return self.frozen_codes[items]
         return self.dictionary.codes_for(items, self.item_embedding.weight)
 
+    def interest_codes(self, interest_ids):
+        """Code prefixes ``[..., interest_levels]`` of interest ids."""
+        return self.dictionary.codes_of(interest_ids, self.interest_levels)
+
     def item_interest_ids(self, items):
-        return self.dictionary.interest_ids(self.item_codes(items))
+        """The interest id (code prefix of ``interest_levels`` levels) of item ids."""
+        return self.dictionary.interest_ids(self.item_codes(items)[..., : self.interest_levels])
 
     def interest_scores(self, interaction):
         """The predictor's ranking of all interests for each user ``[B, n_interests]``:
@@ -199,50 +261,76 @@ class GemiRec(MultiInterestRecommender):
         item_seq = interaction[self.ITEM_SEQ]
         codes = self.item_codes(item_seq)
         if self.interest_predictor == "frequency":
-            ids = self.dictionary.interest_ids(codes).masked_fill(item_seq == 0, -1)
-            return history_frequency_scores(ids, self.dictionary.n_interests)
+            ids = self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
+            return history_frequency_scores(ids, self.n_interests)
         return self.generator.next_interest_logits(
             item_seq, interaction[self.ITEM_SEQ_LEN], self.dictionary.code_embedding(codes),
             self._user_features(interaction),
         )
 
+    def _select(self, scores):
+        """``(ids [B, K], log-probabilities [B, K])`` of the top-K interests under the code limit."""
+        chosen = fill_missing(select_interests(scores, self.interest_codes, self.interest_num, self.code_limit))
+        return chosen, interest_log_probs(scores, self.interest_predictor).gather(1, chosen)
+
     @torch.no_grad()
     def select_user_interests(self, interaction):
-        """Top-K interests per user under the code limit ``[B, K]`` (DESIGN §2.4)."""
-        chosen = select_interests(
-            self.interest_scores(interaction), self.dictionary.codes_of, self.interest_num, self.code_limit
-        )
-        return fill_missing(chosen)
+        """Top-K interests per user under the code limit ``[B, K]`` (docs/design.md, interest cache)."""
+        return self._select(self.interest_scores(interaction))[0]
 
     @torch.no_grad()
     def refresh_interest_cache(self, interaction):
         """Write the batch users' interest cache rows from their histories in ``interaction``."""
-        self.interest_cache[interaction[self.USER_ID]] = self.select_user_interests(interaction)
+        users = interaction[self.USER_ID]
+        self.interest_cache[users], self.interest_cache_log_prob[users] = self._select(self.interest_scores(interaction))
 
     def cached_interests(self, interaction):
-        """The users' cached interest ids ``[B, K]``; rows never built are filled from the predictor."""
+        """The users' cached ``(interest ids, log-probabilities)``, ``[B, K]`` each; rows never built are
+        filled from the predictor."""
         users = interaction[self.USER_ID]
-        ids = self.interest_cache[users]
+        ids, log_prob = self.interest_cache[users], self.interest_cache_log_prob[users]
         missing = ids[:, 0] < 0
         if missing.any():
-            ids = ids.clone()
-            ids[missing] = self.select_user_interests(interaction[missing])
+            ids, log_prob = ids.clone(), log_prob.clone()
+            with torch.no_grad():
+                ids[missing], log_prob[missing] = self._select(self.interest_scores(interaction[missing]))
             self.interest_cache[users[missing]] = ids[missing]
-        return ids
+            self.interest_cache_log_prob[users[missing]] = log_prob[missing]
+        return ids, log_prob
 
     # --- RecBole interface -----------------------------------------------------------------------
     def interest_vectors(self, interaction):
-        """``[B, K, D]``: the fused query of each cached interest; ``[B, 1, D]`` (u) before the joint stage."""
+        """``[B, K, D]``: the fused query of each cached interest; ``[B, 1, D]`` (u) before the joint stage.
+
+        With ``interest_weighting`` other than ``none`` a last column holds each query's bias (and
+        :meth:`item_embeddings` a column of ones), so an item's score under interest k is
+        ``u_k . v + b_k`` while scoring stays one inner product per interest (serving and the AMR/CUR
+        metrics use the same vectors).
+        """
         user = self.user_vector(interaction)
         if self.stage != "joint":
-            return user.unsqueeze(1)
-        codes = self.dictionary.codes_of(self.cached_interests(interaction))
-        return self.fusion(self.dictionary.code_embedding(codes), user)
+            return self._with_bias(user.unsqueeze(1), user.new_zeros(user.shape[0], 1))
+        ids, log_prob = self.cached_interests(interaction)
+        queries = self.fusion(self.dictionary.code_embedding(self.interest_codes(ids)), user)
+        if self.interest_weighting == "log_joint":
+            log_prob = log_prob - catalogue_logsumexp(queries, self.item_embedding.weight[1:])
+        return self._with_bias(queries, log_prob)
+
+    def _with_bias(self, queries, bias):
+        if self.interest_weighting == "none":
+            return queries
+        return torch.cat([queries, bias.unsqueeze(-1).to(queries.dtype)], dim=-1)
+
+    def item_embeddings(self):
+        table = self.item_embedding.weight
+        if self.interest_weighting == "none":
+            return table
+        return torch.cat([table, table.new_ones(table.shape[0], 1)], dim=1)
 
     def calculate_loss(self, interaction):
         pos_items = interaction[self.POS_ITEM_ID]
         if self.stage == "retrieval":
-            return retrieval_loss(self.user_vector(interaction), self.item_embedding(pos_items), pos_items)
+            return self.loss_fct(self.user_vector(interaction), pos_items, self.item_embedding.weight)
         if self.stage == "dictionary":
             return self.loss_weights[0] * self._dictionary_loss(interaction)
         return self._joint_losses(interaction)
@@ -250,25 +338,32 @@ class GemiRec(MultiInterestRecommender):
     def _dictionary_loss(self, interaction):
         items = torch.unique(torch.cat([interaction[self.POS_ITEM_ID], interaction[self.ITEM_SEQ].reshape(-1)]))
         items = items[items > 0]
-        return self.dictionary.loss(self.item_embedding(items))
+        codes = self.frozen_codes[items] if bool(self.codes_frozen) else None
+        return self.dictionary.loss(self.item_embedding(items), codes)
+
+    def _queries(self, interest_ids, user):
+        """Fused queries ``[B, N, D]`` of interest ids ``[B, N]`` (codewords detached when the dictionary
+        is frozen, GemiRec-J)."""
+        interest_emb = self.dictionary.code_embedding(self.interest_codes(interest_ids))
+        if not self.joint_training:
+            interest_emb = interest_emb.detach()
+        return self.fusion(interest_emb, user)
 
     def _predicted_interest_loss(self, generator_logits, user, pos_items):
         """``retrieval_interests: predicted``: the retrieval loss with the user's K predicted interests
         (the interest cache's selection, no gradient into the generator), each item scored by the max over
-        the K queries - the same scoring as inference - against the other targets of the batch."""
+        the K queries - the same scoring as inference - against the configured item negatives."""
         with torch.no_grad():
-            chosen = fill_missing(select_interests(
-                generator_logits.detach(), self.dictionary.codes_of, self.interest_num, self.code_limit))
-        interest_emb = self.dictionary.code_embedding(self.dictionary.codes_of(chosen))
-        if not self.joint_training:
-            interest_emb = interest_emb.detach()
-        queries = self.fusion(interest_emb, user)  # [B, K, D]
-        targets = self.item_embedding(pos_items)
-        logits = torch.einsum("bkd,nd->bkn", queries, targets).max(dim=1).values
-        same_item = pos_items.unsqueeze(0) == pos_items.unsqueeze(1)
-        same_item.fill_diagonal_(False)
-        logits = logits.masked_fill(same_item, float("-inf"))
-        return F.cross_entropy(logits, torch.arange(len(pos_items), device=logits.device))
+            chosen, log_prob = self._select(generator_logits.detach())
+        queries = self._queries(chosen, user)  # [B, K, D]
+        table = self.item_embedding.weight
+        if self.interest_weighting != "none":
+            queries = self._with_bias(queries, log_prob)
+            table = self.item_embeddings()
+        positive = torch.einsum("bkd,bd->bk", queries, table[pos_items]).max(dim=1).values
+        negatives = torch.stack([self.loss_fct.negative_logits(queries[:, k], pos_items, table)
+                                 for k in range(queries.shape[1])], dim=1).max(dim=1).values
+        return self.loss_fct.loss_from_logits(positive, negatives)
 
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""
@@ -285,13 +380,12 @@ class GemiRec(MultiInterestRecommender):
         user = self.user_vector(interaction)
         if self.retrieval_interests == "predicted":
             retrieval = self._predicted_interest_loss(generator_logits, user, pos_items)
-            dictionary_loss = self._dictionary_loss(interaction) if self.joint_training else retrieval.new_zeros(())
-            return w_dict * dictionary_loss, w_gen * generator_loss, w_ret * retrieval
-        negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
-        interest_emb = self.dictionary.code_embedding(self.dictionary.codes_of(torch.cat([target_ids.unsqueeze(1), negatives], 1)))
-        if not self.joint_training:
-            interest_emb = interest_emb.detach()
-        queries = self.fusion(interest_emb, user)
-        retrieval = retrieval_loss(queries[:, 0], self.item_embedding(pos_items), pos_items, queries[:, 1:])
+        else:
+            negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
+            queries = self._queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user)
+            target_emb = self.item_embedding(pos_items)
+            interest_negative = torch.einsum("bnd,bd->bn", queries[:, 1:], target_emb)
+            interest_negative = interest_negative.masked_fill(negatives < 0, float("-inf"))
+            retrieval = self.loss_fct(queries[:, 0], pos_items, self.item_embedding.weight, interest_negative)
         dictionary_loss = self._dictionary_loss(interaction) if self.joint_training else retrieval.new_zeros(())
         return w_dict * dictionary_loss, w_gen * generator_loss, w_ret * retrieval

@@ -65,6 +65,15 @@ def history_frequency_scores(history_ids, n_interests):
     return scores.masked_fill(scores == 0, float("-inf"))
 
 
+def interest_log_probs(scores, predictor="gpt"):
+    """log p(interest | user) ``[B, n_interests]`` from the predictor's scores: the softmax of the GPT's
+    logits, or the history share of each interest for the frequency predictor (``-inf`` for unseen)."""
+    if predictor == "frequency":
+        counts = scores.clamp(min=0).nan_to_num(0.0)
+        return (counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-12)).log()
+    return torch.log_softmax(scores, dim=1)
+
+
 def fill_missing(chosen):
     """Replace ``-1`` slots by the user's first interest so every row has K usable ids
     (duplicates do not change a max over interests)."""

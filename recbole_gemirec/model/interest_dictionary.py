@@ -100,8 +100,11 @@ class InterestDictionary(nn.Module):
         """v_hat = LN(sg[v]): the scale-free view of item embeddings the dictionary works on."""
         return F.layer_norm(item_emb.detach(), item_emb.shape[-1:])
 
-    def quantize(self, item_emb):
+    def quantize(self, item_emb, codes=None):
         """Residual-quantise item embeddings.
+
+        ``codes [N, C]`` (optional) fixes the assignment instead of the nearest codeword (the joint stage
+        with frozen codes trains the dictionary on the assignment the generator learns).
 
         Returns:
             codes ``[N, C]`` (long), residuals: list of C tensors ``[N, d]`` (r_1..r_C, r_c carrying
@@ -109,16 +112,19 @@ class InterestDictionary(nn.Module):
             codebooks).
         """
         residual = self.encoder(self.normalise(item_emb))
-        codes, residuals, chosen = [], [], []
-        for codebook in self.codebooks:
-            distances = torch.cdist(residual.detach().unsqueeze(0), codebook.detach().unsqueeze(0)).squeeze(0)
-            code = distances.argmin(dim=1)
+        chosen_codes, residuals, chosen = [], [], []
+        for level, codebook in enumerate(self.codebooks):
+            if codes is None:
+                distances = torch.cdist(residual.detach().unsqueeze(0), codebook.detach().unsqueeze(0)).squeeze(0)
+                code = distances.argmin(dim=1)
+            else:
+                code = codes[:, level]
             codeword = codebook[code]
-            codes.append(code)
+            chosen_codes.append(code)
             residuals.append(residual)
             chosen.append(codeword)
             residual = residual - codeword.detach()
-        return torch.stack(codes, dim=1), residuals, chosen
+        return torch.stack(chosen_codes, dim=1), residuals, chosen
 
     @torch.no_grad()
     def encode(self, item_emb, batch_size=65536):
@@ -132,23 +138,36 @@ class InterestDictionary(nn.Module):
         return self.encode(item_table[flat]).reshape(*items.shape, self.levels)
 
     def code_embedding(self, codes):
-        """z_quan for code tuples ``[..., C]`` -> ``[..., C * d]`` (concatenated codewords)."""
-        return torch.cat([codebook[codes[..., level]] for level, codebook in enumerate(self.codebooks)], dim=-1)
+        """z_quan for code tuples ``[..., c]`` -> ``[..., C * d]`` (concatenated codewords). A prefix (the
+        first ``c < C`` levels, see ``interest_levels``) leaves the deeper levels' slots zero."""
+        parts = [self.codebooks[level][codes[..., level]] for level in range(codes.shape[-1])]
+        if codes.shape[-1] < self.levels:
+            parts.append(parts[0].new_zeros(*codes.shape[:-1], (self.levels - codes.shape[-1]) * self.interest_dim))
+        return torch.cat(parts, dim=-1)
+
+    def n_interests_at(self, levels):
+        """How many interests a code prefix of ``levels`` levels distinguishes (product of their sizes)."""
+        return int(np.prod(self.sizes[:levels], dtype=np.int64))
 
     def interest_ids(self, codes):
-        """Mixed-radix interest ids of code tuples ``[..., C]``."""
-        return (codes * self.radix).sum(dim=-1)
+        """Mixed-radix interest ids of code tuples or prefixes ``[..., c]`` (radix of the first c levels)."""
+        levels = codes.shape[-1]
+        radix = self.radix[:levels] // self.radix[levels - 1]
+        return (codes * radix).sum(dim=-1)
 
-    def codes_of(self, interest_ids):
-        """Inverse of :meth:`interest_ids`: ``[...]`` -> ``[..., C]``."""
-        sizes = torch.tensor(self.sizes, device=interest_ids.device)
-        return (interest_ids.unsqueeze(-1) // self.radix) % sizes
+    def codes_of(self, interest_ids, levels=None):
+        """Inverse of :meth:`interest_ids`: ``[...]`` -> ``[..., levels]`` (default all C levels)."""
+        levels = self.levels if levels is None else levels
+        radix = self.radix[:levels] // self.radix[levels - 1]
+        sizes = torch.tensor(self.sizes[:levels], device=interest_ids.device)
+        return (interest_ids.unsqueeze(-1) // radix) % sizes
 
     # --- loss ---------------------------------------------------------------------------------
-    def loss_terms(self, item_emb):
-        """The three parts of L_IDMM (means over items): reconstruction, embedding and commitment (with beta)."""
+    def loss_terms(self, item_emb, codes=None):
+        """The three parts of L_IDMM (means over items): reconstruction, embedding and commitment (with
+        beta); ``codes`` fixes the assignment (see :meth:`quantize`)."""
         target = self.normalise(item_emb)
-        codes, residuals, chosen = self.quantize(item_emb)
+        codes, residuals, chosen = self.quantize(item_emb, codes)
         straight_through = [r + (e - r).detach() for r, e in zip(residuals, chosen)]
         reconstruction = self.decoder(torch.cat(straight_through, dim=-1))
         terms = {"reconstruction": F.mse_loss(reconstruction, target, reduction="none").sum(-1).mean()}
@@ -156,9 +175,9 @@ class InterestDictionary(nn.Module):
         terms["commitment"] = self.beta * sum((r - e.detach()).pow(2).sum(-1).mean() for r, e in zip(residuals, chosen))
         return terms
 
-    def loss(self, item_emb):
-        """L_IDMM of DESIGN §2.1 for a batch of item embeddings."""
-        return sum(self.loss_terms(item_emb).values())
+    def loss(self, item_emb, codes=None):
+        """L_IDMM (docs/design.md, interest dictionary) for a batch of item embeddings."""
+        return sum(self.loss_terms(item_emb, codes).values())
 
     # --- initialisation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -290,13 +309,16 @@ class CategoryInterests(nn.Module):
     def code_embedding(self, codes):
         return self.embedding(codes[..., 0])
 
+    def n_interests_at(self, levels):
+        return self.n_interests
+
     def interest_ids(self, codes):
         return codes[..., 0]
 
-    def codes_of(self, interest_ids):
+    def codes_of(self, interest_ids, levels=None):
         return interest_ids.unsqueeze(-1)
 
-    def loss(self, item_emb):
+    def loss(self, item_emb, codes=None):
         # Nothing to quantise: a zero that still belongs to the graph, so a dictionary stage run with this
         # ablation can call backward on it.
         return self.embedding.weight.sum() * 0.0

@@ -30,6 +30,16 @@ def max_interest_scores(interests, items, block=ITEM_BLOCK):
     return scores
 
 
+def catalogue_logsumexp(queries, items, block=ITEM_BLOCK):
+    """``log sum_i exp(q . v_i)`` over the catalogue for every query ``[B, K, D] x [N, D] -> [B, K]``, in
+    item blocks (memory O(B * K * block)): the normaliser of each query's softmax over items."""
+    total = None
+    for start in range(0, items.shape[0], block):
+        part = torch.logsumexp(torch.einsum("bkd,nd->bkn", queries, items[start:start + block]), dim=-1)
+        total = part if total is None else torch.logaddexp(total, part)
+    return total
+
+
 def interest_view(model, interaction):
     """``(interests [B, K, D], items [N, D])`` for a multi-interest model, ``None`` for any other (K = 1)."""
     if not isinstance(model, MultiInterestRecommender):

@@ -3,9 +3,12 @@
 A user tower turns the behaviour sequence (and user features) into one user vector u. Each interest
 chosen for the user is fused with u into its own query, u_k = z_fusion(concat(e_m, u)), and items are
 scored by inner product, y = u_k . v_i. Training uses the interest m* of the target item; the softmax
-loss puts the positive (u_{m*} . v_target) against
+loss (:class:`recbole_gemirec.model.layers.losses.SharedNegativeSoftmaxLoss`) puts the positive
+(u_{m*} . v_target) against
 
-* item negatives: the other targets of the batch, scored with the same query (in-batch), and
+* item negatives, scored with the same query: the whole catalogue (``item_negatives: full``, our
+  default), sampled items, or the other targets of the batch with a log-Q correction (``in_batch``, the
+  paper's in-batch negatives), and
 * interest negatives: the same target item scored with queries built from other interests - hard ones
   (the generator's top predictions other than m*) and easy ones (random), see
   :class:`recbole_gemirec.sampler.InterestNegativeSampler`.
@@ -16,7 +19,6 @@ its own interest than under a wrong one, which keeps the K queries of a user apa
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock
 
@@ -52,10 +54,13 @@ class UserTower(nn.Module):
 
 
 class InterestFusion(nn.Module):
-    """z_fusion: one query per interest, u_k = u + MLP(concat(e_m, u)) (residual on the user vector)."""
+    """z_fusion: one query per interest, u_k = u + MLP(concat(e_m, u)) (``residual``, our default: every
+    query starts from the user vector the retrieval stage learned) or u_k = MLP(concat(e_m, u)) (the
+    paper's form, config ``fusion: concat``)."""
 
-    def __init__(self, code_size, embedding_size):
+    def __init__(self, code_size, embedding_size, residual=True):
         super().__init__()
+        self.residual = residual
         self.mlp = nn.Sequential(
             nn.Linear(code_size + embedding_size, embedding_size), nn.GELU(),
             nn.Linear(embedding_size, embedding_size),
@@ -64,29 +69,5 @@ class InterestFusion(nn.Module):
     def forward(self, interest_emb, user):
         """``interest_emb [B, K, C*d]``, ``user [B, D]`` -> queries ``[B, K, D]``."""
         user = user.unsqueeze(1).expand(-1, interest_emb.shape[1], -1)
-        return user + self.mlp(torch.cat([interest_emb, user], dim=-1))
-
-
-def in_batch_logits(queries, targets, target_items):
-    """``queries [B, D]`` . ``targets [B, D]``^T with repeated target items masked (not false negatives)."""
-    logits = queries @ targets.t()
-    same_item = target_items.unsqueeze(0) == target_items.unsqueeze(1)
-    same_item.fill_diagonal_(False)
-    return logits.masked_fill(same_item, float("-inf"))
-
-
-def retrieval_loss(query, target_emb, target_items, negative_queries=None):
-    """Softmax loss of the positive against in-batch items and, if given, interest-negative queries.
-
-    Args:
-        query: ``[B, D]`` query built from the target's interest (or the plain user vector).
-        target_emb: ``[B, D]`` embeddings of the batch's target items.
-        target_items: ``[B]`` their ids (for masking duplicates).
-        negative_queries: ``[B, N, D]`` queries built from negative interests, scored on the target.
-    """
-    logits = in_batch_logits(query, target_emb, target_items)
-    if negative_queries is not None and negative_queries.shape[1] > 0:
-        negative = torch.einsum("bnd,bd->bn", negative_queries, target_emb)
-        logits = torch.cat([logits, negative], dim=1)
-    labels = torch.arange(query.shape[0], device=query.device)
-    return F.cross_entropy(logits, labels)
+        fused = self.mlp(torch.cat([interest_emb, user], dim=-1))
+        return user + fused if self.residual else fused

@@ -48,6 +48,8 @@ class GemiRecTrainer(_BaseTrainer):
         # stage -> training loss of each epoch trained by this process (a checkpoint also records the losses
         # of the epochs before it, in extra["stage_losses"])
         self.stage_losses = {}
+        # stage -> best valid score of the stage in this process (for the log of which stage is final)
+        self.stage_best = {}
 
     @staticmethod
     def _stage_budget(stage_epochs):
@@ -84,6 +86,8 @@ class GemiRecTrainer(_BaseTrainer):
             if stage == "dictionary":
                 self.model.start_dictionary_stage()
                 self._log_utilisation("after initialisation")
+            if stage == "joint":
+                self.model.start_joint_stage()
         self.logger.info(set_color(f"GemiRec stage [{stage}]", "pink") + f": up to {self.epochs} epochs")
 
     def resume_checkpoint(self, resume_file):
@@ -123,13 +127,31 @@ class GemiRecTrainer(_BaseTrainer):
             if not (self.resumed and index == start):
                 self._enter_stage(index)
             result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            self.stage_best[stage] = self.best_valid_score
             if saved and os.path.exists(self.saved_model_file):
                 self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device),
                                       self.saved_model_file)
             if stage == "dictionary":
                 self._log_utilisation("end of stage")
         self.resumed = False
+        self._log_stage_choice()
         return result
+
+    def _log_stage_choice(self):
+        """Say which stage's model is final and how it validated against the retrieval stage's user vector:
+        the joint stage's model is the one tested, even where the single vector validated better."""
+        retrieval, joint = self.stage_best.get("retrieval"), self.stage_best.get("joint")
+        if retrieval is None or joint is None:
+            return
+        metric = self.config["valid_metric"]
+        if joint >= retrieval:
+            self.logger.info(set_color("GemiRec", "pink") + f": the joint stage's model is final (valid {metric} "
+                             f"{joint:.4f}; the retrieval stage's single user vector {retrieval:.4f})")
+        else:
+            self.logger.warning(set_color(
+                f"GemiRec: the joint stage's model is final (valid {metric} {joint:.4f}), but the retrieval "
+                f"stage's single user vector validated better ({retrieval:.4f}); its checkpoint is "
+                f"{self.stage_file('retrieval')}", "yellow"))
 
     def last_file(self, stage=None):
         """``<run>-<stage>-last.pth``: the stage's checkpoint of its latest evaluated epoch."""
@@ -148,8 +170,8 @@ class GemiRecTrainer(_BaseTrainer):
         dictionary = self.model.dictionary
         if self.stage == "retrieval" or not hasattr(dictionary, "reseed_dead_codes"):
             return
-        if self.stage == "joint" and not self.model.joint_training:
-            return
+        if self.stage == "joint" and (not self.model.joint_training or bool(self.model.codes_frozen)):
+            return  # a frozen dictionary, or frozen item codes, have no dead codes to revive
         seed = int(self.config["seed"]) * 1009 + 97 * self.stage_index + epoch_idx
         moved = dictionary.reseed_dead_codes(self.model.item_embedding.weight[1:], seed=seed)
         if any(moved):

@@ -12,7 +12,7 @@ from torch.nn.init import xavier_normal_, zeros_
 
 from recbole.utils import InputType
 
-from recbole_gemirec.model.layers.losses import SharedNegativeSoftmaxLoss
+from recbole_gemirec.model.layers.losses import item_softmax_loss
 from recbole_gemirec.model.layers.readout import interest_readout
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 
@@ -27,7 +27,7 @@ class MultiInterestBaseline(MultiInterestRecommender):
     change :attr:`readout_power`, :meth:`active_interests` and :meth:`regularisation`.
 
     Configuration keys read here: ``embedding_size``, ``interest_num``, ``sampled_softmax``,
-    ``neg_sample_num``.
+    ``neg_sample_num``, ``item_negatives`` (overrides ``sampled_softmax`` when set).
     """
 
     input_type = InputType.POINTWISE
@@ -50,9 +50,9 @@ class MultiInterestBaseline(MultiInterestRecommender):
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
-        self.loss_fct = SharedNegativeSoftmaxLoss(
-            self.n_items, sampled=self.sampled_softmax, neg_sample_num=self.neg_sample_num,
-            beta=self.hard_negative_beta(config),
+        self.loss_fct = item_softmax_loss(
+            config, dataset, self.n_items, default_mode="sampled" if self.sampled_softmax else "full",
+            neg_sample_num=self.neg_sample_num, beta=self.hard_negative_beta(config),
         )
 
     def hard_negative_beta(self, config):

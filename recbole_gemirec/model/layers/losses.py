@@ -14,14 +14,43 @@ import torch
 from torch import nn
 
 
+NEGATIVE_MODES = ("full", "sampled", "in_batch")
+
+
+def item_log_frequency(dataset, n_items):
+    """log q(i): the log share of each item among the training targets ``[n_items]`` (the in-batch sampling
+    distribution, for the log-Q correction); items never seen get the log of half a count."""
+    items = torch.as_tensor(dataset.inter_feat[dataset.iid_field]).long()
+    counts = torch.bincount(items, minlength=n_items).double().clamp(min=0.5)
+    return (counts / counts.sum()).log().float()
+
+
+def item_softmax_loss(config, dataset, n_items, default_mode, neg_sample_num=1280, beta=0.0):
+    """The item softmax a model's configuration asks for: ``item_negatives`` (``full``, ``sampled`` or
+    ``in_batch``; ``~`` = ``default_mode``), ``logq_correction`` for ``in_batch`` (default on)."""
+    mode = config["item_negatives"] or default_mode
+    correct = config["logq_correction"]
+    log_q = item_log_frequency(dataset, n_items) if mode == "in_batch" and correct is not False else None
+    return SharedNegativeSoftmaxLoss(n_items, neg_sample_num=neg_sample_num, beta=beta, mode=mode, log_q=log_q)
+
+
 class SharedNegativeSoftmaxLoss(nn.Module):
     """Softmax cross-entropy of the target item against negatives that every user of the batch shares.
 
-    With ``sampled=True`` the negatives are ``neg_sample_num`` item ids drawn uniformly with replacement
-    from ``1..n_items-1`` once per batch (REMI's sampler; ComiRec's TF sampler is log-uniform over
-    frequency-ranked ids, which RecBole's ids are not); a negative equal to a row's target is removed
-    from that row (TF's ``remove_accidental_hits``). With ``sampled=False`` (or when the sample would not
-    be smaller than the catalogue) every real item other than the target is a negative: the full softmax.
+    ``mode`` says which items are the negatives (config ``item_negatives``, one option for every
+    multi-interest model of the extension):
+
+    * ``full`` - every real item other than the target: the exact softmax over the catalogue;
+    * ``sampled`` - ``neg_sample_num`` item ids drawn uniformly with replacement from ``1..n_items-1`` once
+      per batch (REMI's sampler; ComiRec's TF sampler is log-uniform over frequency-ranked ids, which
+      RecBole's ids are not); a draw equal to a row's target is removed from that row (TF's
+      ``remove_accidental_hits``). Uniform draws need no log-Q correction (it is a constant). Falls back
+      to ``full`` when the sample would not be smaller than the catalogue;
+    * ``in_batch`` - the other targets of the batch (repeats of the row's target removed). Targets are
+      drawn in proportion to popularity, so with ``log_q`` (the log frequency of every item, see
+      :func:`item_log_frequency`) each negative logit is corrected by ``- log q(j)`` (Yi et al., RecSys
+      2019), which makes the loss an unbiased estimate of the full softmax's; ``log_q=None`` is the plain
+      in-batch softmax.
 
     ``beta > 0`` turns on REMI's interest-aware hard-negative weighting: negative j of a user gets weight
     ``w_j = exp(beta s_j) / mean_j' exp(beta s_j')`` and the loss is
@@ -29,21 +58,36 @@ class SharedNegativeSoftmaxLoss(nn.Module):
     ``q(j) ~ exp(beta s_j)``. As in REMI, the weights are not detached.
     """
 
-    def __init__(self, n_items, sampled=True, neg_sample_num=1280, beta=0.0):
+    def __init__(self, n_items, sampled=True, neg_sample_num=1280, beta=0.0, mode=None, log_q=None):
         super().__init__()
         if beta < 0:
             raise ValueError(f"hard_negative_beta must be >= 0, got {beta}")
+        mode = mode or ("sampled" if sampled else "full")
+        if mode not in NEGATIVE_MODES:
+            raise ValueError(f"item_negatives={mode!r}; allowed: {', '.join(NEGATIVE_MODES)}")
         self.n_items = n_items
         self.neg_sample_num = int(neg_sample_num)
-        self.sampled = bool(sampled) and self.neg_sample_num < n_items - 1
+        if mode == "sampled" and self.neg_sample_num >= n_items - 1:
+            mode = "full"
+        self.mode = mode
+        self.sampled = mode == "sampled"
         self.beta = float(beta)
+        if log_q is not None:
+            self.register_buffer("log_q", log_q, persistent=False)
+        else:
+            self.log_q = None
 
     def negative_logits(self, user, positive, item_table):
         """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row."""
-        if self.sampled:
+        if self.mode == "sampled":
             negatives = torch.randint(1, self.n_items, (self.neg_sample_num,), device=user.device)
             logits = user @ item_table[negatives].t()
             not_negative = negatives.unsqueeze(0) == positive.unsqueeze(1)
+        elif self.mode == "in_batch":
+            logits = user @ item_table[positive].t()
+            if self.log_q is not None:
+                logits = logits - self.log_q[positive].unsqueeze(0)
+            not_negative = positive.unsqueeze(0) == positive.unsqueeze(1)
         else:
             logits = user @ item_table.t()
             not_negative = torch.zeros_like(logits, dtype=torch.bool)
@@ -51,10 +95,14 @@ class SharedNegativeSoftmaxLoss(nn.Module):
             not_negative.scatter_(1, positive.unsqueeze(1), True)
         return logits.masked_fill(not_negative, -math.inf)
 
-    def forward(self, user, positive, item_table):
-        """Mean loss of ``user [B, D]`` against target ids ``positive [B]`` over ``item_table [n_items, D]``."""
+    def forward(self, user, positive, item_table, extra_negative_logits=None):
+        """Mean loss of ``user [B, D]`` against target ids ``positive [B]`` over ``item_table [n_items, D]``;
+        ``extra_negative_logits [B, M]`` (e.g. GemiRec's interest negatives, ``-inf`` = absent) join the
+        negatives."""
         positive_logit = (user * item_table[positive]).sum(dim=-1)
         negative = self.negative_logits(user, positive, item_table)
+        if extra_negative_logits is not None and extra_negative_logits.shape[1] > 0:
+            negative = torch.cat([negative, extra_negative_logits], dim=1)
         return self.loss_from_logits(positive_logit, negative)
 
     def loss_from_logits(self, positive_logit, negative_logits):

@@ -13,6 +13,9 @@ The parameter-space file has RecBole's format, one parameter a line (``#`` start
     interest_num quniform 3,8,1
     commitment_beta loguniform -3,0          (natural-log bounds, as in hyperopt)
 
+The file holds values only: each is read with ``ast.literal_eval`` and reaches the trials as that value
+(a string stays a string; nothing in the file is ever evaluated as code, here or by RecBole).
+
 Every trial trains and tests one configuration with :func:`recbole_gemirec.quick_start.objective_function`;
 the best is the one with the best validation score (``valid_metric``). The script writes
 ``--output_file`` (JSON: every trial's parameters, validation and test results, and the best one) and
@@ -141,19 +144,12 @@ def default_params_file(model):
 
 
 def parse_overrides(overrides):
-    """``--key=value`` strings as a dict, values read as Python literals where they are ones."""
-    from recbole_gemirec.errors import ConfigError
+    """``--key=value`` strings as a dict, each value read as data (never evaluated): a Python literal, a
+    YAML flow list or mapping, ``true``/``false``, or else the string itself
+    (:func:`recbole_gemirec.config.parse_value`)."""
+    from recbole_gemirec.config import parse_cmd_args
 
-    settings = {}
-    for arg in overrides:
-        if not (arg.startswith("--") and "=" in arg):
-            raise ConfigError(f"unrecognised argument {arg!r}; settings take the form --key=value")
-        key, value = arg[2:].split("=", 1)
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = {"true": True, "false": False, "none": None}.get(value.lower(), value)
-    return settings
+    return parse_cmd_args(overrides)
 
 
 # --- the search ------------------------------------------------------------------------------------

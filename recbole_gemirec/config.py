@@ -5,7 +5,17 @@ subclass (the RecBole-GNN pattern, DESIGN §3) resolves names through :func:`rec
 (extension first, RecBole second), layers ``properties/model/<Model>.yaml`` of the extension over RecBole's
 internal defaults, registers the extension's metrics before RecBole validates ``metrics``, and takes the
 command line as an explicit argument so that library calls never read ``sys.argv`` by accident.
+
+No configuration value is ever evaluated as code. RecBole 1.2.1 passes every string of ``config_dict``
+and of the command line through ``eval()`` (``Config._convert_config_dict``), so a value such as
+``"__import__('os').system(...)"`` in a checkpoint's stored config, a hyper-parameter file or a
+``--key=value`` would run. Here ``config_dict`` values are taken exactly as given (they are Python values
+already: a checkpoint's config, a trial's parameters), a command-line value is read as data by
+:func:`parse_value`, and YAML files are read with a safe loader (docs/reliability.md).
 """
+
+import ast
+import re
 
 import yaml
 
@@ -13,6 +23,86 @@ from recbole_gemirec import _compat  # noqa: F401  (numpy aliases before RecBole
 from recbole.config import Config as RecBoleConfig
 
 from recbole_gemirec.resources import dataset_properties, model_properties
+
+# Types a command-line value may take, as RecBole's own conversion allows (anything else stays the string).
+_VALUE_TYPES = (str, int, float, list, tuple, dict, bool)
+_WORDS = {"true": True, "false": False, "null": None, "~": None}
+
+
+class SafeConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader (no Python tags) with RecBole's extra float spellings (``1e-3``, ``.5``)."""
+
+
+# RecBole's ``Config._build_yaml_loader`` adds this resolver to ``yaml.FullLoader``, which also builds
+# Python objects from ``!!python/...`` tags; the same resolver on the safe loader keeps the numbers.
+SafeConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        """^(?:
+     [-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*
+    |[-+]?\\.(?:inf|Inf|INF)
+    |\\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text):
+    """Read one command-line value (the ``VALUE`` of ``--key=VALUE``) as data, never as code.
+
+    In order: a Python literal (``0.001``, ``1e-3``, ``[10, 20]``, ``{'retrieval': 2}``, ``None``,
+    ``True``, ``'text'``), as RecBole users write them; the words ``true``/``false`` (any case, as RecBole
+    reads them) and YAML's ``null``/``~``; a YAML flow list or mapping (``[Recall, NDCG]``, what a shell
+    leaves of ``['Recall','NDCG']``), read by a safe loader; otherwise the string itself. An expression
+    such as ``__import__('os').system('...')`` is therefore the string it is, and nothing runs.
+    """
+    if not isinstance(text, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    else:
+        return value if value is None or isinstance(value, _VALUE_TYPES) else text
+    stripped = text.strip()
+    if stripped.lower() in _WORDS:
+        return _WORDS[stripped.lower()]
+    if stripped[:1] in ("[", "{"):
+        try:
+            value = yaml.load(stripped, Loader=SafeConfigLoader)
+        except (yaml.YAMLError, RecursionError):
+            return text
+        if isinstance(value, (list, dict)):
+            return value
+    return text
+
+
+def parse_cmd_args(args):
+    """``--key=value`` strings as a dict of :func:`parse_value` values.
+
+    Raises:
+        ConfigError: an argument not of the form ``--key=value``, or a key given twice with different values.
+    """
+    from recbole_gemirec.errors import ConfigError
+
+    settings, raw = {}, {}
+    for arg in args:
+        key, sep, text = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if not sep or not key:
+            raise ConfigError(f"unrecognised argument {arg!r}; settings take the form --key=value")
+        if key in raw and raw[key] != text:
+            raise ConfigError(f"--{key} is given twice with different values ({raw[key]!r} and {text!r})")
+        raw[key] = text
+        settings[key] = parse_value(text)
+    return settings
+
+
+# RecBole models that evaluate a configuration string as Python code, and the values they may take.
+_EVALUATED_NAMES = {("KD_DAGFM", "teacher"): ("CrossNet", "CIN")}
 
 
 class Config(RecBoleConfig):
@@ -31,19 +121,51 @@ class Config(RecBoleConfig):
 
         register_metrics()
         super().__init__(model, dataset, config_file_list, config_dict)
+        self._check_evaluated_names()
         from recbole_gemirec.validation import validate_config
 
         validate_config(self)  # every key checked before any data is read (docs/reliability.md)
 
-    def _load_cmd_line(self):
-        import sys
+    def _build_yaml_loader(self):
+        """The safe YAML loader for every config file (RecBole's is ``yaml.FullLoader``)."""
+        return SafeConfigLoader
 
-        saved_argv = sys.argv
-        sys.argv = [saved_argv[0] if saved_argv else "recbole_gemirec"] + self._cmd_args
-        try:
-            return super()._load_cmd_line()
-        finally:
-            sys.argv = saved_argv
+    def _load_config_files(self, file_list):
+        """RecBole's file layer, read with the safe loader; a file that is not plain YAML data (a Python
+        tag such as ``!!python/name:``, a syntax error) is a :class:`~recbole_gemirec.errors.ConfigError`."""
+        from recbole_gemirec.errors import ConfigError
+
+        values = {}
+        for path in file_list or []:
+            try:
+                with open(path, "r", encoding="utf-8") as f:
+                    loaded = yaml.load(f.read(), Loader=self.yaml_loader)
+            except yaml.YAMLError as err:
+                reason = " ".join(str(err).split())
+                raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ConfigError(f"config file {path} holds a {type(loaded).__name__}, not a mapping of keys to values")
+            values.update(loaded or {})
+        return values
+
+    def _load_variable_config_dict(self, config_dict):
+        """``config_dict`` as given. RecBole evaluates its string values (``_convert_config_dict``); a
+        string here (from a checkpoint, a hyper-parameter file, a caller) stays that string."""
+        return dict(config_dict) if config_dict else {}
+
+    def _load_cmd_line(self):
+        """The ``cmd_args`` overrides, each value read as data by :func:`parse_value` (RecBole reads
+        ``sys.argv`` and evaluates every value)."""
+        return parse_cmd_args(self._cmd_args)
+
+    def _check_evaluated_names(self):
+        """Refuse values that a RecBole model would pass to ``eval`` unless they are the names it expects."""
+        from recbole_gemirec.errors import ConfigError
+
+        for (model, key), allowed in _EVALUATED_NAMES.items():
+            if self.model == model and key in self.final_config_dict and self.final_config_dict[key] not in allowed:
+                raise ConfigError(f"{key}={self.final_config_dict[key]!r} is not allowed for {model}: "
+                                  f"allowed: {', '.join(allowed)}")
 
     def _init_device(self):
         """RecBole's device setup; a distributed process (``local_rank`` set by

@@ -248,6 +248,10 @@ def config_from_checkpoint(state, config_dict=None):
     rebuilt with the sizes it was trained with even if a shipped default (``properties/``) has changed
     since. Keys that ``Config`` derives (devices, model types, normalised sampling arguments, the joined
     data path) are re-derived; the user's own settings then win, and ``config_dict`` over all.
+
+    A checkpoint's config is data: every stored value reaches the ``Config`` exactly as saved (a string
+    stays that string). Nothing in it is evaluated, unlike RecBole's ``config_dict`` handling, which
+    passes strings to ``eval()`` (see :class:`recbole_gemirec.config.Config`).
     """
     saved = state["config"]
     settings = {k: v for k, v in saved["final"].items() if k not in DERIVED_KEYS}

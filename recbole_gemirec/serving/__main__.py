@@ -47,9 +47,10 @@ def parse_args(argv):
 
 
 def parse_overrides(pairs):
-    """``KEY=VALUE`` strings as a dict, values read as Python literals where they are ones."""
-    import ast
-
+    """``KEY=VALUE`` strings as a dict, each value read as data, never evaluated
+    (:func:`recbole_gemirec.config.parse_value`: a Python literal, a YAML flow list or mapping,
+    ``true``/``false``, or else the string itself)."""
+    from recbole_gemirec.config import parse_value
     from recbole_gemirec.errors import ConfigError
 
     settings = {}
@@ -57,10 +58,7 @@ def parse_overrides(pairs):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--override {pair!r}: expected KEY=VALUE")
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = value
+        settings[key] = parse_value(value)
     return settings
 
 

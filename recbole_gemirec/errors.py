@@ -22,3 +22,9 @@ class TrainingError(RuntimeError):
     command line prints it as one ``error: ...`` line and exits with status 1: the inputs were valid but
     the run failed, unlike a :class:`ConfigError` or :class:`DataError` (status 2).
     """
+
+
+class MultiInterestCollectionMissing(RuntimeError):
+    """AMR or CUR was evaluated by a trainer that does not collect what they need (RecBole's own
+    ``Trainer``); the message names :func:`recbole_gemirec.utils.get_trainer`. Raised instead of
+    reporting a value that was never computed."""

@@ -247,3 +247,32 @@ def test_cli_prints_amr_and_cur_under_loo(in_tmp):
     assert done.returncode == 0, done.stderr[-2000:]
     # loo has one target per user: a merged hit is always in the list of the interest scoring it best
     assert "'amr@10': 0.0" in done.stdout and "'cur@5':" in done.stdout
+
+
+def _plain_recbole_setup(metrics):
+    """SASRec on the tiny data (RecBole's loo protocol) with ``metrics``, and RecBole's own loaders."""
+    from recbole.utils import get_model as recbole_get_model
+
+    config = Config(model="SASRec", dataset="tiny", config_file_list=[TINY_YAML],
+                    config_dict=tiny_config(metrics=metrics, category_field="category", valid_metric="Recall@10"))
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, _, test_data = data_preparation(config, dataset)
+    model = recbole_get_model("SASRec")(config, train_data.dataset)
+    return config, model, train_data, test_data
+
+
+@pytest.mark.parametrize("metric", ["AMR", "CUR"])
+def test_recbole_plain_trainer_raises_instead_of_reporting_zero(in_tmp, metric):
+    from recbole.trainer import Trainer
+
+    from recbole_gemirec.errors import MultiInterestCollectionMissing
+
+    config, model, train_data, test_data = _plain_recbole_setup(["Recall", metric])
+    with pytest.raises(MultiInterestCollectionMissing, match=rf"{metric}@N .*recbole_gemirec\.utils\.get_trainer"):
+        Trainer(config, model).evaluate(test_data, load_best_model=False)
+    # the extension's trainer computes it on the same model and data
+    ours = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    ours.eval_collector.data_collect(train_data)
+    result = ours.evaluate(test_data, load_best_model=False)
+    assert f"{metric.lower()}@10" in result and 0.0 <= result[f"{metric.lower()}@10"] <= 1.0

@@ -8,12 +8,34 @@ publish its formulas). They work for every model run through the extension: the 
 few counts (see :mod:`recbole_gemirec.evaluator.multi_interest_eval`), and these classes average them.
 Both are ranking metrics (``topk`` gives the N's), bigger is better, and either can be the
 ``valid_metric`` (``AMR@20``, ``CUR@50``, ...).
+
+RecBole's own ``recbole.trainer.Trainer`` hands its collector only the merged score matrix, from which
+neither metric can be computed (AMR needs each interest's own top-N list, CUR the item categories and
+the user's history). Evaluated that way, both raise :class:`MultiInterestCollectionMissing`, naming
+:func:`recbole_gemirec.utils.get_trainer`; they never report a value they did not compute.
 """
 
 from recbole.evaluator.base_metric import AbstractMetric
 from recbole.utils import EvaluatorType
 
 from recbole_gemirec.evaluator.multi_interest_eval import AMR_KEY, CUR_KEY, amr_values, cur_values
+
+
+def _collected(dataobject, key, metric):
+    """The per-user counts under ``key``, or :class:`MultiInterestCollectionMissing` if no trainer of the
+    extension collected them."""
+    if key not in dataobject:
+        from recbole_gemirec.errors import MultiInterestCollectionMissing
+
+        raise MultiInterestCollectionMissing(
+            f"{metric}@N cannot be computed here: this evaluation did not collect the per-user counts it needs "
+            "(RecBole's own Trainer, or another trainer class not built by recbole_gemirec, passes its "
+            "collector only the merged scores). Build the trainer with "
+            "recbole_gemirec.utils.get_trainer(config['MODEL_TYPE'], config['model'])(config, model), or put "
+            "recbole_gemirec.trainer.MultiInterestEvaluationMixin in front of your trainer class; "
+            f"or drop {metric} from metrics."
+        )
+    return dataobject.get(key)
 
 
 class AMR(AbstractMetric):
@@ -38,7 +60,7 @@ class AMR(AbstractMetric):
         self.topk = config["topk"]
 
     def calculate_metric(self, dataobject):
-        values = amr_values(dataobject.get(AMR_KEY)) if AMR_KEY in dataobject else [0.0] * len(self.topk)
+        values = amr_values(_collected(dataobject, AMR_KEY, "AMR"))
         return {f"amr@{n}": round(value, self.decimal_place) for n, value in zip(self.topk, values)}
 
 
@@ -63,5 +85,5 @@ class CUR(AbstractMetric):
         self.topk = config["topk"]
 
     def calculate_metric(self, dataobject):
-        values = cur_values(dataobject.get(CUR_KEY)) if CUR_KEY in dataobject else [0.0] * len(self.topk)
+        values = cur_values(_collected(dataobject, CUR_KEY, "CUR"))
         return {f"cur@{n}": round(value, self.decimal_place) for n, value in zip(self.topk, values)}

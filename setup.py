@@ -38,6 +38,10 @@ setup(
         "pyyaml",
         "faiss-cpu>=1.7",
         "tqdm",
+        # RecBole's own recbole.quick_start imports ray, and ray 2.x imports pkg_resources, which
+        # setuptools removed in 82; torch 2.13 requires setuptools >= 77, so without this bound a
+        # fresh environment gets a setuptools that breaks RecBole's own tools (docs/reliability.md).
+        "setuptools<82",
     ],
     extras_require={
         "hyper": ["hyperopt>=0.2.7"],      # run_hyper.py (RecBole's HyperTuning)

@@ -20,7 +20,7 @@ MODELS = BASELINES + ["GemiRec"]
 
 SEEDS = [2020, 2021, 2022]
 
-# The five ablation switches of DESIGN §2.6: (row name, what it removes, config, the paper's Recall@200 change in %).
+# The five ablation switches of docs/design.md §2.6: (row name, what it removes, config, the paper's Recall@200 change in %).
 ABLATIONS = [
     # GemiRec-I runs without the dictionary stage (nothing to learn; run.py sets its epochs to 0).
     ("GemiRec-I", "preset-category dictionary (no learned quantisation; no dictionary stage)",
@@ -31,7 +31,7 @@ ABLATIONS = [
     ("GemiRec-K", "no k-means initialisation", {"kmeans_init": False}, -9.4),
 ]
 
-# Settings every accuracy run shares (DESIGN §4-5): the user protocol, the same metrics, selection on valid.
+# Settings every accuracy run shares (docs/design.md §4-5): the user protocol, the same metrics, selection on valid.
 METRICS = ["Recall", "NDCG", "Hit", "AMR", "CUR"]
 TOPK = [20, 50]
 VALID_METRIC = "Recall@50"
@@ -54,6 +54,17 @@ DATASETS = {
         "gemirec": {"interest_category_field": "category"},
         "generate": {"users": 2000, "items": 2000, "mean-length": 30, "seed": 2020},
         "category_note": "leaf category (`category`, 40 leaves) for CUR and for GemiRec's first level",
+    },
+    "synthetic2": {
+        "dataset": "synthetic2",
+        "config_files": ["dataset_configs/synthetic.yaml"],
+        "config": {"data_path": "{work}/data"},
+        "gemirec": {"interest_category_field": "category"},
+        # a second world of another structure: more, broader interests per user, shorter runs, a larger
+        # catalogue and steeper popularity
+        "generate": {"users": 2000, "items": 3000, "mean-length": 30, "top-categories": 4, "leaves-per-top": 12,
+                     "min-interests": 3, "max-interests": 6, "switch-prob": 0.3, "popularity-skew": 1.2, "seed": 7},
+        "category_note": "leaf category (`category`, 48 leaves) for CUR and for GemiRec's first level",
     },
     "tiny": {
         "dataset": "tiny",
@@ -115,6 +126,37 @@ BUDGETS = {
             "serving_topn": 50,
             "serving_catalogues": [10_000, 100_000, 1_000_000],
             "serving_requests": {10_000: 200, 100_000: 100, 1_000_000: 30},
+            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "eval_catalogues": ["native", 100_000],
+            "eval_users": 256,
+            "eval_repeats": 5,
+        },
+    },
+    "converge": {
+        "description": "ml-100k and two generated worlds, 3 seeds that vary the user split too, every model "
+                       "trained to convergence (early stopping on valid, patience 3; baselines up to 60 epochs, "
+                       "GemiRec 60/20/15), one item softmax for all (full catalogue)",
+        "datasets": ["ml-100k", "synthetic", "synthetic2"],
+        "seeds": SEEDS,
+        "split_follows_seed": True,
+        "models": ["Pop", "SASRec", "ComiRecSA", "REMI", "GemiRec"],
+        "baseline_epochs": 60,
+        "baseline_config": {"item_negatives": "full"},
+        "stage_epochs": {"retrieval": 60, "dictionary": 20, "joint": 15},
+        "stopping_step": 3,
+        "train_batch_size": 512,
+        "ablations": {"synthetic": SEEDS, "synthetic2": SEEDS, "ml-100k": SEEDS},
+        "ablation_names": [a[0] for a in ABLATIONS],
+        "dictionary_probe_epochs": 5,
+        "jobs": 2,
+        "speed": {
+            "dataset": "ml-100k",
+            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
+            "train_repeats": 2,
+            "serving_k": 5,
+            "serving_topn": 50,
+            "serving_catalogues": [10_000, 100_000],
+            "serving_requests": {10_000: 200, 100_000: 100},
             "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
             "eval_catalogues": ["native", 100_000],
             "eval_users": 256,

@@ -17,14 +17,14 @@ import statistics
 import sys
 
 from benchmarks.budgets import (
-    ABLATIONS, BASELINES, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget,
+    ABLATIONS, BASELINES, BUDGETS, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget,
 )
 
 METRIC_COLUMNS = ["recall@20", "recall@50", "ndcg@20", "ndcg@50", "hit@20", "hit@50", "amr@50", "cur@50"]
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit": "Hit", "amr": "AMR", "cur": "CUR"}
 SINGLE_VECTOR = {"Pop": "popularity (no user state)", "SASRec": "K = 1", "GRU4Rec": "K = 1"}
 
-# The paper's figures (DESIGN §1): industrial Rednote data, Recall@200 / AMR@120 / CUR@200.
+# The paper's figures (docs/design.md §1): industrial Rednote data, Recall@200 / AMR@120 / CUR@200.
 PAPER = {
     "recall@200": {"GemiRec": 0.2295, "DisMIR": 0.1639, "ComiRec": 0.1043},
     "amr@120": {"GemiRec": 0.2104, "DisMIR": 0.1686},
@@ -846,7 +846,7 @@ def render(summary, data, settings, results, docs, chart_paths):
         + " (the same for every run of this results directory, whatever the working tree holds meanwhile).",
         f"* **Seeds**: {', '.join(str(s) for s in settings['seeds'])} (model initialisation and training order; the "
         "user split is the same for every seed, `user_split_seed: 2020`).",
-        f"* **Protocol** (DESIGN §4): `user` - users split 80/10/10, a valid/test user's first 80% is history (the "
+        f"* **Protocol** (docs/design.md §4): `user` - users split 80/10/10, a valid/test user's first 80% is history (the "
         f"model sees the last {HISTORY_LENGTH}), all of the rest is the target set; full ranking. Model "
         f"selection on the valid split only: every epoch is validated on `{VALID_METRIC}`, and the test figures "
         "come from the best-valid checkpoint (`evaluate(load_best_model=True)`); no setting was tuned on test.",
@@ -859,7 +859,7 @@ def render(summary, data, settings, results, docs, chart_paths):
         "the baselines' "
         f"{settings['baseline_epochs']}; SINE with its default `loss_type: CE` (RecBole applies SINE's regulariser "
         "only with NLL).",
-        "* **Metrics** (DESIGN §5): RecBole's Recall, NDCG (standard), Hit; AMR@N and CUR@N are this project's "
+        "* **Metrics** (docs/design.md §5): RecBole's Recall, NDCG (standard), Hit; AMR@N and CUR@N are this project's "
         "definitions (the paper's are not public), so they are comparable between the rows below but not with "
         "the paper's numbers.",
         "",
@@ -886,12 +886,12 @@ def render(summary, data, settings, results, docs, chart_paths):
     lines.append(accuracy_section(summary["accuracy"], settings))
     lines.append(stage_section(summary["gemirec_stages"], summary["accuracy"]))
     lines += ["### GemiRec against the baselines, and the paper's figures", "",
-              "Ratios of means. The paper's rows are its industrial Rednote results (DESIGN §1) at other cut-offs "
+              "Ratios of means. The paper's rows are its industrial Rednote results (docs/design.md §1) at other cut-offs "
               "and with its own AMR/CUR definitions - quoted for orientation, not comparable number for number.", ""]
     lines.append(ratios_section(summary["accuracy"]))
     lines.append("")
 
-    lines += ["## 2. Ablations (DESIGN §2.6)", ""]
+    lines += ["## 2. Ablations (docs/design.md §2.6)", ""]
     if summary["ablations"]:
         if "benchmarks_ablations.png" in " ".join(chart_paths):
             lines += ["![Change of Recall@50 per ablation, ours and the paper's](benchmarks_ablations.png)", ""]
@@ -917,7 +917,7 @@ def render(summary, data, settings, results, docs, chart_paths):
         lines += ["No GemiRec run with the dictionary probe in this budget.", ""]
 
     lines += ["## 4. Speed and memory", "",
-              "One run, one machine, ratios (DESIGN §8). Peak memory is the peak resident set size "
+              "One run, one machine, ratios (docs/design.md §9). Peak memory is the peak resident set size "
               "(`ru_maxrss`) of the measurement's own process, so it includes Python, torch, RecBole and the "
               "loaded dataset (about 0.5 GB before any model exists).", ""]
     if "benchmarks_speed.png" in " ".join(chart_paths):
@@ -1098,7 +1098,7 @@ def build(results, docs, settings):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=("quick", "small", "full"), default="small")
+    parser.add_argument("--budget", choices=tuple(BUDGETS), default="small")
     parser.add_argument("--results", default=None, help="results directory (default benchmarks/results/<budget>)")
     parser.add_argument("--docs", default=None, help="where the report goes (default docs/; quick: the results)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -27,7 +27,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
-from benchmarks.budgets import DATASETS, HISTORY_LENGTH, METRICS, TOPK, VALID_METRIC, ablation, budget
+from benchmarks.budgets import (
+    BUDGETS, DATASETS, HISTORY_LENGTH, METRICS, MULTI_INTEREST_BASELINES, TOPK, VALID_METRIC, ablation, budget,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("torch", "recbole", "numpy", "pandas", "faiss-cpu", "scipy", "matplotlib")
@@ -174,12 +176,16 @@ def run_config(settings, model, seed, run_dir, dataset_name, extra=None):
         "show_progress": False,
         "checkpoint_dir": os.path.join(run_dir, "saved"),
     }
+    if settings.get("split_follows_seed"):
+        config["user_split_seed"] = seed  # each seed is another user split as well as another initialisation
     if model == "GemiRec":
         config["stage_epochs"] = dict(settings["stage_epochs"])
         config.update(DATASETS[dataset_name]["gemirec"])
     else:
         config["epochs"] = 1 if model == "Pop" else settings["baseline_epochs"]
         config["stopping_step"] = settings["stopping_step"]
+        if model in MULTI_INTEREST_BASELINES:
+            config.update(settings.get("baseline_config", {}))
     config.update(extra or {})
     return config
 
@@ -375,7 +381,7 @@ def update_meta(where, settings, argv, started, finished=None):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=("quick", "small", "full"), default="small")
+    parser.add_argument("--budget", choices=tuple(BUDGETS), default="small")
     parser.add_argument("--quick", action="store_true", help="same as --budget quick")
     parser.add_argument("--out", default=None, help="put results (OUT/results/<budget>) and the report (OUT) here")
     parser.add_argument("--results", default=None, help="where the JSON goes (default benchmarks/results/<budget>)")

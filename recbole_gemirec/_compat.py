@@ -1,4 +1,4 @@
-"""Make RecBole 1.2.1 run on today's numpy and torch (DESIGN §7).
+"""Make RecBole 1.2.1 run on today's numpy and torch (docs/design.md §7).
 
 RecBole 1.2.1 was released for numpy 1.x and torch < 2.6. Three things break on the current stack and
 are mended here, once, when :mod:`recbole_gemirec` is imported:
@@ -42,7 +42,7 @@ def disable_anomaly_mode():
 
 
 def check_pandas():
-    """Raise a clear error on pandas >= 3, which RecBole 1.2.1 mis-reads without failing (DESIGN §7)."""
+    """Raise a clear error on pandas >= 3, which RecBole 1.2.1 mis-reads without failing (docs/design.md §7)."""
     import pandas as pd
 
     major = int(pd.__version__.split(".")[0])

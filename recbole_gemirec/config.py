@@ -1,7 +1,7 @@
 """The extension's :class:`Config`: RecBole's configurator that also knows the extension's models.
 
 RecBole 1.2.1 resolves ``model`` only among its own classes and loads only its own property files. This
-subclass (the RecBole-GNN pattern, DESIGN §3) resolves names through :func:`recbole_gemirec.utils.get_model`
+subclass (the RecBole-GNN pattern, docs/design.md §3) resolves names through :func:`recbole_gemirec.utils.get_model`
 (extension first, RecBole second), layers ``properties/model/<Model>.yaml`` of the extension over RecBole's
 internal defaults, registers the extension's metrics before RecBole validates ``metrics``, and takes the
 command line as an explicit argument so that library calls never read ``sys.argv`` by accident.

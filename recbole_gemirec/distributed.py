@@ -4,7 +4,7 @@ RecBole 1.2.1 runs several processes through ``Config._init_device`` (one proces
 ``AbstractTrainer`` (wraps the model in ``DistributedDataParallel`` with ``device_ids=[local_rank]``),
 its data loaders (a ``DistributedSampler`` per loader) and ``Trainer._map_reduce`` (metrics averaged over
 processes, weighted by how many users each evaluated). Four things keep that from working through the
-extension, and this module mends them (notes/recbole_ext.md §2.9; DESIGN §7):
+extension, and this module mends them (docs/design.md §7):
 
 1. NCCL is hard-coded; a machine without GPUs needs gloo. :func:`init_distributed` (called by
    :meth:`recbole_gemirec.config.Config._init_device`) picks gloo when the run has no GPU.

@@ -1,7 +1,7 @@
 """Run, tune and reload models through the extension: RecBole's quick start, made safe and importable.
 
 RecBole's ``recbole.quick_start`` imports ray at module level and loads checkpoints with pickled
-configs; these functions do the same job without either (DESIGN §7) and work for every model, the
+configs; these functions do the same job without either (docs/design.md §7) and work for every model, the
 extension's and RecBole's built-ins alike.
 """
 

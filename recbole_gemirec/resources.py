@@ -1,6 +1,6 @@
 """Where the project's YAML files live, in a source checkout and in an installed wheel.
 
-The repository keeps ``properties/`` and ``dataset_configs/`` at its top level (DESIGN §3). ``setup.py``
+The repository keeps ``properties/`` and ``dataset_configs/`` at its top level (docs/design.md §3). ``setup.py``
 maps both into the package (``recbole_gemirec/properties``, ``recbole_gemirec/dataset_configs``) so a
 wheel ships them; this module finds whichever copy exists.
 """

@@ -1,4 +1,4 @@
-"""Interest negatives for the retrieval loss (GemiRec paper §3.4; DESIGN §2.3).
+"""Interest negatives for the retrieval loss (GemiRec paper §3.4; docs/design.md §2.3).
 
 RecBole's samplers draw *items*; GemiRec's retrieval loss also needs *interests* that are wrong for the
 target item. :class:`InterestNegativeSampler` draws them per training example:

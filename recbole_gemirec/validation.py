@@ -35,7 +35,7 @@ from recbole_gemirec.errors import ConfigError
 
 STAGES = ("retrieval", "dictionary", "joint")
 # The generator's output layer has one logit per interest (the product of the sub-dictionary sizes);
-# past this many it no longer fits a sensible memory budget (DESIGN §2.1 uses 16,384).
+# past this many it no longer fits a sensible memory budget (docs/design.md §2.1 uses 16,384).
 MAX_INTERESTS = 1 << 20
 BASELINES = ("ComiRecSA", "ComiRecDR", "MIND", "REMI")
 
@@ -126,6 +126,17 @@ class Optional(Spec):
 
     def accepts(self, value):
         return value is None or self.spec.accepts(value)
+
+
+class Either(Spec):
+    """A value of any of ``specs``."""
+
+    def __init__(self, *specs):
+        self.specs = specs
+        self.description = " or ".join(str(spec) for spec in specs)
+
+    def accepts(self, value):
+        return any(spec.accepts(value) for spec in self.specs)
 
 
 class ListOf(Spec):
@@ -239,7 +250,7 @@ MODEL_RULES = {
         "interest_source": OneOf("learned", "category"),
         "joint_training": Boolean(),
         "interest_predictor": OneOf("gpt", "frequency"),
-        "retrieval_interests": OneOf("target", "predicted"),
+        "retrieval_interests": OneOf("target", "predicted", "both"),
         "item_negatives": OneOf("full", "sampled", "in_batch"),
         "logq_correction": Boolean(),
         "neg_sample_num": Integer(1),
@@ -247,6 +258,10 @@ MODEL_RULES = {
         "joint_codes": OneOf("frozen", "live"),
         "interest_weighting": OneOf("none", "log_prob", "log_joint"),
         "fusion": OneOf("residual", "concat"),
+        "joint_backbone_lr_scale": Real(0),
+        "user_query": Boolean(),
+        "generator_history_prior": Boolean(),
+        "interest_prior_weight": Either(OneOf("auto"), Real(0)),
     },
     "ComiRecSA": {**_BASELINE_COMMON, **_SELF_ATTENTIVE},
     "ComiRecDR": {**_BASELINE_COMMON, **_ROUTING},

@@ -1,4 +1,4 @@
-"""Bad input data (issue 9): each case is handled in the documented way or stopped with one clear error,
+"""Bad input data: each case is handled in the documented way or stopped with one clear error,
 and no run reports a NaN metric (docs/reliability.md, recbole_gemirec/data/checks.py)."""
 
 import logging

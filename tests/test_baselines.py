@@ -1,4 +1,4 @@
-"""Tests of the multi-interest baselines ComiRec-SA, ComiRec-DR, MIND and REMI (issue 5).
+"""Tests of the multi-interest baselines ComiRec-SA, ComiRec-DR, MIND and REMI.
 
 For each model: one epoch through the command line, the [B, K, D] interest tensor, normalisation of the
 routing / attention weights over the axis its paper uses, padding that never leaks into the interests,

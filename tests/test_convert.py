@@ -1,4 +1,4 @@
-"""Raw-file converters (DESIGN §6): small files in each real raw format, written here, convert to the
+"""Raw-file converters (docs/design.md §6): small files in each real raw format, written here, convert to the
 expected atomic rows; the one-pass 5/5 filtering counts are right; malformed input stops with an error that
 names file, line and problem, and leaves nothing behind."""
 

@@ -1,4 +1,4 @@
-"""Determinism (issue 9): the same seed and configuration give identical metrics twice on CPU.
+"""Determinism: the same seed and configuration give identical metrics twice on CPU.
 
 (Across processes the kill-and-resume test in ``test_resume.py`` shows the same: an uninterrupted run
 and a killed-and-resumed one, each in its own process, end with identical results.)

@@ -1,4 +1,4 @@
-"""Distributed training through the extension: RecBole's DDP path with gloo on CPU (issue 8).
+"""Distributed training through the extension: RecBole's DDP path with gloo on CPU.
 
 A 2-process run and a 1-process run of the same GemiRec configuration on the tiny data; the test checks
 that the 2-process run finishes, gathers its metrics like a 1-process run and leaves one set of

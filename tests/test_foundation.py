@@ -1,4 +1,4 @@
-"""The extension runs RecBole's own models on today's stack, with safe checkpoints (issue 2)."""
+"""The extension runs RecBole's own models on today's stack, with safe checkpoints."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""GemiRec wired as a RecBole model: scoring, the interest cache and the ablation switches (DESIGN §2)."""
+"""GemiRec wired as a RecBole model: scoring, the interest cache and the ablation switches (docs/design.md §2)."""
 
 import logging
 
@@ -37,8 +37,9 @@ def test_full_sort_predict_is_the_max_over_interest_scores(in_tmp):
     with torch.no_grad():
         interests = model.interest_vectors(interaction)
         scores = model.full_sort_predict(interaction)
-        per_interest = torch.stack([interests[:, k] @ model.item_embedding.weight.t() for k in range(interests.shape[1])])
-    assert interests.shape == (len(interaction), 5, 64)
+        items = model.item_embeddings()
+        per_interest = torch.stack([interests[:, k] @ items.t() for k in range(interests.shape[1])])
+    assert interests.shape == (len(interaction), 6, 65)  # u and K = 5 interests; 64 + the bias column
     assert torch.allclose(scores, per_interest.max(dim=0).values, atol=1e-5)
 
 
@@ -67,7 +68,7 @@ def test_before_the_joint_stage_the_model_scores_with_the_user_vector(in_tmp):
     model = parts["model"].eval()
     interaction = next(iter(parts["test_data"]))[0]
     with torch.no_grad():
-        assert model.interest_vectors(interaction).shape == (len(interaction), 1, 64)
+        assert model.interest_vectors(interaction).shape == (len(interaction), 1, 65)  # bias column (zero here)
         expected = model.user_vector(interaction) @ model.item_embedding.weight.t()
         assert torch.allclose(model.full_sort_predict(interaction), expected, atol=1e-5)
 
@@ -168,7 +169,7 @@ def test_dataset_without_user_features_or_categories_trains_with_one_warning_eac
 def test_predicted_retrieval_interests_train_on_the_cached_selection(in_tmp):
     import torch.nn.functional as F
 
-    _, parts = build(in_tmp, retrieval_interests="predicted")
+    _, parts = build(in_tmp, retrieval_interests="predicted", interest_weighting="none", user_query=False)
     model = parts["model"].eval()  # no dropout, so the loss can be recomputed by hand
     into_joint_stage(model)
     interaction = batch_of(parts)
@@ -229,7 +230,7 @@ def test_frozen_joint_codes_do_not_move_when_the_embeddings_do(in_tmp):
 
 @pytest.mark.parametrize("weighting", ["log_prob", "log_joint"])
 def test_interest_weighting_adds_a_per_query_bias_to_every_score(in_tmp, weighting):
-    _, parts = build(in_tmp, interest_weighting=weighting)
+    _, parts = build(in_tmp, interest_weighting=weighting, user_query=False, interest_prior_weight=1.0)
     model = parts["model"].eval()
     into_joint_stage(model)
     interaction = batch_of(parts)
@@ -243,3 +244,50 @@ def test_interest_weighting_adds_a_per_query_bias_to_every_score(in_tmp, weighti
         assert vectors.shape[-1] == items.shape[-1] == model.embedding_size + 1
         assert torch.allclose(model.full_sort_predict(interaction), expected, atol=1e-5)
         assert bool((log_prob <= 0).all())
+
+
+def test_user_query_scores_with_u_next_to_the_interest_queries(in_tmp):
+    _, parts = build(in_tmp, user_query=True, interest_weighting="log_prob", interest_prior_weight=2.0)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = next(iter(parts["test_data"]))[0]  # one row per user (the cache is per user)
+    with torch.no_grad():
+        vectors = model.interest_vectors(interaction)
+        user = model.user_vector(interaction)
+        _, log_prob = model.cached_interests(interaction)
+    assert vectors.shape[1] == model.interest_num + 1
+    assert torch.allclose(vectors[:, 0, :-1], user) and bool((vectors[:, 0, -1] == 0).all())  # u, log-probability 0
+    assert torch.allclose(vectors[:, 1:, -1], 2.0 * log_prob)  # tau * log p(m_k)
+
+
+def test_generator_history_prior_adds_log_counts_of_the_history_interests(in_tmp):
+    _, parts = build(in_tmp, generator_history_prior=True)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = batch_of(parts)
+    with torch.no_grad():
+        with_prior = model.interest_scores(interaction)
+        model.generator.history_weight.fill_(0.0)
+        without = model.interest_scores(interaction)
+        seq = interaction[model.ITEM_SEQ]
+        ids = model.item_interest_ids(seq).masked_fill(seq == 0, -1)
+    counts = torch.zeros_like(without).scatter_add_(1, ids.clamp(min=0), (ids >= 0).float())
+    assert torch.allclose(with_prior - without, torch.log1p(counts), atol=1e-5)  # weight starts at 1
+
+
+def test_joint_generator_and_retrieval_terms_fall_on_a_fixed_batch(in_tmp):
+    _, parts = build(in_tmp)
+    model = parts["model"]
+    into_joint_stage(model)
+    model.start_joint_stage()
+    optimiser = torch.optim.Adam([{"params": g["params"]} for g in model.optimiser_groups(0.01)], lr=0.01)
+    interaction = batch_of(parts)
+    first = None
+    for _ in range(30):
+        _, generator, retrieval = model.calculate_loss(interaction)
+        first = first or (generator.item(), retrieval.item())
+        optimiser.zero_grad()
+        (generator + retrieval).backward()
+        optimiser.step()
+    assert generator.item() < first[0] and retrieval.item() < first[1]
+    assert all(p.grad is None for p in model.item_embedding.parameters())  # joint_backbone_lr_scale 0: frozen

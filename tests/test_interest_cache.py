@@ -1,4 +1,4 @@
-"""Interest selection under the code limit and the interest cache (DESIGN §2.4)."""
+"""Interest selection under the code limit and the interest cache (docs/design.md §2.4)."""
 
 import torch
 

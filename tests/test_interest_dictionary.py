@@ -1,4 +1,4 @@
-"""Interest dictionary (IDMM, DESIGN §2.1)."""
+"""Interest dictionary (IDMM, docs/design.md §2.1)."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""Interest generator (MIPDM, DESIGN §2.2)."""
+"""Interest generator (MIPDM, docs/design.md §2.2)."""
 
 import pytest
 import torch

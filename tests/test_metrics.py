@@ -1,4 +1,4 @@
-"""AMR@N and CUR@N (DESIGN §5): hand-built cases worked out here, and end-to-end runs inside RecBole."""
+"""AMR@N and CUR@N (docs/design.md §5): hand-built cases worked out here, and end-to-end runs inside RecBole."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Numerical faults (issue 9): a non-finite loss stops training with an error naming the loss term, the
+"""Numerical faults: a non-finite loss stops training with an error naming the loss term, the
 stage and the epoch; the last good checkpoint stays usable; NaN scores never become metrics; dead
 dictionary codes are re-seeded."""
 

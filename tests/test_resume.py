@@ -1,4 +1,4 @@
-"""Resume after a crash and safe loading (issue 9).
+"""Resume after a crash and safe loading.
 
 The kill test starts the command line as a child process, waits for the joint stage's first ``-last``
 checkpoint, SIGKILLs the process, resumes with ``--resume=<checkpoint directory>`` and compares the final

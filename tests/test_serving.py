@@ -1,4 +1,4 @@
-"""Serving: export a checkpoint to a faiss index plus interest caches, load it back, recommend (issue 8)."""
+"""Serving: export a checkpoint to a faiss index plus interest caches, load it back, recommend."""
 
 import json
 import os

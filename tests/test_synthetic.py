@@ -1,4 +1,4 @@
-"""The synthetic multi-interest generator (DESIGN §6): determinism, sizes and format, categories and
+"""The synthetic multi-interest generator (docs/design.md §6): determinism, sizes and format, categories and
 features, planted interest evolution measured from the written files, and a RecBole run on the output."""
 
 import math

@@ -1,4 +1,4 @@
-"""The `user` evaluation protocol (DESIGN §4): the user split, the samples, and ComiRec's Recall/Hit."""
+"""The `user` evaluation protocol (docs/design.md §4): the user split, the samples, and ComiRec's Recall/Hit."""
 
 import math
 import os

@@ -1,4 +1,4 @@
-"""Configuration validation (issue 9): every invalid key costs one clear message and exit status 2.
+"""Configuration validation: every invalid key costs one clear message and exit status 2.
 
 Each case runs the command-line entry point (``run_recbole_gemirec.main``, in this process to keep the
 suite fast; three cases also as a real child process) and checks the exit status, that stderr names the

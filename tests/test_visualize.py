@@ -1,4 +1,4 @@
-"""recbole_gemirec.visualize: the interests picture and the dictionary utilisation picture (issue 8)."""
+"""recbole_gemirec.visualize: the interests picture and the dictionary utilisation picture."""
 
 import os
 import subprocess

@@ -4,7 +4,7 @@
 :func:`recbole_gemirec.utils.create_dataset` and :func:`recbole_gemirec.utils.data_preparation` pick an
 extension-specific dataset or loader set; ``None`` means RecBole's own.
 
-``eval_protocol`` (DESIGN §4) selects the evaluation protocol: ``loo`` (or unset) is RecBole's native
+``eval_protocol`` (docs/design.md §4) selects the evaluation protocol: ``loo`` (or unset) is RecBole's native
 leave-one-out, ``user`` the ComiRec/REMI user split of :mod:`recbole_gemirec.data.user_protocol`.
 """
 

@@ -1,4 +1,4 @@
-"""Convert the paper family's public raw files to RecBole atomic files (DESIGN §6).
+"""Convert the paper family's public raw files to RecBole atomic files (docs/design.md §6).
 
     python -m recbole_gemirec.data.convert amazon-books --raw reviews_Books_5.json --meta meta_Books.json --out data
     python -m recbole_gemirec.data.convert amazon-clothing --raw Clothing_Shoes_and_Jewelry.csv \\

@@ -1,14 +1,14 @@
-"""Synthetic multi-interest data with a known ground truth and planted interest evolution (DESIGN §6).
+"""Synthetic multi-interest data with a known ground truth and planted interest evolution (docs/design.md §6).
 
 No public dataset can be downloaded where this project is built and tested, and none of them says which
 interests a user really has. This generator writes a RecBole dataset whose structure is known, so that the
-multi-interest metrics (AMR, CUR, DESIGN §5) have something real to find:
+multi-interest metrics (AMR, CUR, docs/design.md §5) have something real to find:
 
 * **Catalogue.** Items belong to leaf categories under top categories (``category`` / ``top_category`` in
   ``NAME.item``). Within a category, popularity is Zipf-like (``--popularity-skew``).
 * **Users.** Three categorical features (``age``, ``gender``, ``occupation`` in ``NAME.user``). Each feature
   value carries an affinity for every top category, so the features shift which few leaf categories a user
-  starts with: they carry real signal (the paper's user-feature token, DESIGN §2.2).
+  starts with: they carry real signal (the paper's user-feature token, docs/design.md §2.2).
 * **Behaviour.** A user's timeline is a chain of runs; each run picks one of the user's interests (by the
   user's interest weights) and draws items from that category. A share of interactions (``--noise``) is
   on a random category.

@@ -1,4 +1,4 @@
-"""The ``user`` evaluation protocol of ComiRec and REMI inside RecBole (DESIGN §4).
+"""The ``user`` evaluation protocol of ComiRec and REMI inside RecBole (docs/design.md §4).
 
 * Users (not interactions) are shuffled with ``user_split_seed`` and split by ``user_split``
   (default 80/10/10) into train, valid and test users.

@@ -3,7 +3,7 @@
 RecBole builds four module-level tables from ``recbole.evaluator.metrics`` at import time
 (``smaller_metrics``, ``metric_information``, ``metric_types``, ``metrics_dict``). ``Config``,
 ``Evaluator`` and ``Register`` all hold references to those same objects, so new metric names become
-usable by merging into them in place; rebinding them would not be seen (DESIGN §7).
+usable by merging into them in place; rebinding them would not be seen (docs/design.md §7).
 """
 
 from recbole.evaluator import register as recbole_register

@@ -1,4 +1,4 @@
-"""A RecBole ``Collector`` that also gathers what AMR and CUR need (DESIGN §5, §7).
+"""A RecBole ``Collector`` that also gathers what AMR and CUR need (docs/design.md §5, §7).
 
 RecBole's collector sees only the score matrix of each batch; AMR needs each interest's own top-N list
 (so the model and the batch) and CUR needs item categories and each user's full history part H(u).

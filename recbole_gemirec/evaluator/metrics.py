@@ -2,7 +2,7 @@
 
 (Keep helper base classes elsewhere: RecBole's ``cluster_info`` registers each class defined here.)
 
-``AMR`` and ``CUR`` implement the project's definitions of DESIGN §5 (the GemiRec paper does not
+``AMR`` and ``CUR`` implement the project's definitions of docs/design.md §5 (the GemiRec paper does not
 publish its formulas). They work for every model run through the extension: the trainer's
 :class:`~recbole_gemirec.evaluator.collector.MultiInterestCollector` reduces each evaluated user to a
 few counts (see :mod:`recbole_gemirec.evaluator.multi_interest_eval`), and these classes average them.
@@ -40,7 +40,7 @@ def _collected(dataobject, key, metric):
 
 class AMR(AbstractMetric):
     r"""Additional multi-interest recall: the share of the merged list's hits that even the best single
-    interest, retrieving its own top-N, does not reach (DESIGN §5).
+    interest, retrieving its own top-N, does not reach (docs/design.md §5).
 
     .. math::
         \mathrm{AMR@N}(u) = \max\Big(0,\ 1 - \frac{\max_k |L_k(u) \cap T(u)|}{|M(u) \cap T(u)|}\Big)
@@ -66,7 +66,7 @@ class AMR(AbstractMetric):
 
 class CUR(AbstractMetric):
     r"""Unseen-category recall: recall restricted to targets whose category does not occur in the user's
-    history part (DESIGN §5).
+    history part (docs/design.md §5).
 
     .. math::
         U(u) = \{t \in T(u) : cat(t) \notin cat(H(u))\},\qquad

@@ -1,4 +1,4 @@
-"""Per-user quantities behind AMR@N and CUR@N, and the averages the metrics report (DESIGN §5).
+"""Per-user quantities behind AMR@N and CUR@N, and the averages the metrics report (docs/design.md §5).
 
 The definitions are the project's own (the GemiRec paper does not publish its formulas). For a user u
 with K interest vectors:
@@ -74,7 +74,7 @@ def check_multi_interest_config(config):
 def item_categories(dataset, field):
     """Category id of every item, ``LongTensor [n_items]`` (0 = none), from the item field ``field``.
 
-    A ``token`` field gives its value, a ``token_seq`` field its first value (DESIGN §5).
+    A ``token`` field gives its value, a ``token_seq`` field its first value (docs/design.md §5).
     """
     from recbole.utils import FeatureType
 

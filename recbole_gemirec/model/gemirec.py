@@ -1,7 +1,7 @@
 """GemiRec: interest quantisation and generation for multi-interest recommendation.
 
 Reference: Wu et al., "GemiRec: Interest Quantization and Generation for Multi-Interest
-Recommendation", arXiv 2510.14626 (Xiaohongshu). Specification: DESIGN §2.
+Recommendation", arXiv 2510.14626 (Xiaohongshu). Specification: docs/design.md §2.
 
 This module wires the three parts, each in its own file:
 
@@ -40,6 +40,11 @@ STAGES = ("retrieval", "dictionary", "joint")
 # interest_levels: ~ picks the deepest code prefix whose interests still cover this many items each on
 # average (docs/gemirec.md, interest granularity).
 ITEMS_PER_INTEREST = 20
+
+# interest_prior_weight: auto tries these values of tau on the valid split after the joint stage. Large
+# tau lets only the most probable interests (and u, with user_query) win the merge; tau -> 0 ranks
+# every query's items as if its interest were certain.
+PRIOR_WEIGHT_GRID = (0.5, 1.0, 2.0, 4.0)
 
 
 def default_interest_levels(sizes, n_items, items_per_interest=ITEMS_PER_INTEREST):
@@ -87,6 +92,14 @@ class GemiRec(MultiInterestRecommender):
         self.kmeans_init = config["kmeans_init"]
         self.joint_codes = config["joint_codes"] or "frozen"
         self.interest_weighting = config["interest_weighting"] or "none"
+        self.user_query = bool(config["user_query"])
+        self.history_prior = bool(config["generator_history_prior"])
+        weight = config["interest_prior_weight"]
+        # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
+        self.prior_weight_auto = weight == "auto"
+        self.register_buffer("prior_weight", torch.tensor(1.0 if weight in (None, "auto") else float(weight)))
+        scale = config["joint_backbone_lr_scale"]
+        self.joint_backbone_lr_scale = 1.0 if scale is None else float(scale)
         self.seed = config["seed"]
 
         # data-dependent parts: user features and item categories switch off with one warning each
@@ -199,6 +212,8 @@ class GemiRec(MultiInterestRecommender):
         self.interest_cache.fill_(-1)
         if stage != "joint":
             self.codes_frozen.fill_(False)
+        for p in self.parameters():
+            p.requires_grad_(True)
 
     def start_dictionary_stage(self):
         """Initialise the dictionary from the current item embeddings (k-means, or random)."""
@@ -220,6 +235,24 @@ class GemiRec(MultiInterestRecommender):
         items = torch.arange(self.n_items, device=self.item_embedding.weight.device)
         self.frozen_codes.copy_(self.dictionary.codes_for(items, self.item_embedding.weight))
         self.codes_frozen.fill_(True)
+
+    def optimiser_groups(self, learning_rate):
+        """Parameter groups of the current stage's optimiser. In the joint stage the backbone the retrieval
+        stage trained (item embeddings and user tower) learns at ``joint_backbone_lr_scale`` times the
+        learning rate (0: frozen), so the generator, fusion and dictionary can train for as many epochs as
+        they need while the already converged embeddings do not overfit."""
+        if self.stage != "joint" or self.joint_backbone_lr_scale == 1.0:
+            return [{"params": list(self.parameters())}]
+        backbone = list(self.item_embedding.parameters()) + list(self.tower.parameters())
+        ids = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        groups = [{"params": rest}]
+        if self.joint_backbone_lr_scale > 0:
+            groups.append({"params": backbone, "lr": learning_rate * self.joint_backbone_lr_scale})
+        else:
+            for p in backbone:
+                p.requires_grad_(False)
+        return groups
 
     @property
     def dictionary_is_trained(self):
@@ -260,13 +293,16 @@ class GemiRec(MultiInterestRecommender):
         GPT logits, or history frequency for the GemiRec-M ablation."""
         item_seq = interaction[self.ITEM_SEQ]
         codes = self.item_codes(item_seq)
+        ids = self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
         if self.interest_predictor == "frequency":
-            ids = self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
             return history_frequency_scores(ids, self.n_interests)
-        return self.generator.next_interest_logits(
+        logits = self.generator.next_interest_logits(
             item_seq, interaction[self.ITEM_SEQ_LEN], self.dictionary.code_embedding(codes),
             self._user_features(interaction),
         )
+        if self.history_prior:
+            logits = logits + self.generator.history_prior(ids, self.n_interests)
+        return logits
 
     def _select(self, scores):
         """``(ids [B, K], log-probabilities [B, K])`` of the top-K interests under the code limit."""
@@ -301,6 +337,7 @@ class GemiRec(MultiInterestRecommender):
     # --- RecBole interface -----------------------------------------------------------------------
     def interest_vectors(self, interaction):
         """``[B, K, D]``: the fused query of each cached interest; ``[B, 1, D]`` (u) before the joint stage.
+        With ``user_query`` the user vector u is query 0 and the K interests follow (``[B, K + 1, D]``).
 
         With ``interest_weighting`` other than ``none`` a last column holds each query's bias (and
         :meth:`item_embeddings` a column of ones), so an item's score under interest k is
@@ -310,11 +347,19 @@ class GemiRec(MultiInterestRecommender):
         user = self.user_vector(interaction)
         if self.stage != "joint":
             return self._with_bias(user.unsqueeze(1), user.new_zeros(user.shape[0], 1))
-        ids, log_prob = self.cached_interests(interaction)
-        queries = self.fusion(self.dictionary.code_embedding(self.interest_codes(ids)), user)
+        return self._scoring_queries(*self.cached_interests(interaction), user)
+
+    def _scoring_queries(self, ids, log_prob, user):
+        """The vectors items are scored with for interests ``ids [B, K]`` of probabilities ``log_prob``:
+        the fused queries, u first with ``user_query``, and the bias column of ``interest_weighting``."""
+        queries = self._queries(ids, user)
+        if self.user_query:  # u itself as one more query, over "any interest" (log-probability 0)
+            queries = torch.cat([user.unsqueeze(1), queries], dim=1)
+            log_prob = torch.cat([log_prob.new_zeros(log_prob.shape[0], 1), log_prob], dim=1)
+        bias = self.prior_weight * log_prob
         if self.interest_weighting == "log_joint":
-            log_prob = log_prob - catalogue_logsumexp(queries, self.item_embedding.weight[1:])
-        return self._with_bias(queries, log_prob)
+            bias = bias - catalogue_logsumexp(queries, self.item_embedding.weight[1:])
+        return self._with_bias(queries, bias)
 
     def _with_bias(self, queries, bias):
         if self.interest_weighting == "none":
@@ -355,15 +400,22 @@ class GemiRec(MultiInterestRecommender):
         the K queries - the same scoring as inference - against the configured item negatives."""
         with torch.no_grad():
             chosen, log_prob = self._select(generator_logits.detach())
-        queries = self._queries(chosen, user)  # [B, K, D]
-        table = self.item_embedding.weight
-        if self.interest_weighting != "none":
-            queries = self._with_bias(queries, log_prob)
-            table = self.item_embeddings()
+        queries = self._scoring_queries(chosen, log_prob, user)  # [B, K, D (+ 1)]
+        table = self.item_embeddings()
         positive = torch.einsum("bkd,bd->bk", queries, table[pos_items]).max(dim=1).values
         negatives = torch.stack([self.loss_fct.negative_logits(queries[:, k], pos_items, table)
                                  for k in range(queries.shape[1])], dim=1).max(dim=1).values
         return self.loss_fct.loss_from_logits(positive, negatives)
+
+    def _target_interest_loss(self, generator_logits, target_ids, user, pos_items):
+        """The paper's MIRM loss: the query of the target's own interest against the item negatives and
+        the same target under hard and easy negative interests."""
+        negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
+        queries = self._queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user)
+        target_emb = self.item_embedding(pos_items)
+        interest_negative = torch.einsum("bnd,bd->bn", queries[:, 1:], target_emb)
+        interest_negative = interest_negative.masked_fill(negatives < 0, float("-inf"))
+        return self.loss_fct(queries[:, 0], pos_items, self.item_embedding.weight, interest_negative)
 
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""
@@ -378,14 +430,10 @@ class GemiRec(MultiInterestRecommender):
         else:
             generator_loss = self.generator.loss(generator_logits, target_ids)
         user = self.user_vector(interaction)
-        if self.retrieval_interests == "predicted":
-            retrieval = self._predicted_interest_loss(generator_logits, user, pos_items)
-        else:
-            negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
-            queries = self._queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user)
-            target_emb = self.item_embedding(pos_items)
-            interest_negative = torch.einsum("bnd,bd->bn", queries[:, 1:], target_emb)
-            interest_negative = interest_negative.masked_fill(negatives < 0, float("-inf"))
-            retrieval = self.loss_fct(queries[:, 0], pos_items, self.item_embedding.weight, interest_negative)
+        retrieval = generator_loss.new_zeros(())
+        if self.retrieval_interests in ("target", "both"):
+            retrieval = retrieval + self._target_interest_loss(generator_logits, target_ids, user, pos_items)
+        if self.retrieval_interests in ("predicted", "both"):
+            retrieval = retrieval + self._predicted_interest_loss(generator_logits, user, pos_items)
         dictionary_loss = self._dictionary_loss(interaction) if self.joint_training else retrieval.new_zeros(())
         return w_dict * dictionary_loss, w_gen * generator_loss, w_ret * retrieval

@@ -1,4 +1,4 @@
-"""Choosing each user's K interests and caching them (GemiRec paper §3.5; DESIGN §2.4).
+"""Choosing each user's K interests and caching them (GemiRec paper §3.5; docs/design.md §2.4).
 
 The generator ranks all interests for a user. Walking down that ranking, an interest is kept only if,
 with it, no codeword of any level would appear more than epsilon (``interest_code_limit``) times among
@@ -54,7 +54,7 @@ def select_interests(scores, codes_of, k, code_limit, candidates=None):
 
 
 def history_frequency_scores(history_ids, n_interests):
-    """GemiRec-M (DESIGN §2.6): rank interests by how often they occur in the history (ids ``[B, L]``,
+    """GemiRec-M (docs/design.md §2.6): rank interests by how often they occur in the history (ids ``[B, L]``,
     ``-1`` for padding); more recent occurrences break ties. Interests never seen score ``-inf``."""
     batch, length = history_ids.shape
     valid = history_ids >= 0

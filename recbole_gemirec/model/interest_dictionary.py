@@ -1,4 +1,4 @@
-"""Interest dictionary (IDMM, GemiRec paper §3.2; DESIGN §2.1).
+"""Interest dictionary (IDMM, GemiRec paper §3.2; docs/design.md §2.1).
 
 Every item embedding is residual-quantised into C codes, one per sub-dictionary (default sizes
 32 x 16 x 8 x 4). The sub-dictionaries are a vocabulary shared by all users; their Cartesian product
@@ -23,9 +23,9 @@ by about the learning rate per step; quantising raw embeddings therefore scrambl
 collapses all items onto one code. The dictionary works on layer-normalised embeddings instead
 (``v_hat = LN(sg[v])``, zero mean and unit variance per vector, which is also the reconstruction target)
 and the encoder ends in a layer norm, so every level sees unit-scale residuals whatever the embedding
-scale. This is our reading of ``sg[v]`` in DESIGN §2.1.
+scale. This is our reading of ``sg[v]`` in docs/design.md §2.1.
 
-:class:`CategoryInterests` is the GemiRec-I ablation (DESIGN §2.6): the item category field itself is
+:class:`CategoryInterests` is the GemiRec-I ablation (docs/design.md §2.6): the item category field itself is
 the dictionary (one level, one interest per category), nothing is quantised and the loss is zero.
 """
 
@@ -182,7 +182,7 @@ class InterestDictionary(nn.Module):
     # --- initialisation -----------------------------------------------------------------------
     @torch.no_grad()
     def kmeans_init(self, item_emb, seed, categories=None):
-        """Initialise every sub-dictionary by k-means on the residuals at its level (DESIGN §2.1).
+        """Initialise every sub-dictionary by k-means on the residuals at its level (docs/design.md §2.1).
 
         With ``categories`` (one category index per item, -1 for none), the first level starts from the
         category centroids of the encoded items instead (the paper's preset categories): the most frequent

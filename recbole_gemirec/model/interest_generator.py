@@ -1,4 +1,4 @@
-"""Interest generator (MIPDM, GemiRec paper §3.3; DESIGN §2.2).
+"""Interest generator (MIPDM, GemiRec paper §3.3; docs/design.md §2.2).
 
 A small causal GPT, separate from the user tower (its own parameters and its own objective), reads a
 user-feature token followed by the behaviour sequence and predicts a distribution over all interest ids
@@ -67,6 +67,7 @@ class InterestGenerator(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, n_interests)
         self.dropout = nn.Dropout(dropout)
+        self.history_weight = nn.Parameter(torch.ones(()))
 
     def hidden_states(self, item_seq, item_code_emb, user_features=None):
         """Per-position hidden states ``[B, T, hidden]``; T = L + 1 with a feature token, else L.
@@ -93,6 +94,15 @@ class InterestGenerator(nn.Module):
         index = self.last_index(item_seq_len).clamp(min=0)
         last = states[torch.arange(states.shape[0], device=states.device), index]
         return self.head(last)
+
+    def history_prior(self, history_ids, n_interests):
+        """``w * log(1 + count)`` of each interest in the history ``[B, n_interests]`` (ids ``[B, L]``, -1 =
+        padding), ``w`` learned. A copy term, as in pointer-generator networks: the GPT then learns what the
+        history's own interests do not already say (where the user goes next), instead of re-deriving
+        their frequency through 16 hidden units."""
+        counts = torch.zeros(history_ids.shape[0], n_interests, device=history_ids.device)
+        counts.scatter_add_(1, history_ids.clamp(min=0), (history_ids >= 0).to(counts.dtype))
+        return self.history_weight * torch.log1p(counts)
 
     def loss(self, logits, target_interest):
         """L_MIPDM = -log p(m*): cross-entropy against the next item's interest id."""

@@ -1,4 +1,4 @@
-"""The interface every multi-interest model of the extension shares (DESIGN §3).
+"""The interface every multi-interest model of the extension shares (docs/design.md §3).
 
 A multi-interest model exposes two things: the K interest vectors of a batch of users,
 ``interest_vectors(interaction) -> [B, K, D]``, and the item embedding table,

@@ -1,4 +1,4 @@
-"""Multi-interest retrieval (MIRM, GemiRec paper §3.4; DESIGN §2.3).
+"""Multi-interest retrieval (MIRM, GemiRec paper §3.4; docs/design.md §2.3).
 
 A user tower turns the behaviour sequence (and user features) into one user vector u. Each interest
 chosen for the user is fused with u into its own query, u_k = z_fusion(concat(e_m, u)), and items are

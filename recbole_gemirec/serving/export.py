@@ -1,6 +1,6 @@
 """Export a trained model for serving: item index, per-user query vectors and interest caches.
 
-What a model serves with (DESIGN §2.4): every user has K query vectors, and an item's score is the
+What a model serves with (docs/design.md §2.4): every user has K query vectors, and an item's score is the
 best inner product with any of them. For GemiRec in its joint stage the K queries are exactly what
 ``GemiRec.interest_vectors`` gives: the fusion of each of the user's *cached* interests with the user
 vector u. u depends on the user's history, so the export runs the model once per user, on one history,

@@ -8,7 +8,7 @@ metadata records and that agree with each other; every file must still have the 
 export time; the faiss index must be of the recorded type and size. Anything else raises
 :class:`~recbole_gemirec.errors.DataError` naming the file and what was expected.
 
-Retrieval (DESIGN §2.4): each of the user's K queries searches the index for its top-n items; the K
+Retrieval (docs/design.md §2.4): each of the user's K queries searches the index for its top-n items; the K
 lists are merged by score (an item found by several interests keeps its best score) and de-duplicated;
 each item remembers which interest found it with that score (its slot 0..K-1 and, for GemiRec, the
 interest's code tuple). With the exact index the result is the top-n of ``full_sort_predict``.

@@ -1,4 +1,4 @@
-"""AMR/CUR collection in every trainer run through the extension (DESIGN §3, §5, §7).
+"""AMR/CUR collection in every trainer run through the extension (docs/design.md §3, §5, §7).
 
 RecBole's trainer hands only the score matrix of each batch to its ``Collector``. The multi-interest
 metrics also need the model's interests and the user's history, so :class:`MultiInterestEvaluationMixin`

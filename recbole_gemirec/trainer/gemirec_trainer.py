@@ -1,4 +1,4 @@
-"""Three-stage trainer for GemiRec (DESIGN §2.5).
+"""Three-stage trainer for GemiRec (docs/design.md §2.5).
 
 Stages, each with its own epoch budget (``stage_epochs``), early stopping, fresh optimiser, log label
 and checkpoint file:
@@ -77,12 +77,13 @@ class GemiRecTrainer(_BaseTrainer):
         self.model.set_stage(stage)
         self.epochs = self.stage_epochs[stage]
         self.saved_model_file = self.stage_file(stage)
+        # the stage's own optimiser (a resumed stage then loads its state into it)
+        self.optimizer = self._build_optimizer(params=self.model.optimiser_groups(self.learning_rate))
         if fresh:
             self.start_epoch = 0
             self.cur_step = 0
             self.best_valid_score = float("-inf")  # every stage's score is bigger-is-better
             self.best_valid_result = None
-            self.optimizer = self._build_optimizer()
             if stage == "dictionary":
                 self.model.start_dictionary_stage()
                 self._log_utilisation("after initialisation")
@@ -133,9 +134,33 @@ class GemiRecTrainer(_BaseTrainer):
                                       self.saved_model_file)
             if stage == "dictionary":
                 self._log_utilisation("end of stage")
+            if stage == "joint" and getattr(self.model, "prior_weight_auto", False) and valid_data is not None:
+                self._choose_prior_weight(valid_data, saved)
         self.resumed = False
         self._log_stage_choice()
         return result
+
+    @torch.no_grad()
+    def _choose_prior_weight(self, valid_data, saved):
+        """``interest_prior_weight: auto``: try each tau of the model's grid on the valid split with the best
+        joint-stage weights (scoring only, nothing is retrained), keep the best and store it in the stage's
+        checkpoint, so the test split and serving use the value chosen on valid."""
+        from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
+
+        scores = {}
+        for tau in PRIOR_WEIGHT_GRID:
+            self.model.prior_weight.fill_(tau)
+            score, _ = self._valid_epoch(valid_data)
+            scores[tau] = float(score)
+        best = max(scores, key=lambda tau: (scores[tau], -abs(tau - 1.0)))
+        self.model.prior_weight.fill_(best)
+        self.best_valid_score = scores[best]
+        self.stage_best["joint"] = scores[best]
+        self.logger.info(set_color("interest_prior_weight", "blue") + f": valid {self.config['valid_metric']} by tau "
+                         + ", ".join(f"{tau:g}: {score:.4f}" for tau, score in scores.items()) + f"; chose {best:g}")
+        if saved and os.path.exists(self.saved_model_file):
+            epoch = load_checkpoint(self.saved_model_file, map_location=self.device).get("epoch", 0)
+            self._save_checkpoint(epoch, saved_model_file=self.saved_model_file)
 
     def _log_stage_choice(self):
         """Say which stage's model is final and how it validated against the retrieval stage's user vector:

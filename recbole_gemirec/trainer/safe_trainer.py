@@ -23,7 +23,7 @@ under ``weights_only=True``, and adds what a long run needs to survive faults (`
 
 :func:`safe_trainer_class` mixes it into a RecBole trainer class, together with
 :class:`~recbole_gemirec.trainer.evaluation_mixin.MultiInterestEvaluationMixin` (AMR/CUR collection,
-DESIGN §5), so every trainer returned by :func:`recbole_gemirec.utils.get_trainer` has both.
+docs/design.md §5), so every trainer returned by :func:`recbole_gemirec.utils.get_trainer` has both.
 """
 
 import glob

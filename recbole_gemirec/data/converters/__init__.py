@@ -1,4 +1,4 @@
-"""Converters from the paper family's public raw files to RecBole atomic files (DESIGN §6).
+"""Converters from the paper family's public raw files to RecBole atomic files (docs/design.md §6).
 
 One module per dataset (``amazon_books``, ``amazon_clothing``, ``retailrocket``), each with
 ``RAW_FILES`` (the standard raw file names, for ``--raw DIR``) and ``convert(raw, meta, ...)``; the shared

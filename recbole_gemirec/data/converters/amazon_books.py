@@ -1,4 +1,4 @@
-"""Amazon Books (McAuley et al. 2014 dump) -> RecBole atomic files (DESIGN §6).
+"""Amazon Books (McAuley et al. 2014 dump) -> RecBole atomic files (docs/design.md §6).
 
 Raw files: ``reviews_Books_5.json`` (one JSON object per line: ``reviewerID``, ``asin``, ``unixReviewTime``
 in seconds, or else ``reviewTime`` as ``"MM D, YYYY"``) and ``meta_Books.json`` (one object per line,

@@ -1,4 +1,4 @@
-"""Amazon Clothing, Shoes and Jewelry (Ni et al. 2018 dump) -> RecBole atomic files (DESIGN §6).
+"""Amazon Clothing, Shoes and Jewelry (Ni et al. 2018 dump) -> RecBole atomic files (docs/design.md §6).
 
 Raw files: the ratings-only CSV ``Clothing_Shoes_and_Jewelry.csv`` (no header; ``item,user,rating,timestamp``,
 timestamp in seconds) and ``meta_Clothing_Shoes_and_Jewelry.json`` (strict JSON lines; ``asin`` and

@@ -1,4 +1,4 @@
-"""Shared parts of the raw-file converters (DESIGN §6): strict readers, the paper family's filtering,
+"""Shared parts of the raw-file converters (docs/design.md §6): strict readers, the paper family's filtering,
 time ordering and atomic writing of RecBole atomic files.
 
 Every reader names the file, the line and the problem when the input is malformed (a missing column, a bad
@@ -288,7 +288,7 @@ def new_code_buffers():
 # ---------------------------------------------------------------------------------- filtering and order
 
 def filter_and_sort(user, item, time, min_item=5, min_user=5):
-    """The paper family's filtering and ordering (DESIGN §6).
+    """The paper family's filtering and ordering (docs/design.md §6).
 
     One pass, not an iterated k-core: keep items with ``>= min_item`` interactions, then users with
     ``>= min_user`` interactions on the kept items. Rows are then ordered by user (first appearance in the

@@ -1,4 +1,4 @@
-"""RetailRocket e-commerce events -> RecBole atomic files (DESIGN §6).
+"""RetailRocket e-commerce events -> RecBole atomic files (docs/design.md §6).
 
 Raw files: ``events.csv`` (header ``timestamp,visitorid,event,itemid,transactionid``; timestamp in
 milliseconds; only ``event == "view"`` rows are kept, as in the paper family) and

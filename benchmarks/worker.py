@@ -126,10 +126,19 @@ def run_accuracy(spec):
             "loss_type", "interest_num", "stopping_step", "valid_metric", "metrics", "topk", "eval_protocol",
             "user_split_seed", "category_field", "interest_category_field", "interest_source", "joint_training",
             "use_user_features", "interest_predictor", "kmeans_init", "interest_dictionary_sizes",
+            "item_negatives", "sampled_softmax", "interest_levels", "retrieval_interests", "interest_weighting",
+            "interest_prior_weight", "user_query", "joint_backbone_lr_scale", "generator_history_prior",
         ) if k in config}),
     }
     if getattr(trainer, "stage_losses", None):
         result["stage_losses"] = _plain(trainer.stage_losses)
+        result["stage_best_valid"] = _plain(dict(getattr(trainer, "stage_best", {})))
+    if config["model"] == "GemiRec":
+        from recbole_gemirec.diagnose import diagnose
+
+        with torch.no_grad():  # the tested (best-valid) model, on the test split: what each figure comes from
+            result["diagnostics"] = diagnose(model, test_data, train_data._dataset)
+        result["prior_weight"] = float(model.prior_weight)
     if utilisation:
         result["utilisation"] = list(utilisation)
         trainer._log_utilisation = log_utilisation  # the probe's initialisations are not part of the run

@@ -127,8 +127,7 @@ class GemiRecTrainer(_BaseTrainer):
                 continue
             if not (self.resumed and index == start):
                 self._enter_stage(index)
-            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-            self.stage_best[stage] = self.best_valid_score
+            result = self.fit_stage(train_data, valid_data, verbose, saved, show_progress, callback_fn)
             if saved and os.path.exists(self.saved_model_file):
                 self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device),
                                       self.saved_model_file)
@@ -136,8 +135,16 @@ class GemiRecTrainer(_BaseTrainer):
                 self._log_utilisation("end of stage")
             if stage == "joint" and getattr(self.model, "prior_weight_auto", False) and valid_data is not None:
                 self._choose_prior_weight(valid_data, saved)
+                result = (self.best_valid_score, self.best_valid_result)
         self.resumed = False
         self._log_stage_choice()
+        return result
+
+    def fit_stage(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """Train the current stage alone (after :meth:`_enter_stage`), with RecBole's epoch loop and early
+        stopping; records the stage's best valid score."""
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        self.stage_best[self.stage] = self.best_valid_score
         return result
 
     @torch.no_grad()
@@ -147,14 +154,14 @@ class GemiRecTrainer(_BaseTrainer):
         checkpoint, so the test split and serving use the value chosen on valid."""
         from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
 
-        scores = {}
+        scores, results = {}, {}
         for tau in PRIOR_WEIGHT_GRID:
             self.model.prior_weight.fill_(tau)
-            score, _ = self._valid_epoch(valid_data)
+            score, results[tau] = self._valid_epoch(valid_data)
             scores[tau] = float(score)
-        best = max(scores, key=lambda tau: (scores[tau], -abs(tau - 1.0)))
+        best = max(scores, key=lambda tau: (scores[tau], -abs(tau - 1.0)))  # ties: the value nearest 1
         self.model.prior_weight.fill_(best)
-        self.best_valid_score = scores[best]
+        self.best_valid_score, self.best_valid_result = scores[best], results[best]
         self.stage_best["joint"] = scores[best]
         self.logger.info(set_color("interest_prior_weight", "blue") + f": valid {self.config['valid_metric']} by tau "
                          + ", ".join(f"{tau:g}: {score:.4f}" for tau, score in scores.items()) + f"; chose {best:g}")

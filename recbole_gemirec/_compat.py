@@ -10,6 +10,10 @@ are mended here, once, when :mod:`recbole_gemirec` is imported:
 * ``recbole/model/sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at
   import, which slows every later backward pass in the process. :func:`disable_anomaly_mode` turns it
   off again; :func:`recbole_gemirec.utils.get_model` calls it after every model lookup.
+* RecBole stores float fields as float32 tensors; an epoch timestamp (about 1e9 s) then has a resolution
+  of 64 s, so events less than a minute apart tie and RecBole's later sort by (user, time) falls back to
+  file order. :func:`keep_time_order` sorts the interactions by (user, time) while the times are still
+  float64 (pandas), before the conversion; RecBole's stable sorts then keep that order for every model.
 * pandas 3 silently breaks RecBole's feature loading; that is handled by the ``pandas<3`` requirement,
   and :func:`check_pandas` refuses to run on pandas 3 with a clear message instead of producing
   silently wrong data.
@@ -60,9 +64,30 @@ def quiet_recbole_future_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
 
 
+def keep_time_order():
+    """Make ``Dataset._change_feat_format`` sort ``inter_feat`` by (user, time) in float64 first (see above)."""
+    from recbole.data.dataset import Dataset
+
+    original = Dataset._change_feat_format
+    if getattr(original, "_keeps_time_order", False):
+        return
+
+    def change_feat_format(self):
+        frame = getattr(self, "inter_feat", None)
+        uid, time = getattr(self, "uid_field", None), getattr(self, "time_field", None)
+        split_files = self.config["benchmark_filename"]  # RecBole splits those by row position: keep it
+        if not split_files and frame is not None and hasattr(frame, "sort_values") and uid in frame and time in frame:
+            self.inter_feat = frame.sort_values(by=[uid, time], kind="stable").reset_index(drop=True)
+        original(self)
+
+    change_feat_format._keeps_time_order = True
+    Dataset._change_feat_format = change_feat_format
+
+
 def apply():
     """Apply every fix; idempotent."""
     restore_numpy_aliases()
+    keep_time_order()
     quiet_recbole_future_warnings()
     check_pandas()
     disable_anomaly_mode()

@@ -49,13 +49,12 @@ def get_model(model_name):
                 return getattr(module, model_name)
         try:
             return recbole_get_model(model_name)
-        except (ValueError, AttributeError, ImportError) as err:
+        except (ValueError, AttributeError, ImportError):
             # RecBole searches its exlib package last, which imports optional libraries (lightgbm,
-            # xgboost): an unknown name can surface as their ImportError.
-            detail = f" ({err})" if isinstance(err, ImportError) else ""
+            # xgboost): an unknown name surfaces as their ImportError, which says nothing about the name.
             raise ConfigError(
                 f"model={model_name!r} is neither a RecBole model nor one of this extension's "
-                f"({', '.join(extension_model_names())}); model names are case-sensitive class names{detail}"
+                f"({', '.join(extension_model_names())}); model names are case-sensitive class names"
             ) from None
     finally:
         _compat.disable_anomaly_mode()

@@ -172,20 +172,30 @@ class ScalarOrList(Spec):
 
 
 class StageBudget(Spec):
-    """``stage_epochs``: a mapping from stage names to non-negative epoch counts, at least one positive."""
+    """``stage_epochs``: a mapping from stage names to non-negative epoch counts, at least one positive,
+    or the list ``[retrieval, dictionary, joint]``."""
 
     description = (
         "a mapping {retrieval: n, dictionary: n, joint: n} of non-negative integer epoch counts "
-        "(missing stages get 0) with at least one positive"
+        "(missing stages get 0) or a list [retrieval, dictionary, joint], with at least one positive"
     )
 
     def accepts(self, value):
+        if isinstance(value, (list, tuple)):
+            value = stage_budget(value) if len(value) == len(STAGES) else None
         if not isinstance(value, dict) or not value:
             return False
         if any(k not in STAGES for k in value):
             return False
         counts = list(value.values())
         return all(Integer(0).accepts(c) for c in counts) and any(c > 0 for c in counts)
+
+
+def stage_budget(value):
+    """``stage_epochs`` as a mapping: the list form ``[retrieval, dictionary, joint]`` is turned into one."""
+    if isinstance(value, (list, tuple)):
+        return dict(zip(STAGES, value))
+    return value
 
 
 def _fail(key, value, allowed, why=None):
@@ -509,8 +519,7 @@ def validate_config(config):
     """
     model = config["model"]
     rules = MODEL_RULES.get(model)
-    if rules is not None:
-        check_unknown_keys(config.external_config_dict)
+    check_unknown_keys(config.external_config_dict)  # every model: RecBole's built-ins too
     _check_rules(config, COMMON_RULES)
     check_category_field(config, "category_field")
     # eval_protocol: user settings are checked by UserProtocolDataset before it reads any file.

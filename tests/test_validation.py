@@ -52,6 +52,12 @@ GEMIREC_CASES = [
 ]
 
 BASELINE_CASES = [
+    (["--model=SASRec", "--learning_rat=0.01"], "learning_rat", "0.01", "did you mean learning_rate?"),
+    (["--model=GemiRec", "--stage_epochs=[1,-1,1]"], "stage_epochs", "[1, -1, 1]", "a list [retrieval, dictionary, joint]"),
+    (["--model=GemiRec", "--retrieval_interests=all"], "retrieval_interests", "'all'", "one of 'target', 'predicted', 'both'"),
+    (["--model=GemiRec", "--item_negatives=batch"], "item_negatives", "'batch'", "one of 'full', 'sampled', 'in_batch'"),
+    (["--model=GemiRec", "--interest_prior_weight=-1"], "interest_prior_weight", "-1", "one of 'auto' or a finite number >= 0"),
+    (["--model=GemiRec", "--interest_levels=0"], "interest_levels", "0", "~ (null) or an integer >= 1"),
     (["--model=MIND", "--label_aware_pow=-1"], "label_aware_pow", "-1", "a number >= 0 (or .inf)"),
     (["--model=MIND", "--dynamic_interest_num=2"], "dynamic_interest_num", "2", "true or false"),
     (["--model=ComiRecDR", "--routing_iterations=0"], "routing_iterations", "0", "an integer >= 1"),
@@ -139,3 +145,20 @@ def test_validated_keys_cover_every_key_of_the_extension_model_files():
             keys = set(yaml.safe_load(f))
         unchecked = keys - set(checked[model]) - set(COMMON_RULES) - recbole_owned
         assert not unchecked, (model, unchecked)
+
+
+def test_stage_epochs_list_form_runs_the_three_stages(tmp_path):
+    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--stage_epochs=[1,1,1]", "--gpt_layers=1",
+                    "--result_file=g.json"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    with open(tmp_path / "g.json", encoding="utf-8") as f:
+        losses = json.load(f)["stage_losses"]
+    assert {stage: len(values) for stage, values in losses.items()} == {"retrieval": 1, "dictionary": 1, "joint": 1}
+
+
+def test_an_unknown_model_names_the_model_not_an_optional_library(capsys):
+    assert run_recbole_gemirec.main(["--model=Foo", f"--config_files={TINY_YAML}"]) == 2
+    err = capsys.readouterr().err
+    assert "model='Foo'" in err and "lightgbm" not in err and "Traceback" not in err

@@ -32,6 +32,7 @@ from recbole.utils import set_color
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
 from recbole_gemirec.model.gemirec import STAGES
 from recbole_gemirec.trainer.safe_trainer import resolve_resume_path, safe_trainer_class
+from recbole_gemirec.validation import stage_budget
 
 _BaseTrainer = safe_trainer_class(Trainer)
 
@@ -53,8 +54,9 @@ class GemiRecTrainer(_BaseTrainer):
 
     @staticmethod
     def _stage_budget(stage_epochs):
-        budget = {stage: int(stage_epochs.get(stage, 0)) for stage in STAGES}
-        return budget
+        """Epochs per stage from ``stage_epochs`` (a mapping, or the list [retrieval, dictionary, joint])."""
+        stage_epochs = stage_budget(stage_epochs)
+        return {stage: int(stage_epochs.get(stage, 0)) for stage in STAGES}
 
     @property
     def stage(self):

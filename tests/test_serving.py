@@ -100,7 +100,10 @@ def test_each_item_names_the_interest_that_retrieved_it(exports):
 
     recommender = Recommender.load(exports["flat"])
     k = recommender.interests_per_user
-    assert k == 5 and recommender.interest_codes.shape[1:] == (5, 4)
+    levels = recommender.meta["code_levels"]
+    assert k == 6 and recommender.interest_codes.shape[1:] == (6, levels)  # u itself (user_query) and K = 5
+    assert (recommender.interest_ids[:, 0] == -1).all() and (recommender.interest_codes[:, 0] == -1).all()
+    assert (recommender.interest_codes[:, 1:] >= 0).all() and levels == len(recommender.meta["dictionary_sizes"])
     for user in ("1", "7", "42"):
         result = recommender.recommend(user, n=15)
         row = recommender.user_row(user)
@@ -166,8 +169,8 @@ def test_round_trip_through_the_command_line(gemirec_checkpoint, tmp_path):
     proc = _serving_cli(["recommend", "--index", str(out), "--user", "5", "-n", "7", "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads(proc.stdout)
-    assert payload["user"] == "5" and len(payload["items"]) == 7 and len(payload["interests"]) == 5
-    assert all(len(entry["code"]) == 4 for entry in payload["interests"])
+    assert payload["user"] == "5" and len(payload["items"]) == 7 and len(payload["interests"]) == 6  # u and K = 5
+    assert all(len(entry["code"]) == len(payload["interests"][1]["code"]) >= 1 for entry in payload["interests"])
     assert payload["scores"] == sorted(payload["scores"], reverse=True)
 
     from recbole_gemirec.serving import Recommender
@@ -242,7 +245,7 @@ def test_tampered_or_inconsistent_exports_are_refused(exports, tmp_path):
     wrong_shape = _tampered(source, tmp_path, "wrong_shape")
     queries = np.load(wrong_shape / "queries.npy")
     np.save(wrong_shape / "queries.npy", queries[:, :3])
-    with pytest.raises(DataError, match=r"queries.npy is float32 \[120, 3, 64\], but meta.json records float32 \[120, 5, 64\]"):
+    with pytest.raises(DataError, match=r"queries.npy is float32 \[120, 3, 65\], but meta.json records float32 \[120, 6, 65\]"):
         Recommender.load(wrong_shape)
 
     # shapes edited consistently in meta.json still disagree with the rest of the export
@@ -251,7 +254,7 @@ def test_tampered_or_inconsistent_exports_are_refused(exports, tmp_path):
     np.save(consistent_lie / "interest_ids.npy", np.zeros((120, 4), dtype=np.int64))
     meta["files"]["interest_ids.npy"]["shape"] = [120, 4]
     (consistent_lie / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(DataError, match=r"interest_ids.npy is int64 \[120, 4\]; expected int64 \[120, 5\]"):
+    with pytest.raises(DataError, match=r"interest_ids.npy is int64 \[120, 4\]; expected int64 \[120, 6\]"):
         Recommender.load(consistent_lie)
 
     changed = _tampered(source, tmp_path, "changed")

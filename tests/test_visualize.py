@@ -62,8 +62,8 @@ def test_picture_data_splits_history_and_future_and_retrieves_per_interest(check
     _, sequence = user_row(dataset, config, "7")
     data = interest_picture_data(model, dataset, config, "7", n=6, future=4)
     assert data["history"] + data["future"] == sequence and len(data["future"]) == 4
-    assert data["queries"].shape == (5, 64) and data["codes"].shape == (5, 4)
-    assert data["retrieved"].shape == (5, 6) and (data["retrieved"] > 0).all()
+    assert data["queries"].shape == (6, 65) and data["codes"].shape == (6, model.interest_levels)  # u + K; bias column
+    assert data["retrieved"].shape == (6, 6) and (data["retrieved"] > 0).all()
     for slot in range(5):  # each interest's own top items, best first
         scores = data["items"] @ data["queries"][slot]
         np.testing.assert_allclose(np.sort(scores)[::-1][:6], scores[data["retrieved"][slot] - 1], rtol=1e-5)

@@ -334,6 +334,25 @@ class GemiRec(MultiInterestRecommender):
             self.interest_cache_log_prob[users[missing]] = log_prob[missing]
         return ids, log_prob
 
+    def query_interest_ids(self, interaction):
+        """Interest ids aligned with :meth:`interest_vectors`' queries ``[B, K']`` (-1: the query u of
+        ``user_query``), for serving and pictures; refreshes the batch users' cache rows first."""
+        self.refresh_interest_cache(interaction)
+        ids = self.interest_cache[interaction[self.USER_ID]]
+        if self.user_query:
+            ids = torch.cat([ids.new_full((ids.shape[0], 1), -1), ids], dim=1)
+        return ids
+
+    def query_interest_codes(self, ids):
+        """Code prefixes ``[..., interest_levels]`` of :meth:`query_interest_ids`' ids; -1 rows for u."""
+        codes = self.interest_codes(ids.clamp(min=0))
+        return codes.masked_fill((ids < 0).unsqueeze(-1), -1)
+
+    @property
+    def interest_code_sizes(self):
+        """Sizes of the code levels an interest has (the first ``interest_levels`` sub-dictionaries)."""
+        return [int(s) for s in self.dictionary.sizes[: self.interest_levels]]
+
     # --- RecBole interface -----------------------------------------------------------------------
     def interest_vectors(self, interaction):
         """``[B, K, D]``: the fused query of each cached interest; ``[B, 1, D]`` (u) before the joint stage.

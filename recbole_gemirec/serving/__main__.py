@@ -82,15 +82,20 @@ def run_export(args):
     return 0
 
 
+def _code_text(code):
+    """An interest's code tuple, or ``u`` for the query that is the user vector itself (codes -1)."""
+    return "u" if code and all(c < 0 for c in code) else str(tuple(code))
+
+
 def format_table(recommender, result):
     lines = [f"user {result.user}: top {len(result.items)} of {recommender.meta['n_items']} items "
              f"({recommender.meta['model']}, {recommender.index_type} index)"]
     if recommender.interest_codes is not None:
         interests = recommender.user_interests(result.user)
-        lines.append("  interests: " + "  ".join(f"#{e['slot']}={tuple(e['code'])}" for e in interests))
+        lines.append("  interests: " + "  ".join(f"#{e['slot']}={_code_text(e['code'])}" for e in interests))
     lines.append(f"  {'rank':>4}  {'item':<12} {'score':>9}  interest")
     for rank, (item, score, slot) in enumerate(zip(result.items, result.scores, result.interest_slots), 1):
-        code = "" if result.interest_codes is None else " " + str(tuple(result.interest_codes[rank - 1]))
+        code = "" if result.interest_codes is None else " " + _code_text(result.interest_codes[rank - 1])
         lines.append(f"  {rank:>4}  {item:<12} {score:>9.4f}  #{slot}{code}")
     return "\n".join(lines)
 

@@ -174,8 +174,7 @@ def query_source(model):
 
         def queries(interaction):
             if has_codes:
-                model.refresh_interest_cache(interaction)
-                ids = model.interest_cache[interaction[model.USER_ID]]
+                ids = model.query_interest_ids(interaction)  # aligned with the queries; -1 = u itself
                 return model.interest_vectors(interaction), ids
             return model.interest_vectors(interaction), None
 
@@ -236,7 +235,7 @@ def compute_queries(model, interaction, batch_size=1024, device="cpu"):
     if id_parts:
         ids = torch.cat(id_parts)
         result["interest_ids"] = ids.numpy().astype(np.int64)
-        result["interest_codes"] = model.dictionary.codes_of(ids.to(table.device)).cpu().numpy().astype(np.int64)
+        result["interest_codes"] = model.query_interest_codes(ids.to(table.device)).cpu().numpy().astype(np.int64)
     return result
 
 
@@ -325,7 +324,7 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
         "interests": int(k),
         "dim": int(dim),
         "code_levels": int(exported["interest_codes"].shape[-1]) if exported["interest_codes"] is not None else None,
-        "dictionary_sizes": [int(s) for s in dictionary.sizes] if exported["interest_codes"] is not None else None,
+        "dictionary_sizes": model.interest_code_sizes if exported["interest_codes"] is not None else None,
         "interest_code_limit": config["interest_code_limit"] if exported["kind"] == "gemirec" else None,
         "index": {"type": index_type, "params": params, "metric": "inner_product"},
         "user_field": dataset.uid_field,

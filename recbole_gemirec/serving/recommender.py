@@ -343,7 +343,9 @@ def _check_arrays(directory, arrays, meta):
         _expect(os.path.join(directory, "interest_ids.npy"), arrays["interest_ids"], "int64", (users, k))
         codes = arrays["interest_codes"]
         _expect(os.path.join(directory, "interest_codes.npy"), codes, "int64", (users, k, levels))
-        if codes.size and ((codes < 0).any() or (codes >= np.asarray(sizes)).any()):
+        user_slot = arrays["interest_ids"] < 0  # the query u itself (user_query): no interest, codes all -1
+        bad = (codes < 0) & ~user_slot[..., None] | (codes >= np.asarray(sizes)) | (user_slot[..., None] & (codes != -1))
+        if codes.size and bad.any():
             raise DataError(f"{os.path.join(directory, 'interest_codes.npy')} holds codes outside the dictionary sizes {sizes}")
     for name, array in arrays.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():

@@ -120,7 +120,20 @@ class Config(RecBoleConfig):
         from recbole_gemirec.evaluator import register_metrics
 
         register_metrics()
-        super().__init__(model, dataset, config_file_list, config_dict)
+        from recbole_gemirec.errors import ConfigError
+
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except (ValueError, NotImplementedError, RuntimeError) as err:
+            # RecBole's own checks (topk, metric names, ranking and value metrics mixed, ...) fire while
+            # it merges the layers; they name the key or value, so they become one clear line too.
+            if isinstance(err, ConfigError):
+                raise
+            if getattr(self, "final_config_dict", None) is not None:
+                from recbole_gemirec.validation import check_evaluation_keys
+
+                check_evaluation_keys(self.final_config_dict)  # the precise message, where we know the key
+            raise ConfigError(f"configuration refused by RecBole: {' '.join(str(err).split())}") from None
         self._check_evaluated_names()
         from recbole_gemirec.validation import validate_config
 
@@ -140,6 +153,11 @@ class Config(RecBoleConfig):
             try:
                 with open(path, "r", encoding="utf-8") as f:
                     loaded = yaml.load(f.read(), Loader=self.yaml_loader)
+            except OSError as err:
+                raise ConfigError(f"config file {path} cannot be read ({err.strerror or err}); allowed: a "
+                                  "readable YAML file") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"config file {path} is not UTF-8 text; allowed: a YAML file in UTF-8") from None
             except yaml.YAMLError as err:
                 reason = " ".join(str(err).split())
                 raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None

@@ -218,6 +218,9 @@ COMMON_RULES = {
     "MAX_ITEM_LIST_LENGTH": Optional(Integer(1)),
     "eval_protocol": Optional(OneOf("loo", "user")),
     "category_field": Optional(String()),
+    # RecBole falls back to Adam (with a warning) on any other name
+    "learner": Optional(OneOf("adam", "Adam", "adamw", "AdamW", "sgd", "SGD", "adagrad", "Adagrad", "rmsprop",
+                              "RMSprop", "sparse_adam")),
 }
 
 _BASELINE_COMMON = {
@@ -511,6 +514,52 @@ def _check_rules(config, rules):
             _fail(key, value, spec, why)
 
 
+def check_evaluation_keys(final):
+    """``topk`` and ``metrics`` of a merged configuration dict, with our message (RecBole checks them while
+    it merges, with messages that do not say what is allowed)."""
+    topk = final.get("topk")
+    if topk is not None and not COMMON_RULES["topk"].accepts(topk):
+        _fail("topk", topk, COMMON_RULES["topk"])
+    metrics = final.get("metrics")
+    if metrics is None:
+        return
+    from recbole.evaluator.register import metric_types
+
+    listed = [metrics] if isinstance(metrics, str) else list(metrics)
+    known = sorted(metric_types)
+    for name in listed:
+        if str(name).lower() not in metric_types:
+            _fail("metrics", metrics, "metric names of RecBole and the extension: " + ", ".join(known),
+                  f"there is no metric named {name!r}")
+    kinds = {metric_types[str(name).lower()] for name in listed}
+    if len(kinds) > 1:
+        _fail("metrics", metrics, "only ranking metrics (Recall, NDCG, Hit, MRR, ..., AMR, CUR) or only value "
+              "metrics (AUC, RMSE, MAE, LogLoss, ...)", "ranking and value metrics are mixed")
+
+
+def check_valid_metric(config):
+    """``valid_metric`` must be one of the evaluated metrics at one of the cut-offs (``Recall@50`` with
+    ``metrics: [Recall]`` and ``topk: [50]``); RecBole finds out only after the first training epoch."""
+    metric = config["valid_metric"]
+    if metric is None:
+        return
+    metrics = config["metrics"] or []
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    topk = config["topk"] or []
+    topk = [topk] if isinstance(topk, int) else topk
+    from recbole.evaluator.register import metric_types
+    from recbole.utils import EvaluatorType
+
+    value_metrics = {name for name, kind in metric_types.items() if kind == EvaluatorType.VALUE}  # no cut-off
+    names = {str(m).lower() for m in metrics}
+    allowed = sorted({f"{m}@{k}" for m in metrics if str(m).lower() not in value_metrics for k in topk}
+                     | {str(m) for m in metrics if str(m).lower() in value_metrics})
+    name, _, cut = str(metric).partition("@")
+    ranked = name.lower() not in value_metrics
+    if name.lower() not in names or ranked != bool(cut) or (cut and (not cut.isdigit() or int(cut) not in topk)):
+        _fail("valid_metric", metric, "one of the evaluated metrics at an evaluated cut-off: " + ", ".join(allowed))
+
+
 def validate_config(config):
     """Check ``config`` (a merged :class:`recbole_gemirec.config.Config`); raise :class:`ConfigError`.
 
@@ -521,6 +570,7 @@ def validate_config(config):
     rules = MODEL_RULES.get(model)
     check_unknown_keys(config.external_config_dict)  # every model: RecBole's built-ins too
     _check_rules(config, COMMON_RULES)
+    check_valid_metric(config)
     check_category_field(config, "category_field")
     # eval_protocol: user settings are checked by UserProtocolDataset before it reads any file.
     if rules is None:

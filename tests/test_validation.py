@@ -52,6 +52,14 @@ GEMIREC_CASES = [
 ]
 
 BASELINE_CASES = [
+    (["--model=SASRec", "--topk=-5"], "topk", "-5", "an integer >= 1"),
+    (["--model=SASRec", "--topk=[10,0]"], "topk", "[10, 0]", "an integer >= 1"),
+    (["--model=SASRec", "--metrics=['Recall','Foo']"], "metrics", "['Recall', 'Foo']", "metric names of RecBole"),
+    (["--model=SASRec", "--metrics=['Recall','MAE']"], "metrics", "['Recall', 'MAE']", "only ranking metrics"),
+    (["--model=SASRec", "--valid_metric=Recall@7"], "valid_metric", "'Recall@7'", "Recall@10, Recall@5"),
+    (["--model=SASRec", "--valid_metric=Recall"], "valid_metric", "'Recall'", "Recall@10"),
+    (["--model=SASRec", "--learner=adamx"], "learner", "'adamx'", "'adam'"),
+
     (["--model=SASRec", "--learning_rat=0.01"], "learning_rat", "0.01", "did you mean learning_rate?"),
     (["--model=GemiRec", "--stage_epochs=[1,-1,1]"], "stage_epochs", "[1, -1, 1]", "a list [retrieval, dictionary, joint]"),
     (["--model=GemiRec", "--retrieval_interests=all"], "retrieval_interests", "'all'", "one of 'target', 'predicted', 'both'"),
@@ -162,3 +170,10 @@ def test_an_unknown_model_names_the_model_not_an_optional_library(capsys):
     assert run_recbole_gemirec.main(["--model=Foo", f"--config_files={TINY_YAML}"]) == 2
     err = capsys.readouterr().err
     assert "model='Foo'" in err and "lightgbm" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("path,why", [("/nonexistent/x.yaml", "No such file"), ("/tmp", "Is a directory")])
+def test_an_unreadable_config_file_is_named(path, why, capsys):
+    assert run_recbole_gemirec.main(["--model=SASRec", f"--config_files={path}"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: config file " + path) and why in line and "allowed:" in line

@@ -30,6 +30,20 @@ def run_cli(args, cwd, timeout=600, script=RUN_SCRIPT):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def train_tiny(workdir, model="GemiRec", **overrides):
+    """Train ``model`` on the tiny data inside ``workdir`` (RecBole writes saved/ and log/ in the current
+    folder); return the run's result, whose ``checkpoint`` is relative to ``workdir``."""
+    from recbole_gemirec.quick_start import run_recbole_gemirec
+
+    settings = tiny_config(checkpoint_dir=str(workdir / "saved"), **overrides)
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        return run_recbole_gemirec(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict=settings)
+    finally:
+        os.chdir(cwd)
+
+
 def read_json(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_DIR, TEST_DATA, TINY_YAML, tiny_config
+from conftest import REPO_DIR, TEST_DATA, train_tiny
 
 # Recall@20 floors of the approximate indexes at their default parameters, on the clustered random catalogue
 # below (measured: IVF 0.997, HNSW 1.000; IVF with nprobe=1 only 0.42; see docs/serving.md).
@@ -18,22 +18,10 @@ IVF_RECALL_FLOOR = 0.95
 HNSW_RECALL_FLOOR = 0.95
 
 
-def _train(workdir, model, **overrides):
-    from recbole_gemirec.quick_start import run_recbole_gemirec
-
-    settings = tiny_config(checkpoint_dir=str(workdir / "saved"), **overrides)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        return run_recbole_gemirec(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict=settings)
-    finally:
-        os.chdir(cwd)
-
-
 @pytest.fixture(scope="module")
 def gemirec_checkpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("gemirec")
-    result = _train(workdir, "GemiRec", interest_category_field="category", gpt_layers=2,
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=2,
                     stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     return str(workdir / result["checkpoint"])
 
@@ -339,7 +327,7 @@ def test_a_single_vector_recbole_model_is_served_with_one_query(tmp_path):
     from recbole_gemirec.serving import Recommender, export_model
     from recbole_gemirec.serving.export import load_for_serving
 
-    result = _train(tmp_path, "SASRec")
+    result = train_tiny(tmp_path, "SASRec")
     checkpoint = str(tmp_path / result["checkpoint"])
     meta = export_model(checkpoint, str(tmp_path / "sasrec"), history="test")
     assert meta["kind"] == "single_vector" and meta["interests"] == 1 and meta["code_levels"] is None

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from conftest import REPO_DIR, TEST_DATA, TINY_YAML, read_json, run_cli, tiny_config
+from conftest import REPO_DIR, TEST_DATA, TINY_YAML, read_json, run_cli, tiny_config, train_tiny
 
 import recbole_gemirec  # noqa: F401  (compat shims before RecBole)
 from recbole_gemirec.config import Config, parse_value
@@ -32,18 +32,8 @@ def test_the_payload_is_real_under_recbole_own_conversion(tmp_path):
 
 @pytest.fixture(scope="module")
 def gemirec_checkpoint(tmp_path_factory):
-    from recbole_gemirec.quick_start import run_recbole_gemirec
-
     workdir = tmp_path_factory.mktemp("untrusted")
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        result = run_recbole_gemirec(
-            model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],
-            config_dict=tiny_config(checkpoint_dir=str(workdir / "saved"), interest_category_field="category",
-                                    gpt_layers=1, stage_epochs=STAGES))
-    finally:
-        os.chdir(cwd)
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=1, stage_epochs=STAGES)
     return str(workdir / result["checkpoint"])
 
 
@@ -94,7 +84,8 @@ def test_serving_export_and_visualize_never_run_a_checkpoint_payload(gemirec_che
 def test_config_dict_strings_stay_strings(in_tmp):
     marker = in_tmp / "ran"
     config = Config(model="SASRec", dataset="tiny", config_file_list=[TINY_YAML],
-                    config_dict=tiny_config(untrusted_note=payload(marker), topk=[3, 7], learning_rate=0.002))
+                    config_dict=tiny_config(untrusted_note=payload(marker), topk=[3, 7], valid_metric="Recall@7",
+                                            learning_rate=0.002))
     assert not marker.exists()
     assert config["untrusted_note"] == payload(marker)
     assert config["topk"] == [3, 7] and config["learning_rate"] == 0.002
@@ -104,7 +95,7 @@ def test_command_line_values_are_read_as_data(in_tmp):
     marker = in_tmp / "ran"
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(),
                     cmd_args=[f"--untrusted_note={payload(marker)}", "--stage_epochs={'retrieval':2,'dictionary':1,'joint':3}",
-                              "--learning_rate=1e-3", "--topk=[5,20]", "--metrics=[Recall,NDCG]",
+                              "--learning_rate=1e-3", "--topk=[5,20]", "--metrics=[Recall,NDCG]", "--valid_metric=NDCG@20",
                               "--reproducibility=false", "--interest_category_field=category", "--gpt_layers=2",
                               "--checkpoint_dir=saved_here"])
     assert not marker.exists()

@@ -6,25 +6,16 @@ import sys
 
 import pytest
 
-from conftest import REPO_DIR, TINY_YAML, tiny_config
+from conftest import REPO_DIR, train_tiny
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from recbole_gemirec.quick_start import run_recbole_gemirec
-
     workdir = tmp_path_factory.mktemp("visualize")
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        result = run_recbole_gemirec(
-            model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],
-            config_dict=tiny_config(checkpoint_dir=str(workdir / "saved"), interest_category_field="category",
-                                    gpt_layers=2, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1}))
-    finally:
-        os.chdir(cwd)
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=2,
+                        stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     return str(workdir / result["checkpoint"])
 
 

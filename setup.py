@@ -45,7 +45,7 @@ setup(
     ],
     extras_require={
         "hyper": ["hyperopt>=0.2.7"],      # run_hyper.py (RecBole's HyperTuning)
-        "viz": ["matplotlib>=3.5"],        # python -m recbole_gemirec.visualize, benchmark charts
+        "viz": ["matplotlib>=3.5", "scikit-learn>=1.0"],  # visualize (t-SNE), benchmark charts
         "test": ["pytest", "hyperopt>=0.2.7", "matplotlib>=3.5"],
     },
 )

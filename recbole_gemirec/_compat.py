@@ -84,8 +84,17 @@ def keep_time_order():
     Dataset._change_feat_format = change_feat_format
 
 
+def quiet_faiss_loader():
+    """faiss-cpu logs at INFO which CPU build it loads (and that the AVX512 one is missing) on import;
+    that says nothing about the run, so its loader logs warnings only."""
+    import logging
+
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
 def apply():
     """Apply every fix; idempotent."""
+    quiet_faiss_loader()
     restore_numpy_aliases()
     keep_time_order()
     quiet_recbole_future_warnings()

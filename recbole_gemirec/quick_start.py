@@ -25,6 +25,15 @@ RESULT_CONFIG_KEYS = (
 )
 
 
+def format_result(result):
+    """``recall@10: 0.1234  ndcg@10: 0.0567`` for a result mapping (RecBole's is an OrderedDict of numpy
+    floats, which prints as ``OrderedDict([('recall@10', np.float64(0.1234))])``)."""
+    if not result:
+        return "{}"
+    return "  ".join(f"{key}: {float(value):.4f}" if isinstance(value, (int, float)) or hasattr(value, "item")
+                     else f"{key}: {value}" for key, value in dict(result).items())
+
+
 def build_run(config):
     """Seed, log, build the dataset, loaders, model and trainer for ``config``; return them in a dict."""
     init_seed(config["seed"], config["reproducibility"])
@@ -76,8 +85,8 @@ def run_recbole_gemirec(
         parts["train_data"], parts["valid_data"], saved=saved, show_progress=config["show_progress"]
     )
     test_result = trainer.evaluate(parts["test_data"], load_best_model=saved, show_progress=config["show_progress"])
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {format_result(best_valid_result)}")
+    logger.info(set_color("test result", "yellow") + f": {format_result(test_result)}")
     result = {
         "model": config["model"],
         "dataset": config["dataset"],

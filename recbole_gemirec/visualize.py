@@ -102,7 +102,7 @@ def interest_picture_data(model, dataset, config, user, n=10, future=5):
 
     row, sequence = user_row(dataset, config, user)
     if len(sequence) < 2:
-        raise DataError(f"user {user!r} has {len(sequence)} interaction(s); the picture needs a history and a future")
+        raise DataError(f"user {str(user)!r} has {len(sequence)} interaction(s); the picture needs a history and a future")
     future = max(1, min(int(future), len(sequence) - 1))
     history_row = truncate_row(row, config, len(sequence) - future)
     exported = compute_queries(model, history_row, batch_size=1, device=config["device"])

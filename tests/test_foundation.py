@@ -179,3 +179,17 @@ def test_wheel_ships_every_yaml(tmp_path):
                 if name.endswith((".yaml", ".hyper")):
                     relative = os.path.relpath(os.path.join(root, name), os.path.join(REPO_DIR, folder))
                     assert f"{target}/{relative}" in names, relative
+
+
+def test_results_log_as_plain_numbers_and_faiss_loads_quietly():
+    import logging
+    from collections import OrderedDict
+
+    import numpy as np
+
+    import recbole_gemirec  # noqa: F401  (applies the stack fixes)
+    from recbole_gemirec.quick_start import format_result
+
+    text = format_result(OrderedDict([("recall@10", np.float64(0.12345)), ("ndcg@10", np.float32(0.5))]))
+    assert text == "recall@10: 0.1235  ndcg@10: 0.5000" and "OrderedDict" not in text and "np." not in text
+    assert logging.getLogger("faiss.loader").getEffectiveLevel() >= logging.WARNING

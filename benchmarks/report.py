@@ -19,6 +19,7 @@ import sys
 from benchmarks.budgets import (
     ABLATIONS, BASELINES, BUDGETS, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget,
 )
+from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
 
 METRIC_COLUMNS = ["recall@20", "recall@50", "ndcg@20", "ndcg@50", "hit@20", "hit@50", "amr@50", "cur@50"]
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit": "Hit", "amr": "AMR", "cur": "CUR"}
@@ -441,15 +442,68 @@ def stage_scores(runs):
                 continue
             retrieval = [max(v["score"] for v in p if v["stage"] == "retrieval") for p in per
                          if any(v["stage"] == "retrieval" for v in p)]
+            # with interest_prior_weight: auto the last validations of the joint stage are the tau grid, tried on
+            # the best epoch's weights (scoring only), not epochs
+            grid = [len(PRIOR_WEIGHT_GRID) if (r.get("config") or {}).get("interest_prior_weight") == "auto" else 0
+                    for r in seeds.values() if r.get("valid_scores")]
             joint = [[v["score"] for v in p if v["stage"] == "joint"] for p in per]
+            tau = [j[len(j) - g:] for j, g in zip(joint, grid) if g and len(j) > g]
+            joint = [j[: len(j) - g] if g and len(j) > g else j for j, g in zip(joint, grid)]
             joint = [j for j in joint if j]
             out.setdefault(dataset, {})[name] = {
                 "seeds": len(per),
                 "retrieval_best": stats(retrieval),
                 "joint_epochs": [statistics.fmean(e) for e in zip(*joint)] if joint else [],
                 "joint_best": stats([max(j) for j in joint]),
+                "tau_grid": [statistics.fmean(t) for t in zip(*tau)] if tau else [],
             }
     return out
+
+
+# The diagnostics of recbole_gemirec.diagnose shown per GemiRec row (test split), and their column titles.
+DIAGNOSTIC_COLUMNS = [
+    ("recall@50/model", "Recall@50"),
+    ("recall@50/best_single_query", "best single query"),
+    ("recall@50/oracle_interests", "oracle interests"),
+    ("next_interest_hit@5/level1/generator", "Hit@5 generator (level 1)"),
+    ("next_interest_hit@5/level1/frequency", "Hit@5 frequency"),
+    ("next_interest_hit@5/level1/popularity", "Hit@5 popularity"),
+    ("cache_holds_target_interest", "cache holds target interest"),
+    ("cosine/query_query", "cos query-query"),
+    ("cosine/query_user", "cos query-u"),
+    ("unseen_targets/interest_in_cache", "unseen target's interest proposed"),
+    ("cur@50/proposed", "CUR@50 proposed"),
+    ("cur@50/not_proposed", "CUR@50 not proposed"),
+]
+
+
+def aggregate_diagnostics(runs):
+    """``{dataset: {row: {key: stats}}}`` of the diagnostics stored in GemiRec runs (mean over seeds)."""
+    out = {}
+    for dataset, models in runs.items():
+        for name, seeds in models.items():
+            found = [r["diagnostics"] for r in seeds.values() if r.get("diagnostics")]
+            if found:
+                out.setdefault(dataset, {})[name] = {
+                    key: stats([d[key] for d in found if d.get(key) is not None]) for key, _ in DIAGNOSTIC_COLUMNS}
+    return out
+
+
+def diagnostics_section(diagnostics):
+    rows = []
+    for dataset in sorted(diagnostics):
+        for name, values in diagnostics[dataset].items():
+            rows.append([dataset, name, values["recall@50/model"]["n"] if values["recall@50/model"] else 0]
+                        + [f"{mean_of(values[key]):.4f}" if values[key] else "-" for key, _ in DIAGNOSTIC_COLUMNS])
+    if not rows:
+        return ""
+    return "\n".join([
+        "### Diagnostics of every GemiRec row", "",
+        "`python -m recbole_gemirec.diagnose` on the tested (best-valid) model, test split, mean over seeds "
+        "(docs/gemirec.md, diagnostics): oracle interests far above Recall@50 mean the generator and cache "
+        "lose hits; the best single query above it means the merge of the K lists loses hits; cosines near 1 "
+        "mean collapsed queries.", "",
+        md_table(["data", "row", "seeds"] + [title for _, title in DIAGNOSTIC_COLUMNS], rows), ""])
 
 
 def stage_section(stages, accuracy):
@@ -459,8 +513,9 @@ def stage_section(stages, accuracy):
                 if m != "GemiRec" and r.get("valid_recall@50")]
         best = max(base) if base else (None, None)
         for name, r in table.items():
+            tau = ", ".join(f"{t:g}: {v:.4f}" for t, v in zip(PRIOR_WEIGHT_GRID, r.get("tau_grid") or [])) or "-"
             rows.append([dataset, name, r["seeds"], fmt(r["retrieval_best"]),
-                         " -> ".join(f"{v:.4f}" for v in r["joint_epochs"]) or "-", fmt(r["joint_best"]),
+                         " -> ".join(f"{v:.4f}" for v in r["joint_epochs"]) or "-", fmt(r["joint_best"]), tau,
                          f"{best[0]:.4f} ({best[1]})" if best[0] is not None else "-"])
     if not rows:
         return ""
@@ -469,8 +524,8 @@ def stage_section(stages, accuracy):
         "The retrieval stage scores with the plain user vector (K = 1); the joint stage with the K cached "
         "interests, and the test figures come from the joint stage's best epoch (each stage selects on the "
         "valid split by itself). Means over the seeds that recorded them.", "",
-        md_table(["data", "row", "seeds", "retrieval stage, best", "joint stage, per epoch", "joint stage, best",
-                  "best baseline (valid)"], rows), ""])
+        md_table(["data", "row", "seeds", "retrieval stage, best", "joint stage, per epoch", "joint stage, best epoch",
+                  "tau of the interest prior on that epoch (chosen: the best)", "best baseline (valid)"], rows), ""])
 
 
 def _num(value, digits=1):
@@ -795,6 +850,8 @@ def summarise(data):
         "gemirec_stages": stage_scores({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
                                          for d in set(data["accuracy"]) | set(data["ablation"])}),
         "speed": aggregate_speed(data["speed"]),
+        "diagnostics": aggregate_diagnostics({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
+                                              for d in set(data["accuracy"]) | set(data["ablation"])}),
     }
     summary["targets"] = targets(accuracy, summary["speed"])
     return summary
@@ -844,21 +901,27 @@ def render(summary, data, settings, results, docs, chart_paths):
         + ".",
         "* **Code measured**: " + ((meta.get("code") or {}).get("source") or "the working tree")
         + " (the same for every run of this results directory, whatever the working tree holds meanwhile).",
-        f"* **Seeds**: {', '.join(str(s) for s in settings['seeds'])} (model initialisation and training order; the "
-        "user split is the same for every seed, `user_split_seed: 2020`).",
+        f"* **Seeds**: {', '.join(str(s) for s in settings['seeds'])} "
+        + ("(model initialisation, training order and the user split: `user_split_seed` is the seed)."
+           if settings.get("split_follows_seed") else
+           "(model initialisation and training order; the user split is the same for every seed, "
+           "`user_split_seed: 2020`)."),
         f"* **Protocol** (docs/design.md §4): `user` - users split 80/10/10, a valid/test user's first 80% is history (the "
         f"model sees the last {HISTORY_LENGTH}), all of the rest is the target set; full ranking. Model "
         f"selection on the valid split only: every epoch is validated on `{VALID_METRIC}`, and the test figures "
         "come from the best-valid checkpoint (`evaluate(load_best_model=True)`); no setting was tuned on test.",
         f"* **Training**: every model with its own defaults (`properties/model/*.yaml`, RecBole's for built-ins), "
         f"except the common batch size {settings['train_batch_size']} and history length {HISTORY_LENGTH}; "
-        f"baselines {settings['baseline_epochs']} epochs (Pop 1), GemiRec stages "
+        f"baselines up to {settings['baseline_epochs']} epochs (Pop 1), GemiRec stages up to "
         f"{settings['stage_epochs']['retrieval']}/{settings['stage_epochs']['dictionary']}/{settings['stage_epochs']['joint']} "
-        "(retrieval/dictionary/joint), so that GemiRec's ranking networks see "
-        f"{settings['stage_epochs']['retrieval'] + settings['stage_epochs']['joint']} passes over the data like "
-        "the baselines' "
-        f"{settings['baseline_epochs']}; SINE with its default `loss_type: CE` (RecBole applies SINE's regulariser "
-        "only with NLL).",
+        "(retrieval/dictionary/joint), "
+        + (f"each stopping early on valid after {settings['stopping_step']} epochs without improvement (the "
+           "epochs trained are in each table's details); the multi-interest baselines with "
+           + ", ".join(f"`{k}: {v}`" for k, v in settings["baseline_config"].items()) + " like GemiRec"
+           if settings.get("baseline_config") else
+           f"so that GemiRec's ranking networks see {settings['stage_epochs']['retrieval'] + settings['stage_epochs']['joint']} "
+           f"passes over the data like the baselines' {settings['baseline_epochs']}")
+        + "; SINE with its default `loss_type: CE` (RecBole applies SINE's regulariser only with NLL).",
         "* **Metrics** (docs/design.md §5): RecBole's Recall, NDCG (standard), Hit; AMR@N and CUR@N are this project's "
         "definitions (the paper's are not public), so they are comparable between the rows below but not with "
         "the paper's numbers.",
@@ -885,6 +948,7 @@ def render(summary, data, settings, results, docs, chart_paths):
         lines += ["![Recall@50, AMR@50 and CUR@50 per model](benchmarks_accuracy.png)", ""]
     lines.append(accuracy_section(summary["accuracy"], settings))
     lines.append(stage_section(summary["gemirec_stages"], summary["accuracy"]))
+    lines.append(diagnostics_section(summary.get("diagnostics") or {}))
     lines += ["### GemiRec against the baselines, and the paper's figures", "",
               "Ratios of means. The paper's rows are its industrial Rednote results (docs/design.md §1) at other cut-offs "
               "and with its own AMR/CUR definitions - quoted for orientation, not comparable number for number.", ""]

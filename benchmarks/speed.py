@@ -108,13 +108,18 @@ def run_serving(spec):
     dim = int(spec.get("embedding_size", 64))
     rng = np.random.default_rng(int(spec.get("seed", 2020)))
     items = (rng.standard_normal((n_items, dim), dtype=np.float32) / math.sqrt(dim)).astype(np.float32)
+    # one extra column of ones: a model whose queries carry a per-query bias (GemiRec's interest_weighting)
+    # is served by the same index; queries without one get a zero there (their scores do not change)
+    items = np.ascontiguousarray(np.concatenate([items, np.ones((n_items, 1), dtype=np.float32)], axis=1))
     t0 = time.perf_counter()
     index, _ = build_index(items, "flat")
     build_s = time.perf_counter() - t0
     del items  # the index holds its own copy
 
     def serve(queries):
-        scores, found = search(index, queries, topn)
+        if queries.shape[-1] == dim:
+            queries = np.concatenate([queries, np.zeros(queries.shape[:-1] + (1,), dtype=queries.dtype)], axis=-1)
+        scores, found = search(index, np.ascontiguousarray(queries), topn)
         return merge_interest_lists(scores, found, topn)
 
     variants = {}
@@ -139,10 +144,8 @@ def run_serving(spec):
 
                 def gpt(i, model=model, rows=rows):
                     row = rows[i]
-                    ids = model.select_user_interests(row)
-                    codes = model.dictionary.codes_of(ids)
-                    queries = model.fusion(model.dictionary.code_embedding(codes), model.user_vector(row))
-                    return serve(queries[0].numpy())
+                    model.refresh_interest_cache(row)  # the GPT and the cache's selection, per request
+                    return serve(model.interest_vectors(row)[0].numpy())
 
                 variants["GemiRec (interest cache + user tower)"] = tower
                 variants["GemiRec (cached queries)"] = cached
@@ -215,7 +218,8 @@ def run_eval_speed(spec):
             model.item_embedding = new
         result["n_items"] = int(model.item_embedding.num_embeddings) - 1
         queries = _query_vectors(model, batch).contiguous()
-        table = model.item_embedding.weight.detach().contiguous()
+        table = (model.item_embeddings() if hasattr(model, "item_embeddings") else model.item_embedding.weight)
+        table = table.detach().contiguous()
         b, k, d = queries.shape
         result["k"] = int(k)
 

@@ -291,3 +291,16 @@ def test_joint_generator_and_retrieval_terms_fall_on_a_fixed_batch(in_tmp):
         optimiser.step()
     assert generator.item() < first[0] and retrieval.item() < first[1]
     assert all(p.grad is None for p in model.item_embedding.parameters())  # joint_backbone_lr_scale 0: frozen
+
+
+@pytest.mark.parametrize("mode", ["full", "sampled", "in_batch"])
+def test_every_item_softmax_trains_all_three_joint_terms(in_tmp, mode):
+    _, parts = build(in_tmp, item_negatives=mode, neg_sample_num=8)
+    model = parts["model"]
+    assert model.loss_fct.mode == mode and (model.loss_fct.log_q is not None) == (mode == "in_batch")
+    into_joint_stage(model)
+    model.start_joint_stage()
+    terms = model.calculate_loss(batch_of(parts))
+    assert len(terms) == 3 and all(torch.isfinite(t) and t.item() > 0 for t in terms)
+    sum(terms).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.parameters())

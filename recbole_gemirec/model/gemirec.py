@@ -254,11 +254,6 @@ class GemiRec(MultiInterestRecommender):
                 p.requires_grad_(False)
         return groups
 
-    @property
-    def dictionary_is_trained(self):
-        """Whether the dictionary loss trains the codewords in the current stage."""
-        return self.stage == "dictionary" or (self.stage == "joint" and self.joint_training)
-
     def dictionary_utilisation(self):
         """Per-level codeword utilisation and distinct full codes over all real items."""
         return self.dictionary.utilisation(self.item_embedding.weight[1:])
@@ -422,7 +417,8 @@ class GemiRec(MultiInterestRecommender):
         queries = self._scoring_queries(chosen, log_prob, user)  # [B, K, D (+ 1)]
         table = self.item_embeddings()
         positive = torch.einsum("bkd,bd->bk", queries, table[pos_items]).max(dim=1).values
-        negatives = torch.stack([self.loss_fct.negative_logits(queries[:, k], pos_items, table)
+        shared = self.loss_fct.draw_negatives(pos_items.device)  # the same negatives for every query
+        negatives = torch.stack([self.loss_fct.negative_logits(queries[:, k], pos_items, table, shared)
                                  for k in range(queries.shape[1])], dim=1).max(dim=1).values
         return self.loss_fct.loss_from_logits(positive, negatives)
 

@@ -77,10 +77,17 @@ class SharedNegativeSoftmaxLoss(nn.Module):
         else:
             self.log_q = None
 
-    def negative_logits(self, user, positive, item_table):
-        """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row."""
+    def draw_negatives(self, device):
+        """The batch's shared sampled negatives (``sampled`` mode), ``None`` in the other modes."""
+        if self.mode != "sampled":
+            return None
+        return torch.randint(1, self.n_items, (self.neg_sample_num,), device=device)
+
+    def negative_logits(self, user, positive, item_table, negatives=None):
+        """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row.
+        ``negatives``: the sampled ids to use (:meth:`draw_negatives`; drawn here when ``None``)."""
         if self.mode == "sampled":
-            negatives = torch.randint(1, self.n_items, (self.neg_sample_num,), device=user.device)
+            negatives = self.draw_negatives(user.device) if negatives is None else negatives
             logits = user @ item_table[negatives].t()
             not_negative = negatives.unsqueeze(0) == positive.unsqueeze(1)
         elif self.mode == "in_batch":

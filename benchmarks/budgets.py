@@ -75,6 +75,21 @@ DATASETS = {
     },
 }
 
+# Speed measurements of the small and converge budgets (one run, one machine, ratios).
+SPEED_ML100K = {
+    "dataset": "ml-100k",
+    "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
+    "train_repeats": 2,
+    "serving_k": 5,
+    "serving_topn": 50,
+    "serving_catalogues": [10_000, 100_000, 1_000_000],
+    "serving_requests": {10_000: 200, 100_000: 100, 1_000_000: 30},
+    "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
+    "eval_catalogues": ["native", 100_000],
+    "eval_users": 256,
+    "eval_repeats": 5,
+}
+
 BUDGETS = {
     "quick": {
         "description": "tiny test data, 1 seed, 1 epoch per model / per GemiRec stage, 4 models, 2 ablations",
@@ -118,19 +133,7 @@ BUDGETS = {
         "ablation_names": [a[0] for a in ABLATIONS],
         "dictionary_probe_epochs": 2,
         "jobs": 2,
-        "speed": {
-            "dataset": "ml-100k",
-            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
-            "train_repeats": 2,
-            "serving_k": 5,
-            "serving_topn": 50,
-            "serving_catalogues": [10_000, 100_000, 1_000_000],
-            "serving_requests": {10_000: 200, 100_000: 100, 1_000_000: 30},
-            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
-            "eval_catalogues": ["native", 100_000],
-            "eval_users": 256,
-            "eval_repeats": 5,
-        },
+        "speed": SPEED_ML100K,
     },
     "converge": {
         "description": "ml-100k and two generated worlds, 3 seeds that vary the user split too, every model "
@@ -149,19 +152,7 @@ BUDGETS = {
         "ablation_names": [a[0] for a in ABLATIONS],
         "dictionary_probe_epochs": 5,
         "jobs": 2,
-        "speed": {
-            "dataset": "ml-100k",
-            "train_models": ["SASRec", "ComiRecSA", "GemiRec"],
-            "train_repeats": 2,
-            "serving_k": 5,
-            "serving_topn": 50,
-            "serving_catalogues": [10_000, 100_000],
-            "serving_requests": {10_000: 200, 100_000: 100},
-            "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
-            "eval_catalogues": ["native", 100_000],
-            "eval_users": 256,
-            "eval_repeats": 5,
-        },
+        "speed": SPEED_ML100K,
     },
     "full": {
         "description": "ml-100k and a generated dataset (2,000 users), 3 seeds, paper-like epochs with early "

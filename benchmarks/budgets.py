@@ -142,6 +142,7 @@ BUDGETS = {
         "datasets": ["ml-100k", "synthetic", "synthetic2"],
         "seeds": SEEDS,
         "split_follows_seed": True,
+        "to_convergence": True,
         "models": ["Pop", "SASRec", "ComiRecSA", "REMI", "GemiRec"],
         "baseline_epochs": 60,
         "baseline_config": {"item_negatives": "full"},

@@ -855,10 +855,10 @@ def summarise(data):
         "ablations": aggregate_ablations(data["ablation"], data["accuracy"]),
         "dictionary": aggregate_dictionary(data["accuracy"], data["ablation"]),
         "gemirec_stages": stage_scores({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
-                                         for d in set(data["accuracy"]) | set(data["ablation"])}),
+                                         for d in sorted(set(data["accuracy"]) | set(data["ablation"]))}),
         "speed": aggregate_speed(data["speed"]),
         "diagnostics": aggregate_diagnostics({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
-                                              for d in set(data["accuracy"]) | set(data["ablation"])}),
+                                              for d in sorted(set(data["accuracy"]) | set(data["ablation"]))}),
     }
     summary["targets"] = targets(accuracy, summary["speed"], summary["gemirec_stages"])
     return summary

@@ -91,7 +91,9 @@ def test_nan_scores_never_become_metrics(in_tmp):
 
 
 def test_dead_codes_are_reseeded_so_a_joint_epoch_restores_utilisation(in_tmp):
-    parts = build(in_tmp, stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 0})
+    # live codes: with joint_codes: frozen (the default) no item changes code in the joint stage, so no
+    # codeword can die there and nothing is re-seeded
+    parts = build(in_tmp, stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 0}, joint_codes="live")
     model, trainer = parts["model"], parts["trainer"]
     trainer.fit(parts["train_data"], parts["valid_data"])
     before = model.dictionary_utilisation()["per_level"]

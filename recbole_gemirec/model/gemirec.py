@@ -236,18 +236,20 @@ class GemiRec(MultiInterestRecommender):
         self.frozen_codes.copy_(self.dictionary.codes_for(items, self.item_embedding.weight))
         self.codes_frozen.fill_(True)
 
-    def optimiser_groups(self, learning_rate):
+    def optimiser_groups(self, learning_rate, freeze=True):
         """Parameter groups of the current stage's optimiser. In the joint stage the backbone the retrieval
         stage trained (item embeddings and user tower) learns at ``joint_backbone_lr_scale`` times the
         learning rate (0: frozen), so the generator, fusion and dictionary can train for as many epochs as
-        they need while the already converged embeddings do not overfit."""
+        they need while the already converged embeddings do not overfit. ``freeze=False`` keeps a frozen
+        backbone in the graph with learning rate 0 (DistributedDataParallel expects every parameter it
+        wrapped to receive a gradient)."""
         if self.stage != "joint" or self.joint_backbone_lr_scale == 1.0:
             return [{"params": list(self.parameters())}]
         backbone = list(self.item_embedding.parameters()) + list(self.tower.parameters())
         ids = {id(p) for p in backbone}
         rest = [p for p in self.parameters() if id(p) not in ids]
         groups = [{"params": rest}]
-        if self.joint_backbone_lr_scale > 0:
+        if self.joint_backbone_lr_scale > 0 or not freeze:
             groups.append({"params": backbone, "lr": learning_rate * self.joint_backbone_lr_scale})
         else:
             for p in backbone:

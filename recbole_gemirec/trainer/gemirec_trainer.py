@@ -80,7 +80,8 @@ class GemiRecTrainer(_BaseTrainer):
         self.epochs = self.stage_epochs[stage]
         self.saved_model_file = self.stage_file(stage)
         # the stage's own optimiser (a resumed stage then loads its state into it)
-        self.optimizer = self._build_optimizer(params=self.model.optimiser_groups(self.learning_rate))
+        self.optimizer = self._build_optimizer(
+            params=self.model.optimiser_groups(self.learning_rate, freeze=bool(self.config["single_spec"])))
         if fresh:
             self.start_epoch = 0
             self.cur_step = 0

@@ -94,9 +94,8 @@ def diagnose(model, eval_data, dataset, topn=TOPN):
         counts = torch.bincount(train_items, minlength=model.n_items).float()
         interest_of_item = model.item_interest_ids(torch.arange(model.n_items))
         popularity = torch.zeros(model.n_interests).index_add_(0, interest_of_item[1:], counts[1:])
-        if gemirec:
-            for batched in eval_data:
-                model.refresh_interest_cache(batched[0])
+        for batched in eval_data:
+            model.refresh_interest_cache(batched[0])
     for interaction, _, positive_u, positive_i in eval_data:
         batch = len(interaction)
         targets = _targets_of(positive_u, positive_i, batch)

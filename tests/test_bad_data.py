@@ -63,7 +63,62 @@ def by_user(lines):
 def test_an_empty_interaction_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
     data = write_dataset(tmp_path / "data", inter=tiny_lines("inter")[:1])
     status, err = cli([], tmp_path, monkeypatch, capsys, data)
-    assert_data_error(status, err, "dataset 'bad' is empty", "bad.inter has no rows", "Filter settings")
+    assert_data_error(status, err, "dataset 'bad' is empty", "bad.inter has no rows")
+
+
+def _inter(replace_line=None, append=(), header=None):
+    lines = tiny_lines("inter")
+    if header is not None:
+        lines[0] = header
+    if replace_line is not None:
+        lines[replace_line[0]] = replace_line[1]
+    return lines + list(append)
+
+
+# (id, files to write, extra arguments, words the one error line must hold). Each is a kind of format defect
+# RecBole's reader would turn into a traceback or into silent garbage (recbole_gemirec/data/atomic_files.py).
+FORMAT_DEFECTS = [
+    ("comma-separated", {"inter": [l.replace("\t", ",") for l in tiny_lines("inter")]}, [],
+     ["bad.inter", "line 1", "tab-separated"]),
+    ("byte-order mark", {"inter": ["\ufeff" + tiny_lines("inter")[0]] + tiny_lines("inter")[1:]}, [],
+     ["bad.inter", "byte-order mark"]),
+    ("unknown type", {"inter": _inter(header="user_id:token\titem_id:token\trating:int\ttimestamp:float")}, [],
+     ["bad.inter", "line 1", "'rating:int'", "token_seq"]),
+    ("column twice", {"inter": _inter(header="user_id:token\titem_id:token\titem_id:float\ttimestamp:float")}, [],
+     ["bad.inter", "'item_id' appears twice"]),
+    ("non-numeric float", {"inter": _inter(replace_line=(3, "1\t6\t4\tyesterday"))}, [],
+     ["bad.inter", "line 4", "'timestamp'", "'yesterday'", "a number"]),
+    ("repeated header", {"inter": _inter(append=[tiny_lines("inter")[0]])}, [],
+     ["bad.inter", f"line {len(tiny_lines('inter')) + 1}", "header line is repeated"]),
+    ("too many fields", {"inter": _inter(replace_line=(2, "1\t6\t4\t1001010\textra"))}, [],
+     ["bad.inter", "line 3", "5 fields", "header has 4"]),
+    ("over-long token", {"item": tiny_lines("item") + ["999\t" + "c" * 200_000 + "\tg1"]}, [],
+     ["bad.item", f"line {len(tiny_lines('item')) + 1}", "'category'", "200,000 characters"]),
+    ("missing user column", {"inter": [l.split("\t", 1)[1] for l in tiny_lines("inter")]}, [],
+     ["bad.inter", "no column 'user_id'", "USER_ID_FIELD"]),
+    ("load_col names a missing column", {}, ["--load_col={'inter': ['user_id', 'item_id', 'timestamp', 'price']}"],
+     ["bad.inter", "load_col['inter']", "'price'"]),
+    ("zero-byte file", {"inter": []}, [], ["bad.inter", "the file is empty"]),
+]
+
+
+@pytest.mark.parametrize("files, args, words", [c[1:] for c in FORMAT_DEFECTS], ids=[c[0] for c in FORMAT_DEFECTS])
+def test_a_malformed_atomic_file_is_one_error_line_naming_file_line_and_field(
+        tmp_path, monkeypatch, capsys, files, args, words):
+    directory = tmp_path / "data" / "bad"
+    write_dataset(tmp_path / "data")
+    for suffix, lines in files.items():
+        (directory / f"bad.{suffix}").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    status, err = cli(args, tmp_path, monkeypatch, capsys, tmp_path / "data")
+    assert_data_error(status, err, *words)
+
+
+def test_a_byte_that_is_not_utf8_is_one_error_line_naming_the_line(tmp_path, monkeypatch, capsys):
+    data = write_dataset(tmp_path / "data")
+    path = data / "bad" / "bad.item"
+    path.write_bytes(path.read_bytes() + b"998\tcaf\xe9\tg1\n")
+    status, err = cli([], tmp_path, monkeypatch, capsys, data)
+    assert_data_error(status, err, "bad.item", f"line {len(tiny_lines('item')) + 1}", "not valid utf-8")
 
 
 def test_a_dataset_emptied_by_its_filters_names_the_filter_settings(tmp_path, monkeypatch, capsys):

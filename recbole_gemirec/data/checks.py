@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from recbole.utils import FeatureType, ModelType, set_color
 
+from recbole_gemirec.data.atomic_files import check_atomic_files
 from recbole_gemirec.errors import ConfigError, DataError
 
 FILTER_KEYS = (
@@ -76,10 +77,12 @@ def _header_only_files(config):
 def checked_dataset(config, build):
     """``build(config)`` (a dataset class or RecBole's ``create_dataset``), then :func:`check_dataset`.
 
+    The files' format is checked first (:func:`~recbole_gemirec.data.atomic_files.check_atomic_files`).
     RecBole's own refusals of missing and emptied data become :class:`DataError` with the paths and
     settings involved instead of a traceback from inside its dataset code.
     """
     name = config["dataset"]
+    check_atomic_files(config)
     try:
         dataset = build(config)
     except ValueError as err:

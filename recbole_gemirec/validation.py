@@ -191,6 +191,42 @@ class StageBudget(Spec):
         return all(Integer(0).accepts(c) for c in counts) and any(c > 0 for c in counts)
 
 
+class Interval(Spec):
+    """RecBole's interval text, e.g. ``[5,inf)`` or ``(0,1];[3,4)``: brackets, two numbers, left <= right.
+    RecBole drops a malformed interval with a warning, so the filter silently does nothing."""
+
+    description = "intervals like '[5,inf)' or '(0,1];[3,4)': [ or (, two numbers (inf allowed) low <= high, ] or )"
+
+    def accepts(self, value):
+        if isinstance(value, (list, tuple)):  # YAML reads [5, 10] unquoted as a list; RecBole uses str(value)
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            return False
+        for part in value.split(";"):
+            part = part.strip()
+            if len(part) < 2 or part[0] not in "([" or part[-1] not in ")]":
+                return False
+            ends = part[1:-1].split(",")
+            if len(ends) != 2:
+                return False
+            try:
+                low, high = float(ends[0]), float(ends[1])
+            except ValueError:
+                return False
+            if math.isnan(low) or math.isnan(high) or low > high:
+                return False
+        return True
+
+
+class MappingOf(Spec):
+    def __init__(self, spec):
+        self.spec = spec
+        self.description = f"a mapping field: value, each value {spec}"
+
+    def accepts(self, value):
+        return isinstance(value, dict) and all(isinstance(k, str) and self.spec.accepts(v) for k, v in value.items())
+
+
 def stage_budget(value):
     """``stage_epochs`` as a mapping: the list form ``[retrieval, dictionary, joint]`` is turned into one."""
     if isinstance(value, (list, tuple)):
@@ -218,6 +254,9 @@ COMMON_RULES = {
     "MAX_ITEM_LIST_LENGTH": Optional(Integer(1)),
     "eval_protocol": Optional(OneOf("loo", "user")),
     "category_field": Optional(String()),
+    "user_inter_num_interval": Optional(Interval()),
+    "item_inter_num_interval": Optional(Interval()),
+    "val_interval": Optional(MappingOf(Interval())),
     # RecBole falls back to Adam (with a warning) on any other name
     "learner": Optional(OneOf("adam", "Adam", "adamw", "AdamW", "sgd", "SGD", "adagrad", "Adagrad", "rmsprop",
                               "RMSprop", "sparse_adam")),
@@ -515,8 +554,13 @@ def _check_rules(config, rules):
 
 
 def check_evaluation_keys(final):
-    """``topk`` and ``metrics`` of a merged configuration dict, with our message (RecBole checks them while
+    """``eval_args`` (mapping, modes), ``topk`` and ``metrics`` of a merged configuration dict, with our message (RecBole checks them while
     it merges, with messages that do not say what is allowed)."""
+    args = final.get("eval_args")
+    if args is not None and not isinstance(args, dict):
+        _fail("eval_args", args, "a mapping with split, order, group_by and mode")
+    if isinstance(args, dict) and "mode" in args:
+        check_eval_modes(args["mode"])
     topk = final.get("topk")
     if topk is not None and not COMMON_RULES["topk"].accepts(topk):
         _fail("topk", topk, COMMON_RULES["topk"])
@@ -535,6 +579,71 @@ def check_evaluation_keys(final):
     if len(kinds) > 1:
         _fail("metrics", metrics, "only ranking metrics (Recall, NDCG, Hit, MRR, ..., AMR, CUR) or only value "
               "metrics (AUC, RMSE, MAE, LogLoss, ...)", "ranking and value metrics are mixed")
+
+
+EVAL_SPLITS = {"RS": "a list of 3 numbers >= 0 with a positive sum (train, valid, test shares)",
+               "LS": "'valid_and_test', 'valid_only' or 'test_only'",
+               "TS": "a list of 3 numbers >= 0 with a positive sum"}
+EVAL_MODE = re.compile(r"^(full|labeled|(uni|pop)[1-9][0-9]*)$")
+
+
+def _shares(value):
+    return (isinstance(value, list) and len(value) == 3 and all(Real(0).accepts(v) for v in value)
+            and sum(value) > 0)
+
+
+def check_eval_args(config):
+    """``eval_args`` after RecBole's merge: the split, order, grouping and modes its dataset and data loaders
+    accept (they fail much later with an unpacking error or a bare ``ValueError``). A command-line or
+    ``config_dict`` ``eval_args`` replaces the whole mapping, so a missing ``order`` becomes RecBole's ``RO``,
+    which sequential models refuse: the message says so."""
+    args = config["eval_args"]
+    if not isinstance(args, dict):
+        _fail("eval_args", args, "a mapping with split, order, group_by and mode")
+    split = args.get("split")
+    if not (isinstance(split, dict) and len(split) == 1 and next(iter(split)) in EVAL_SPLITS):
+        _fail("eval_args.split", split, "a mapping with one key: RS, LS or TS")
+    (kind, value), = split.items()
+    valid = _shares(value) if kind in ("RS", "TS") else value in ("valid_and_test", "valid_only", "test_only")
+    if not valid:
+        _fail(f"eval_args.split.{kind}", value, EVAL_SPLITS[kind])
+    order = args.get("order")
+    from recbole.utils import ModelType
+
+    sequential = config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+    if order not in ("RO", "TO") or (sequential and order != "TO"):
+        allowed = "'TO' for a sequential model" if sequential else "'RO' or 'TO'"
+        why = ("an eval_args given on the command line or in config_dict replaces the whole mapping: give split, "
+               "order and mode together") if order == "RO" else None
+        _fail("eval_args.order", order, allowed, why)
+    group_by = args.get("group_by")
+    if group_by not in (None, "user", "none"):
+        _fail("eval_args.group_by", group_by, "'user', 'none' or ~")
+    check_eval_modes(args.get("mode"))
+
+
+def check_eval_modes(mode):
+    """``eval_args.mode``: one mode, or a mapping of ``valid``/``test`` to modes."""
+    modes = {"valid": mode, "test": mode} if isinstance(mode, str) else mode
+    if not isinstance(modes, dict) or not modes:
+        _fail("eval_args.mode", mode, "'full', 'labeled', 'uniN', 'popN', or a mapping valid/test: mode")
+    for phase, value in modes.items():
+        if phase not in ("valid", "test") or not (isinstance(value, str) and EVAL_MODE.match(value)):
+            _fail(f"eval_args.mode.{phase}", value, "'full', 'labeled', 'uniN' or 'popN' (N a positive integer) "
+                  "for valid and test")
+
+
+def check_interval_fields(config):
+    """Every ``val_interval`` field is a column of ``<dataset>.inter`` (RecBole fails after loading)."""
+    fields = config["val_interval"] or {}
+    path = _dataset_file(config, "inter")
+    if not fields or not os.path.isfile(path):
+        return
+    header = atomic_header(path, config["field_separator"])
+    for field in fields:
+        if field not in header:
+            _fail("val_interval", fields, f"fields of {path}: {', '.join(sorted(header))}",
+                  f"{field!r} is not a column of the .inter file")
 
 
 def check_valid_metric(config):
@@ -571,6 +680,8 @@ def validate_config(config):
     check_unknown_keys(config.external_config_dict)  # every model: RecBole's built-ins too
     _check_rules(config, COMMON_RULES)
     check_valid_metric(config)
+    check_eval_args(config)
+    check_interval_fields(config)
     check_category_field(config, "category_field")
     # eval_protocol: user settings are checked by UserProtocolDataset before it reads any file.
     if rules is None:

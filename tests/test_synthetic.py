@@ -195,6 +195,13 @@ def test_bad_arguments_and_existing_output_are_refused(generated, tmp_path):
     assert "Traceback" not in too_few.stderr
     assert not (tmp_path / "d").exists() or os.listdir(tmp_path / "d") == []
 
+    for argument, message in (("--popularity-skew=inf", "--popularity-skew=inf is not allowed; allowed: a finite"),
+                              ("--mean-length=nan", "--mean-length=nan is not allowed; allowed: a finite"),
+                              ("--feature-strength=-1", "--feature-strength must be >= 0")):
+        refused = run_generator(["--out", str(tmp_path / "e"), argument, "--quiet"], tmp_path)
+        assert refused.returncode == 2 and refused.stderr.startswith(f"error: {message}"), refused.stderr
+        assert not (tmp_path / "e").exists()
+
     exists = run_generator(base_args(generated["root"] / "data") + ["--quiet"], tmp_path)
     assert exists.returncode == 2 and "already exists" in exists.stderr and "--force" in exists.stderr
     assert sorted(os.listdir(generated["root"] / "data")) == ["synth"]  # no temporary directory left

@@ -77,6 +77,18 @@ BASELINE_CASES = [
     (["--model=REMI", "--routing_reg_weight=-5"], "routing_reg_weight", "-5", "a finite number >= 0"),
     (["--model=REMI", "--loss_type=BPR"], "loss_type", "'BPR'", "one of 'CE'"),
     (["--model=SASRec", "--epochs=-1"], "epochs", "-1", "an integer >= 0"),
+    (["--model=SASRec", "--user_inter_num_interval=[1,inf"], "user_inter_num_interval", "'[1,inf'", "'[5,inf)'"),
+    (["--model=SASRec", "--item_inter_num_interval=[9,2]"], "item_inter_num_interval", "[9, 2]", "low <= high"),
+    (["--model=SASRec", "--eval_args=[1,2]"], "eval_args", "[1, 2]", "a mapping with split, order"),
+    (["--model=SASRec", "--val_interval={'timestamp': 'big'}"], "val_interval", "{'timestamp': 'big'}", "'[5,inf)'"),
+    (["--model=SASRec", "--val_interval={'price': '[1,inf)'}"], "val_interval", "{'price': '[1,inf)'}", "timestamp"),
+    (["--model=SASRec", "--eval_args={'split': {'RS': [0.8, 0.2]}, 'order': 'TO', 'mode': 'full'}"],
+     "eval_args.split.RS", "[0.8, 0.2]", "a list of 3 numbers"),
+    (["--model=SASRec", "--eval_args={'split': 'LS'}"], "eval_args.split", "'LS'", "one key: RS, LS or TS"),
+    (["--model=SASRec", "--eval_args={'split': {'LS': 'valid_and_test'}, 'mode': 'full'}"],
+     "eval_args.order", "'RO'", "'TO' for a sequential model"),
+    (["--model=SASRec", "--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'TO', 'mode': 'all'}"],
+     "eval_args.mode.valid", "'all'", "'full', 'labeled'"),
 ]
 
 

@@ -71,6 +71,9 @@ DEFAULTS = dict(
 
 def check_params(p):
     """Raise :class:`ConfigError` for a parameter combination the generator cannot honour."""
+    for key, value in p.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"--{key.replace('_', '-')}={value} is not allowed; allowed: a finite number")
     n_leaves = p["top_categories"] * p["leaves_per_top"]
     rules = [
         (p["users"] >= 1, "--users must be >= 1"),

@@ -243,6 +243,7 @@ def search(args, overrides):
     import yaml
 
     from recbole_gemirec.checkpoint import to_plain
+    from recbole_gemirec.config import read_config_files
     from recbole_gemirec.errors import ConfigError
     from recbole_gemirec.quick_start import objective_function, write_result
     from recbole_gemirec.resources import protocol_config
@@ -272,8 +273,8 @@ def search(args, overrides):
     tuner.run()
     trials = tuner.trials
     best = next(t for t in trials if t["params"] == tuner.best_params)
-    best_config = {k: v for k, v in fixed.items()}
-    best_config.update(best["params"])
+    # the whole configuration of the best trial: the --config_files' contents, the fixed settings, the params
+    best_config = {**read_config_files(config_files), **fixed, **best["params"]}
     best_config_file = os.path.splitext(args.output_file)[0] + ".best.yaml"
     result = {
         "model": args.model, "dataset": args.dataset, "params_file": os.path.abspath(params_file),

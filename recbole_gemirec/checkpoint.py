@@ -20,6 +20,8 @@ import zipfile
 import numpy as np
 import torch
 
+from recbole_gemirec.output_paths import temporary_prefix
+
 FORMAT = "recbole_gemirec.checkpoint/1"
 
 # Keys that describe one particular distributed launch; a checkpoint must load in any process layout.
@@ -80,7 +82,8 @@ def _plain_other_parameter(other):
 
 
 def save_checkpoint(path, config, model, *, epoch, cur_step=0, best_valid_score=None, optimizer=None, extra=None):
-    """Write a checkpoint atomically: a run killed while saving leaves the previous file intact."""
+    """Write a checkpoint atomically: a run killed while saving leaves the previous file intact (and a
+    temporary named after its process, removed by the next run: :mod:`recbole_gemirec.output_paths`)."""
     state = {
         "format": FORMAT,
         "config": plain_config(config),
@@ -94,7 +97,7 @@ def save_checkpoint(path, config, model, *, epoch, cur_step=0, best_valid_score=
     }
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(), suffix=".tmp", dir=directory)
     os.close(fd)
     try:
         torch.save(state, tmp)

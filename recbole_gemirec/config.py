@@ -51,6 +51,31 @@ SafeConfigLoader.add_implicit_resolver(
 )
 
 
+def read_config_files(file_list, loader=None):
+    """The merged values of YAML config files (later files win), read with the safe loader; a file that is not
+    plain YAML data (a Python tag such as ``!!python/name:``, a syntax error), not UTF-8, unreadable or not a
+    mapping is a :class:`~recbole_gemirec.errors.ConfigError` naming it."""
+    from recbole_gemirec.errors import ConfigError
+
+    values = {}
+    for path in file_list or []:
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                loaded = yaml.load(f.read(), Loader=loader or SafeConfigLoader)
+        except OSError as err:
+            raise ConfigError(f"config file {path} cannot be read ({err.strerror or err}); allowed: a "
+                              "readable YAML file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text; allowed: a YAML file in UTF-8") from None
+        except yaml.YAMLError as err:
+            reason = " ".join(str(err).split())
+            raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} holds a {type(loaded).__name__}, not a mapping of keys to values")
+        values.update(loaded or {})
+    return values
+
+
 def parse_value(text):
     """Read one command-line value (the ``VALUE`` of ``--key=VALUE``) as data, never as code.
 
@@ -144,27 +169,8 @@ class Config(RecBoleConfig):
         return SafeConfigLoader
 
     def _load_config_files(self, file_list):
-        """RecBole's file layer, read with the safe loader; a file that is not plain YAML data (a Python
-        tag such as ``!!python/name:``, a syntax error) is a :class:`~recbole_gemirec.errors.ConfigError`."""
-        from recbole_gemirec.errors import ConfigError
-
-        values = {}
-        for path in file_list or []:
-            try:
-                with open(path, "r", encoding="utf-8") as f:
-                    loaded = yaml.load(f.read(), Loader=self.yaml_loader)
-            except OSError as err:
-                raise ConfigError(f"config file {path} cannot be read ({err.strerror or err}); allowed: a "
-                                  "readable YAML file") from None
-            except UnicodeDecodeError:
-                raise ConfigError(f"config file {path} is not UTF-8 text; allowed: a YAML file in UTF-8") from None
-            except yaml.YAMLError as err:
-                reason = " ".join(str(err).split())
-                raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ConfigError(f"config file {path} holds a {type(loaded).__name__}, not a mapping of keys to values")
-            values.update(loaded or {})
-        return values
+        """RecBole's file layer, read with the safe loader (:func:`read_config_files`)."""
+        return read_config_files(file_list, self.yaml_loader)
 
     def _load_variable_config_dict(self, config_dict):
         """``config_dict`` as given. RecBole evaluates its string values (``_convert_config_dict``); a

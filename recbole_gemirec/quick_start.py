@@ -8,6 +8,7 @@ extension's and RecBole's built-ins alike.
 import json
 import logging
 import os
+import tempfile
 import time
 from logging import getLogger
 
@@ -15,6 +16,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_gemirec.checkpoint import load_checkpoint, to_plain
 from recbole_gemirec.config import Config
+from recbole_gemirec.output_paths import OutputError, check_output_locations
 from recbole_gemirec.utils import create_dataset, data_preparation, get_model, get_trainer
 
 # Settings copied into the result file so a reader knows what produced the figures.
@@ -76,6 +78,7 @@ def run_recbole_gemirec(
     start = time.time()
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
                     config_dict=config_dict, cmd_args=cmd_args)
+    check_output_locations(config["checkpoint_dir"] if saved else None, result_file)  # before any data is read
     parts = build_run(config)
     logger = getLogger()
     trainer = parts["trainer"]
@@ -161,6 +164,7 @@ def run(
     # RecBole creates these with exists-then-mkdir; processes starting together would race on it.
     os.makedirs(os.path.join("log", check["model"]), exist_ok=True)
     os.makedirs(check["checkpoint_dir"], exist_ok=True)
+    check_output_locations(check["checkpoint_dir"] if saved else None, result_file)
     settings = dict(config_dict or {})
     settings.update({"world_size": world_size, "ip": str(ip), "port": str(port), "nproc": nproc,
                      "offset": group_offset})
@@ -195,7 +199,7 @@ def _error_types():
     from recbole_gemirec import errors
     from recbole_gemirec.checkpoint import CheckpointError
 
-    found = [CheckpointError] + [getattr(errors, name, None) for name in ("ConfigError", "DataError", "TrainingError")]
+    found = [CheckpointError, OutputError] + [getattr(errors, name, None) for name in ("ConfigError", "DataError", "TrainingError")]
     return {cls.__name__: cls for cls in found if cls is not None}
 
 
@@ -214,12 +218,25 @@ def _run_process(local_rank, model, dataset, config_file_list, settings, saved, 
 
 
 def write_result(path, result):
-    """Write a run's result dictionary as indented JSON (creating the directory)."""
+    """Write a run's result dictionary as indented JSON (creating the directory), atomically: a temporary
+    file renamed into place. If that fails after all (the disk filled during the run) the result is printed
+    to standard output before the :class:`~recbole_gemirec.output_paths.OutputError`, so it is never lost."""
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-        f.write("\n")
+    tmp = None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        print(text, end="")
+        raise OutputError(f"--result_file={path!r} could not be written after the run: {err.strerror or err}; "
+                          "the result was printed to standard output above") from None
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):

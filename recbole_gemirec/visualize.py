@@ -51,7 +51,7 @@ def user_row(dataset, config, user):
     tokens = dataset.field2id_token[uid_field]
     matches = np.flatnonzero(tokens == str(user))
     if len(matches) == 0 or matches[0] == 0:
-        shown = ", ".join(repr(t) for t in tokens[1:6])
+        shown = ", ".join(repr(str(t)) for t in tokens[1:6])  # '196', not numpy's np.str_('196')
         raise DataError(f"user token {str(user)!r} is not in dataset {config['dataset']} "
                         f"({len(tokens) - 1} users, e.g. {shown}, ...)")
     rows = user_histories(dataset, config, history="full")
@@ -190,6 +190,8 @@ def draw_utilisation(model, path):
     if dictionary is None:
         raise ConfigError(f"model {type(model).__name__} has no interest dictionary; the utilisation picture is GemiRec's")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     codes = dictionary.codes_for(torch.arange(1, model.n_items, device=model.item_embedding.weight.device),
                                  model.item_embedding.weight).cpu().numpy()
     sizes = list(dictionary.sizes)
@@ -203,6 +205,8 @@ def draw_utilisation(model, path):
         if level == 0:
             ax.set_ylabel("items", fontsize=8)
         ax.tick_params(labelsize=7)
+        for axis in (ax.xaxis, ax.yaxis):  # codewords and item counts are whole numbers
+            axis.set_major_locator(MaxNLocator(integer=True))
     distinct = len({tuple(row) for row in codes})
     fig.suptitle(f"{type(model).__name__} interest dictionary: {len(codes)} items on {distinct} distinct codes "
                  f"of {int(np.prod(sizes))}", fontsize=10)

@@ -116,3 +116,14 @@ def test_code_is_pinned_to_a_git_snapshot(tmp_path, monkeypatch):
     assert os.path.isfile(os.path.join(code["root"], "dataset_configs", "protocol_user.yaml"))
     assert bench_run.protocol_file().startswith(code["root"])
     assert bench_run.code_path("tests/test_data/tiny.yaml") == os.path.join(REPO_DIR, "tests/test_data/tiny.yaml")
+
+
+def test_the_committed_report_is_its_committed_results_regenerated_byte_for_byte(tmp_path):
+    from benchmarks import report
+
+    committed = os.path.join(REPO_DIR, "docs", "benchmarks.md")
+    with open(committed, encoding="utf-8") as f:
+        text = f.read()
+    budget_name = re.search(r"from the JSON in `benchmarks/results/(\w+)/`", text).group(1)
+    report.main(["--budget", budget_name, "--docs", str(tmp_path)])
+    assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == text

@@ -47,7 +47,9 @@ def test_two_gloo_processes_train_gemirec_and_report_metrics_like_one(tmp_path, 
     assert set(distributed) == set(single) | {"distributed"}  # gathered into the same form
 
     # one run name for both processes: one set of stage checkpoints, written by rank 0 only
-    saved = sorted(os.listdir(two / "saved"))
+    saved = sorted(name for name in os.listdir(two / "saved") if not name.startswith("."))
+    claims = [name for name in os.listdir(two / "saved") if name.endswith(".claim")]
+    assert len(claims) == 1  # rank 0 claimed the run name, the other process received it
     assert len(saved) == 6 and len({name.split("-retrieval")[0].split("-dictionary")[0].split("-joint")[0]
                                     for name in saved}) == 1, saved
     state = torch.load(two / distributed["checkpoint"])

@@ -36,6 +36,13 @@ def test_two_trials_of_gemirec_write_the_best_configuration_and_its_result(tmp_p
         assert result["best_config"][key] == value
     with open(tmp_path / "h.best.yaml") as f:
         assert yaml.safe_load(f) == result["best_config"]
+    # the --config_files' contents are part of it: the file alone reproduces the best trial's settings
+    from conftest import TINY_YAML
+
+    with open(TINY_YAML) as f:
+        for key, value in yaml.safe_load(f).items():
+            if key not in best["params"]:
+                assert result["best_config"][key] == value, key
     assert "best of 2 trials" in proc.stdout
 
 

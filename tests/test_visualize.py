@@ -1,6 +1,7 @@
 """recbole_gemirec.visualize: the interests picture and the dictionary utilisation picture."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -64,4 +65,20 @@ def test_unknown_user_is_a_clear_error(checkpoint, tmp_path):
     proc = visualize_cli(["--checkpoint", checkpoint, "--user", "nobody", "--out", str(tmp_path)], cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "user token 'nobody' is not in dataset tiny" in proc.stderr
+    assert "np.str_" not in proc.stderr and re.search(r"e\.g\. '[^']+', '", proc.stderr)  # tokens as typed
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_utilisation_picture_has_whole_number_ticks(checkpoint, in_tmp, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from recbole_gemirec.serving.export import load_for_serving
+    from recbole_gemirec.visualize import draw_utilisation
+
+    _, model, _, _, _ = load_for_serving(checkpoint)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to read its ticks
+    draw_utilisation(model, "u.png")
+    for ax in figures[0].axes:
+        for ticks in (ax.get_xticks(), ax.get_yticks()):
+            assert all(float(t).is_integer() for t in ticks), ticks

@@ -37,6 +37,7 @@ from recbole.utils import set_color
 
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from recbole_gemirec.errors import DataError, TrainingError
+from recbole_gemirec.output_paths import claim_run_file
 
 LAST_SUFFIX = "-last"
 _STAGE_ORDER = ("retrieval", "dictionary", "joint")  # tie-break for equal modification times
@@ -178,6 +179,11 @@ class SafeCheckpointMixin:
     _resume_pending = False
     _last_good_checkpoint = None
 
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        if config["single_spec"] or config["local_rank"] == 0:  # the writer; others get its name broadcast
+            self.saved_model_file = claim_run_file(self.saved_model_file)
+
     # --- saving ------------------------------------------------------------------------------------------
     def checkpoint_extra(self):
         """Plain data that a subclass wants stored with each checkpoint (e.g. its training stage)."""
@@ -201,16 +207,22 @@ class SafeCheckpointMixin:
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         extra = dict(self.checkpoint_extra())
         extra["resume"] = self._resume_state(kwargs.pop("stopped_early", False))
-        save_checkpoint(
-            saved_model_file,
-            self.config,
-            self.model,
-            epoch=epoch,
-            cur_step=self.cur_step,
-            best_valid_score=self.best_valid_score,
-            optimizer=self.optimizer,
-            extra=extra,
-        )
+        try:
+            save_checkpoint(
+                saved_model_file,
+                self.config,
+                self.model,
+                epoch=epoch,
+                cur_step=self.cur_step,
+                best_valid_score=self.best_valid_score,
+                optimizer=self.optimizer,
+                extra=extra,
+            )
+        except OSError as err:  # a full disk or a directory made read-only during the run
+            raise TrainingError(
+                f"training stopped: checkpoint {saved_model_file} could not be written at epoch {epoch}"
+                f"{self.fault_context()} ({err.strerror or err}). {self._last_good_note()}"
+            ) from None
         self._last_good_checkpoint = saved_model_file
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
@@ -316,15 +328,18 @@ class SafeCheckpointMixin:
     def _raise_non_finite(self, what, value, epoch_idx):
         kind = "NaN" if (isinstance(value, torch.Tensor) and bool(torch.isnan(value).any())) or (
             isinstance(value, float) and math.isnan(value)) else "infinite"
-        if self._last_good_checkpoint:
-            keep = (f"The last good checkpoint, {self._last_good_checkpoint}, is intact: resume with "
-                    f"--resume={self._last_good_checkpoint} after lowering learning_rate or fixing the data")
-        else:
-            keep = "No checkpoint was written by this run yet"
         raise TrainingError(
             f"training stopped: the {what} is {kind} at epoch {epoch_idx}{self.fault_context()} "
-            f"(model {self.config['model']}, dataset {self.config['dataset']}). {keep}"
+            f"(model {self.config['model']}, dataset {self.config['dataset']}). "
+            f"{self._last_good_note('after lowering learning_rate or fixing the data')}"
         )
+
+    def _last_good_note(self, fix="after freeing space or fixing the permissions"):
+        """The sentence of a stop message that names the last good checkpoint and how to go on from it."""
+        if self._last_good_checkpoint:
+            return (f"The last good checkpoint, {self._last_good_checkpoint}, is intact: resume with "
+                    f"--resume={self._last_good_checkpoint} {fix}")
+        return "No checkpoint was written by this run yet"
 
     def _check_loss_terms(self, losses, epoch_idx):
         terms = losses if isinstance(losses, tuple) else (losses,)

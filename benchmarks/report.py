@@ -19,7 +19,7 @@ import sys
 from benchmarks.budgets import (
     ABLATIONS, BASELINES, BUDGETS, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget,
 )
-from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
+from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID, STAGES
 
 METRIC_COLUMNS = ["recall@20", "recall@50", "ndcg@20", "ndcg@50", "hit@20", "hit@50", "amr@50", "cur@50"]
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit": "Hit", "amr": "AMR", "cur": "CUR"}
@@ -327,7 +327,7 @@ def targets(accuracy, speed_summary, gemirec_stages=None):
     if "GemiRec" in train and "SASRec" in train:
         sas = train["SASRec"]["train"]["epoch_s"]
         parts, met = [], True
-        for stage in ("retrieval", "dictionary", "joint"):
+        for stage in STAGES:
             if stage in train["GemiRec"]:
                 r = ratio(train["GemiRec"][stage]["epoch_s"], sas)
                 parts.append(f"{stage} {fmt_ratio(r)}")
@@ -415,9 +415,9 @@ def accuracy_section(accuracy, settings):
                 k = "1 (one output vector; 3 intentions inside)"
             if model == "GemiRec":
                 budget_text = "/".join(str(row["config"].get("stage_epochs", {}).get(s, "?"))
-                                       for s in ("retrieval", "dictionary", "joint"))
-                trained = "/".join(f"{row['epochs_trained'].get(s, 0):g}" for s in ("retrieval", "dictionary", "joint"))
-                epoch = "/".join(_num(row["epoch_s"].get(s)) for s in ("retrieval", "dictionary", "joint"))
+                                       for s in STAGES)
+                trained = "/".join(f"{row['epochs_trained'].get(s, 0):g}" for s in STAGES)
+                epoch = "/".join(_num(row["epoch_s"].get(s)) for s in STAGES)
             else:
                 budget_text = str(row["config"].get("epochs", "?"))
                 trained = f"{row['epochs_trained'].get('train', 0):g}"

@@ -33,8 +33,8 @@ import time
 import numpy as np
 
 from benchmarks.worker import build
+from recbole_gemirec.model.gemirec import STAGES
 
-STAGES = ("retrieval", "dictionary", "joint")
 
 
 def _median(values):

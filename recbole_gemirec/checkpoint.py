@@ -25,7 +25,7 @@ from recbole_gemirec.output_paths import temporary_prefix
 FORMAT = "recbole_gemirec.checkpoint/1"
 
 # Keys that describe one particular distributed launch; a checkpoint must load in any process layout.
-_LAUNCH_KEYS = ("local_rank", "world_size", "nproc", "offset", "ip", "port", "single_spec", "device")
+LAUNCH_KEYS = ("local_rank", "world_size", "nproc", "offset", "ip", "port", "single_spec", "device")
 
 
 class CheckpointError(RuntimeError):
@@ -57,7 +57,7 @@ def plain_config(config):
     launch-specific keys: it is enough to rebuild the same ``Config``. ``final`` is the full resolved
     configuration, kept for reading and reporting only.
     """
-    external = {k: v for k, v in config.external_config_dict.items() if k not in _LAUNCH_KEYS}
+    external = {k: v for k, v in config.external_config_dict.items() if k not in LAUNCH_KEYS}
     return {
         "model": config["model"],
         "dataset": config["dataset"],

@@ -28,6 +28,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender, max_interest_scores
 
 TOPN = (20, 50)
@@ -186,10 +187,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
 
 def _item_categories(model, dataset):
     field = dataset.config["category_field"] if hasattr(dataset, "config") else None
-    if field is None or dataset.item_feat is None or field not in dataset.item_feat.columns:
-        return None
-    values = dataset.item_feat[field]
-    return (values[:, 0] if values.dim() > 1 else values).long()
+    return first_category_tokens(dataset, field)
 
 
 def _novelty(sums, model, interaction, targets, scores, category, topn):

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import yaml
 
+from recbole_gemirec.checkpoint import LAUNCH_KEYS
 from recbole_gemirec.errors import ConfigError
+from recbole_gemirec.model.gemirec import STAGES
 
-STAGES = ("retrieval", "dictionary", "joint")
 # The generator's output layer has one logit per interest (the product of the sub-dictionary sizes);
 # past this many it no longer fits a sensible memory budget (docs/design.md §2.1 uses 16,384).
 MAX_INTERESTS = 1 << 20
@@ -363,9 +364,8 @@ def validated_keys():
 _KEY_PATTERN = re.compile(r"""(?:config\[|config(?:_dict)?\.get\()\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
 # Set by RecBole's Config itself or by the launcher, never in a YAML file.
 _INTERNAL_KEYS = {
-    "model", "dataset", "config_files", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device",
-    "local_rank", "world_size", "nproc", "offset", "ip", "port", "single_spec", "is_sequential",
-    "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args",
+    "model", "dataset", "config_files", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "is_sequential",
+    "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args", *LAUNCH_KEYS,
 }
 
 

@@ -26,6 +26,7 @@ import sys
 import numpy as np
 import torch
 
+from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.errors import ConfigError, DataError
 
 INTERESTS_FILE = "interests_{user}.png"
@@ -82,13 +83,11 @@ def item_categories(dataset, config):
     field = config["category_field"] if "category_field" in config else None
     if not field and "interest_category_field" in config:
         field = config["interest_category_field"]
-    if not field or dataset.item_feat is None or field not in dataset.item_feat.columns:
+    tokens = first_category_tokens(dataset, field)
+    if tokens is None:
         return np.full(dataset.item_num, -1), [], None
-    values = dataset.item_feat[field]
-    if values.dim() > 1:
-        values = values[:, 0]
     names = [str(t) for t in dataset.field2id_token[field]]
-    return values.numpy() - 1, names[1:], field
+    return tokens.numpy() - 1, names[1:], field
 
 
 def interest_picture_data(model, dataset, config, user, n=10, future=5):

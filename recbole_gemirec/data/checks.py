@@ -39,6 +39,7 @@ import torch
 from recbole.utils import FeatureType, ModelType, set_color
 
 from recbole_gemirec.data.atomic_files import check_atomic_files
+from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.errors import ConfigError, DataError
 
 FILTER_KEYS = (
@@ -162,15 +163,8 @@ def _check_sequence_lengths(config, dataset, logger):
 
 def category_ids(dataset, field):
     """Per-item category token (first value of a token_seq), 0 = none, for items 1..n-1; ``None`` if not loaded."""
-    if dataset.item_feat is None or field not in dataset.item_feat.columns:
-        return None
-    values = dataset.item_feat[field]
-    if isinstance(values, torch.Tensor):
-        if values.dim() > 1:
-            values = values[:, 0] if values.shape[1] > 0 else values.new_zeros(values.shape[0])
-        return values.long()[1:]
-    first = [(cell[0] if len(cell) else 0) if isinstance(cell, (np.ndarray, list)) else cell for cell in values]
-    return torch.as_tensor(np.asarray(first, dtype=np.int64))[1:]
+    tokens = first_category_tokens(dataset, field)
+    return None if tokens is None else tokens[1:]
 
 
 def _check_categories(config, dataset, logger):

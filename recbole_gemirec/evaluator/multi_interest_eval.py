@@ -23,6 +23,7 @@ targets and contribute nothing to ``cat(H)``.
 
 import torch
 
+from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.errors import ConfigError
 
 #: Keys of the per-user counts in RecBole's DataStruct (one row per evaluated user).
@@ -87,11 +88,8 @@ def item_categories(dataset, field):
             "field of the .item file (it is added to load_col automatically)"
         )
     ftype = dataset.field2type[field]
-    values = item_feat[field]
-    if ftype == FeatureType.TOKEN:
-        categories = values.long()
-    elif ftype == FeatureType.TOKEN_SEQ:
-        categories = values[:, 0].long() if values.dim() == 2 and values.shape[1] > 0 else values.new_zeros(len(values)).long()
+    if ftype in (FeatureType.TOKEN, FeatureType.TOKEN_SEQ):
+        categories = first_category_tokens(dataset, field)
     else:
         raise ConfigError(
             f"category_field={field!r} has type {ftype.value}; allowed: token or token_seq (first value is used)"

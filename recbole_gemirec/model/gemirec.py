@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from recbole.utils import FeatureType, InputType, set_color
 
+from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.model.interest_cache import (
     fill_missing, history_frequency_scores, interest_log_probs, select_interests,
 )
@@ -66,10 +67,7 @@ def default_interest_levels(sizes, n_items, items_per_interest=ITEMS_PER_INTERES
 
 def first_category_table(dataset, field):
     """Category index per internal item id (first value of a multi-valued field), ``-1`` for none."""
-    values = dataset.item_feat[field]
-    if values.dim() > 1:
-        values = values[:, 0]
-    return values.long() - 1  # token 0 is RecBole's padding value
+    return first_category_tokens(dataset, field) - 1  # token 0 is RecBole's padding value
 
 
 class GemiRec(MultiInterestRecommender):

@@ -37,10 +37,10 @@ from recbole.utils import set_color
 
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from recbole_gemirec.errors import DataError, TrainingError
+from recbole_gemirec.model.gemirec import STAGES  # GemiRec's later stage wins a tie of resume candidates
 from recbole_gemirec.output_paths import claim_run_file
 
 LAST_SUFFIX = "-last"
-_STAGE_ORDER = ("retrieval", "dictionary", "joint")  # tie-break for equal modification times
 
 
 # --- random-number states as plain data ---------------------------------------------------------------------
@@ -120,7 +120,7 @@ def resolve_resume_path(path, model_name):
 
     def newest(candidate):
         root = os.path.splitext(candidate)[0][: -len(LAST_SUFFIX)]
-        stage = next((i for i, s in enumerate(_STAGE_ORDER) if root.endswith("-" + s)), -1)
+        stage = next((i for i, s in enumerate(STAGES) if root.endswith("-" + s)), -1)
         return os.path.getmtime(candidate), stage
 
     return max(candidates, key=newest)

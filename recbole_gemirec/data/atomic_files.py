@@ -11,7 +11,8 @@ the line, the field, the value and what is allowed at the first defect:
   byte-order mark;
 * the header must be ``name:type`` columns separated by ``field_separator`` (a tab by default), with a type
   RecBole knows (token, token_seq, float, float_seq), no name twice;
-* the ``.inter`` file must have a row, and hold ``USER_ID_FIELD`` and ``ITEM_ID_FIELD``;
+* the ``.inter`` file must have a row and hold ``USER_ID_FIELD`` and ``ITEM_ID_FIELD``; ``.user`` holds
+  ``USER_ID_FIELD``, ``.item`` holds ``ITEM_ID_FIELD``;
 * every column ``load_col`` asks for must exist in that file;
 * every row must have at most as many fields as the header (RecBole's reader rejects more; fewer are empty
   values) and must not repeat the header;
@@ -29,6 +30,9 @@ FEATURE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 #: Longest field pandas' python engine (which RecBole uses) accepts: the csv module's limit.
 FIELD_LIMIT = csv.field_size_limit()
+
+#: The id columns each file must have (RecBole joins the files on them).
+ID_FIELDS = {"inter": ("USER_ID_FIELD", "ITEM_ID_FIELD"), "user": ("USER_ID_FIELD",), "item": ("ITEM_ID_FIELD",)}
 
 #: Longest value quoted back in a message.
 SHOWN = 40
@@ -55,12 +59,11 @@ def check_atomic_files(config):
     """Raise :class:`DataError` at the first format defect of any file the run loads (see module doc)."""
     for source, path in dataset_files(config):
         header = _check_file(path, config)
-        if source == "inter":
-            for key in ("USER_ID_FIELD", "ITEM_ID_FIELD"):
-                field = config[key]
-                if field and field not in header:
-                    raise DataError(f"{path}: line 1: no column {field!r} ({key}); the header has "
-                                    f"{sorted(header)}. Name the column {field!r} or set {key}")
+        for key in ID_FIELDS[source]:
+            field = config[key]
+            if field and field not in header:
+                raise DataError(f"{path}: line 1: no column {field!r} ({key}); the header has "
+                                f"{sorted(header)}. Name the column {field!r} or set {key}")
         _check_load_col(config, source, path, header)
 
 

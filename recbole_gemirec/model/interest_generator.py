@@ -38,6 +38,32 @@ class CausalSelfAttentionBlock(nn.Module):
         x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, hidden)))
         return x + self.dropout(self.mlp(self.norm2(x)))
 
+    def forward_at(self, x, last):
+        """The block's output at one position per row, ``last [B]``, as ``[B, hidden]``: the same values as
+        ``forward(x)[rows, last]`` (keys and values from every position up to ``last``), with the query,
+        projection and MLP computed for B rows instead of B * T."""
+        batch, length, hidden = x.shape
+        rows = torch.arange(batch, device=x.device)
+        split = hidden // self.heads
+        normed = self.norm1(x)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(batch, self.heads, 1, split)
+        k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
+        k, v = (t.view(batch, length, self.heads, split).transpose(1, 2) for t in (k, v))
+        visible = (torch.arange(length, device=x.device).unsqueeze(0) <= last.unsqueeze(1)).view(batch, 1, 1, length)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+        out = x[rows, last] + self.dropout(self.proj(attended.reshape(batch, hidden)))
+        return out + self.dropout(self.mlp(self.norm2(out)))
+
+
+def encode_last(blocks, x, last):
+    """A causal stack's output at position ``last [B]`` of each row, ``[B, hidden]``: every block but the
+    last over all positions, the last one only where it is read (:meth:`CausalSelfAttentionBlock.forward_at`).
+    The user tower and the generator read one state per sequence, so this is their encoder."""
+    for block in blocks[:-1]:
+        x = block(x)
+    return blocks[-1].forward_at(x, last)
+
 
 class InterestGenerator(nn.Module):
     """Causal GPT over [user-feature token, item_1, ..., item_L] -> logits over interest ids.
@@ -74,15 +100,19 @@ class InterestGenerator(nn.Module):
 
         ``item_code_emb`` is ``[B, L, C*d]``, the code embeddings of the sequence's items (detached here).
         """
+        x = self._inputs(item_seq, item_code_emb, user_features)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def _inputs(self, item_seq, item_code_emb, user_features=None):
+        """The token sequence the GPT reads ``[B, T, hidden]``, positions added."""
         tokens = self.item_embedding(item_seq) + self.code_projection(item_code_emb.detach())
         if self.use_features:
             feature_token = sum(emb(user_features[:, i]) for i, emb in enumerate(self.feature_embeddings))
             tokens = torch.cat([feature_token.unsqueeze(1), tokens], dim=1)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.dropout(tokens + self.position_embedding(positions))
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
+        return self.dropout(tokens + self.position_embedding(positions))
 
     def last_index(self, item_seq_len):
         """Index of the state that has read the whole history (the last real item)."""
@@ -90,10 +120,9 @@ class InterestGenerator(nn.Module):
 
     def next_interest_logits(self, item_seq, item_seq_len, item_code_emb, user_features=None):
         """Logits ``[B, n_interests]`` of the interest of each user's next interaction."""
-        states = self.hidden_states(item_seq, item_code_emb, user_features)
         index = self.last_index(item_seq_len).clamp(min=0)
-        last = states[torch.arange(states.shape[0], device=states.device), index]
-        return self.head(last)
+        last = encode_last(self.blocks, self._inputs(item_seq, item_code_emb, user_features), index)
+        return self.head(self.norm(last))
 
     def history_prior(self, history_ids, n_interests):
         """``w * log(1 + count)`` of each interest in the history ``[B, n_interests]`` (ids ``[B, L]``, -1 =

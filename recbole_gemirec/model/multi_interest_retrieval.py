@@ -20,7 +20,7 @@ its own interest than under a wrong one, which keeps the K queries of a user apa
 import torch
 import torch.nn as nn
 
-from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock
+from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock, encode_last
 
 
 class UserTower(nn.Module):
@@ -43,11 +43,7 @@ class UserTower(nn.Module):
     def forward(self, seq_emb, item_seq_len, user_features=None):
         positions = torch.arange(seq_emb.shape[1], device=seq_emb.device)
         x = self.dropout(seq_emb + self.position_embedding(positions))
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        index = (item_seq_len - 1).clamp(min=0)
-        user = x[torch.arange(x.shape[0], device=x.device), index]
+        user = self.norm(encode_last(self.blocks, x, (item_seq_len - 1).clamp(min=0)))
         if len(self.feature_embeddings) > 0:
             user = user + sum(emb(user_features[:, i]) for i, emb in enumerate(self.feature_embeddings))
         return user

@@ -43,6 +43,7 @@ def quick_run(tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow
 def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     out, _ = quick_run
     results = out / "results" / "quick"
@@ -73,6 +74,7 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     assert meta["machine"]["nproc"] and meta["versions"]["torch"] and meta["invocations"][-1]["finished"]
 
 
+@pytest.mark.slow
 def test_quick_writes_the_report_the_summary_and_the_charts(quick_run):
     out, _ = quick_run
     text = (out / "benchmarks.md").read_text(encoding="utf-8")
@@ -91,6 +93,7 @@ def test_quick_writes_the_report_the_summary_and_the_charts(quick_run):
             assert f"benchmarks_{chart}.png" in text
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_runs_and_rebuilds_the_report(quick_run):
     out, _ = quick_run
     proc = _run_quick(out)

@@ -4,6 +4,8 @@
 and a killed-and-resumed one, each in its own process, end with identical results.)
 """
 
+import pytest
+
 from conftest import TINY_YAML, tiny_config
 
 
@@ -15,6 +17,7 @@ def gemirec_run(tmp_path, name, seed):
     return run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=settings)
 
 
+@pytest.mark.slow
 def test_same_seed_same_config_gives_identical_metrics_twice(in_tmp):
     import pytest
 

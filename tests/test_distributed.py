@@ -7,6 +7,7 @@ processes every batch is split in two and RecBole's DistributedSampler pads the 
 the numbers differ a little.
 """
 
+import pytest
 import os
 import socket
 
@@ -25,6 +26,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_gemirec_and_report_metrics_like_one(tmp_path, capsys):
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir()
@@ -66,6 +68,7 @@ def test_two_gloo_processes_train_gemirec_and_report_metrics_like_one(tmp_path, 
     assert config["single_spec"] and type(model).__name__ == "GemiRec"
 
 
+@pytest.mark.slow
 def test_a_recbole_model_runs_on_two_processes_too(tmp_path):
     proc = run_cli(["--model=SASRec", "--nproc=2", f"--port={free_port()}", "--result_file=r.json"], cwd=tmp_path,
                    timeout=300)

@@ -275,6 +275,7 @@ def test_generator_history_prior_adds_log_counts_of_the_history_interests(in_tmp
     assert torch.allclose(with_prior - without, torch.log1p(counts), atol=1e-5)  # weight starts at 1
 
 
+@pytest.mark.slow
 def test_joint_generator_and_retrieval_terms_fall_on_a_fixed_batch(in_tmp):
     _, parts = build(in_tmp)
     model = parts["model"]

@@ -1,5 +1,6 @@
 """GemiRecTrainer: the three stages, their checkpoints and resuming (docs/design.md §2.5)."""
 
+import pytest
 import os
 
 import torch
@@ -7,6 +8,7 @@ import torch
 from conftest import TINY_YAML, read_json, run_cli, tiny_config
 
 
+@pytest.mark.slow
 def test_three_stage_run_through_the_cli_finishes_and_every_stage_loss_falls(tmp_path):
     proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--stopping_step=10",
                     "--stage_epochs={'retrieval':4,'dictionary':4,'joint':4}", "--gpt_layers=2",
@@ -40,6 +42,7 @@ def _trainer(tmp_path, stage_epochs):
     return build_run(config)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_in_the_joint_stage_resumes_there(in_tmp):
     first = _trainer(in_tmp, {"retrieval": 1, "dictionary": 1, "joint": 1})
     first["trainer"].fit(first["train_data"], first["valid_data"])

@@ -15,6 +15,7 @@ def run_hyper(args, cwd, timeout=600):
     return run_cli(args, cwd, timeout=timeout, script=HYPER_SCRIPT)
 
 
+@pytest.mark.slow
 def test_two_trials_of_gemirec_write_the_best_configuration_and_its_result(tmp_path):
     space = tmp_path / "space.hyper"
     space.write_text("# two values each\nlearning_rate choice [0.001, 0.01]\ninterest_num choice [3,5]\n")

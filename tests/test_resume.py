@@ -52,6 +52,7 @@ def kill_when(directory, suffix, process, timeout=300):
     raise AssertionError(f"no {suffix} file appeared in {timeout}s")
 
 
+@pytest.mark.slow
 def test_a_run_killed_in_the_joint_stage_resumes_to_the_same_result(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     whole.mkdir(), broken.mkdir()
@@ -95,6 +96,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_recbole_models_resume_from_their_last_checkpoint_to_the_same_result(in_tmp):
     whole = _sasrec(in_tmp / "whole")
     best = whole["trainer"].fit(whole["train_data"], whole["valid_data"])

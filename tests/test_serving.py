@@ -169,6 +169,7 @@ def test_round_trip_through_the_command_line(gemirec_checkpoint, tmp_path):
     assert proc.returncode == 0 and proc.stdout.count("user ") == 2 and "interests: #0=" in proc.stdout
 
 
+@pytest.mark.slow
 def test_unknown_tokens_and_bad_requests_are_clear_errors(exports, tmp_path):
     from recbole_gemirec.errors import ConfigError, DataError
     from recbole_gemirec.serving import Recommender, UnknownTokenError

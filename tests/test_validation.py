@@ -167,6 +167,7 @@ def test_validated_keys_cover_every_key_of_the_extension_model_files():
         assert not unchecked, (model, unchecked)
 
 
+@pytest.mark.slow
 def test_stage_epochs_list_form_runs_the_three_stages(tmp_path):
     proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--stage_epochs=[1,1,1]", "--gpt_layers=1",
                     "--result_file=g.json"], cwd=tmp_path)

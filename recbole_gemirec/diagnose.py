@@ -88,7 +88,7 @@ def diagnose(model, eval_data, dataset, topn=TOPN):
     model.eval()
     sums = _Sums()
     gemirec = _is_gemirec(model) and getattr(model, "stage", "joint") == "joint"
-    category = _item_categories(model, dataset)
+    category = _item_categories(dataset)
     popularity = None
     if gemirec:
         train_items = torch.as_tensor(dataset.inter_feat[dataset.iid_field]).long()
@@ -185,7 +185,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
     sums.add("cosine/query_user", cosine.mean(dim=1).sum(), len(targets))
 
 
-def _item_categories(model, dataset):
+def _item_categories(dataset):
     field = dataset.config["category_field"] if hasattr(dataset, "config") else None
     return first_category_tokens(dataset, field)
 

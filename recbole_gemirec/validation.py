@@ -596,10 +596,11 @@ def check_eval_args(config):
     """``eval_args`` after RecBole's merge: the split, order, grouping and modes its dataset and data loaders
     accept (they fail much later with an unpacking error or a bare ``ValueError``). A command-line or
     ``config_dict`` ``eval_args`` replaces the whole mapping, so a missing ``order`` becomes RecBole's ``RO``,
-    which sequential models refuse: the message says so."""
+    which sequential models refuse: the message says so. (A non-mapping never gets here: RecBole refuses it
+    while merging, and :func:`check_evaluation_keys` words that refusal.)"""
+    from recbole.utils import ModelType
+
     args = config["eval_args"]
-    if not isinstance(args, dict):
-        _fail("eval_args", args, "a mapping with split, order, group_by and mode")
     split = args.get("split")
     if not (isinstance(split, dict) and len(split) == 1 and next(iter(split)) in EVAL_SPLITS):
         _fail("eval_args.split", split, "a mapping with one key: RS, LS or TS")
@@ -608,8 +609,6 @@ def check_eval_args(config):
     if not valid:
         _fail(f"eval_args.split.{kind}", value, EVAL_SPLITS[kind])
     order = args.get("order")
-    from recbole.utils import ModelType
-
     sequential = config["MODEL_TYPE"] == ModelType.SEQUENTIAL
     if order not in ("RO", "TO") or (sequential and order != "TO"):
         allowed = "'TO' for a sequential model" if sequential else "'RO' or 'TO'"

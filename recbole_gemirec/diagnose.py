@@ -6,7 +6,8 @@ Recall@N says how good a model is; these figures say where a multi-interest mode
 * **next-interest prediction** (GemiRec): the share of targets whose interest is among the top 1 / top 5
   interests of the generator, of the history's most frequent interests, and of the most popular
   interests, at each code level up to ``interest_levels`` (the generator's probabilities summed over
-  the finer levels);
+  the finer levels); and, for targets whose interest is absent from the history, the share the
+  generator (or popularity) ranks in its top 5 among the absent interests;
 * **cache coverage**: the share of targets whose interest is in the user's interest cache (the K
   interests actually scored);
 * **Recall@N three ways**: with the model's own queries (what evaluation reports), with the best single
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_gemirec.data.categories import first_category_tokens
+from recbole_gemirec.model.interest_generator import InterestGenerator
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender, max_interest_scores
 
 TOPN = (20, 50)
@@ -149,8 +151,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
         scores.clamp(min=0).nan_to_num(0.0)
     item_seq = interaction[model.ITEM_SEQ]
     history = model.item_interest_ids(item_seq).masked_fill(item_seq == 0, -1)
-    frequency = torch.zeros(len(targets), model.n_interests).scatter_add_(
-        1, history.clamp(min=0), (history >= 0).float())
+    frequency = InterestGenerator.history_counts(history, model.n_interests)
     for level in range(1, model.interest_levels + 1):
         level_targets = [_level_ids(model, torch.tensor(t), level).tolist() if t else [] for t in target_ids]
         rankings = {
@@ -163,6 +164,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
             for k in (1, 5):
                 sums.add(f"next_interest_hit@{k}/level{level}/{name}",
                          sum(_interest_hits(order, level_targets, k)), n_targets)
+    _unseen_interest_rows(sums, target_ids, frequency > 0, probabilities, popularity)
     cached = model.interest_cache[users].tolist()
     sums.add("cache_holds_target_interest",
              sum(sum(1 for t in ts if t in set(row)) for ts, row in zip(target_ids, cached)), n_targets)
@@ -183,6 +185,22 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
     queries = model.fusion(model.dictionary.code_embedding(model.interest_codes(model.interest_cache[users])), user)
     cosine = F.cosine_similarity(queries, user.unsqueeze(1).expand_as(queries), dim=-1)
     sums.add("cosine/query_user", cosine.mean(dim=1).sum(), len(targets))
+
+
+def _unseen_interest_rows(sums, target_ids, seen, probabilities, popularity, k=5):
+    """Of the targets whose interest is absent from the history, the share whose interest the generator
+    (or interest popularity) ranks in its top ``k`` among the interests absent from that history: how well
+    each proposes a *new* interest, the generator's claim. ``seen [B, n_interests]``: the history's
+    interests, at ``interest_levels``."""
+    rankings = {"generator": probabilities, "popularity": popularity.unsqueeze(0).expand_as(probabilities)}
+    for name, ranking in rankings.items():
+        top = ranking.masked_fill(seen, float("-inf")).topk(min(k, ranking.shape[1]), dim=1).indices.tolist()
+        hits = total = 0
+        for row, targets in enumerate(target_ids):
+            new = [t for t in targets if not bool(seen[row, t])]
+            hits += sum(1 for t in new if t in set(top[row]))
+            total += len(new)
+        sums.add(f"unseen_interest_hit@{k}/{name}", hits, total)
 
 
 def _item_categories(dataset):

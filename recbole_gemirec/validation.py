@@ -314,6 +314,7 @@ MODEL_RULES = {
         "joint_backbone_lr_scale": Real(0),
         "user_query": Boolean(),
         "generator_history_prior": Boolean(),
+        "interest_distribution": OneOf("softmax", "repeat_explore"),
         "interest_prior_weight": Either(OneOf("auto"), Real(0)),
     },
     "ComiRecSA": {**_BASELINE_COMMON, **_SELF_ATTENTIVE},

@@ -31,11 +31,12 @@ def test_model_recall_is_recboles_recall_and_every_share_is_a_share(checkpoint, 
     # the best single query, known in hindsight, is at least the merged list's recall
     assert found["recall@10/best_single_query"] >= found["recall@10/model"] - 1e-9
     for key, value in found.items():
-        if key.startswith(("next_interest_hit", "cache_holds", "unseen_targets", "cur@")):
+        if key.startswith(("next_interest_hit", "unseen_interest_hit", "cache_holds", "unseen_targets", "cur@")):
             assert value is None or 0.0 <= value <= 1.0, key
         if key.startswith("cosine"):
             assert -1.0 <= value <= 1.0 + 1e-6, key
     assert found["next_interest_hit@5/level1/generator"] >= found["next_interest_hit@1/level1/generator"]
+    assert {"unseen_interest_hit@5/generator", "unseen_interest_hit@5/popularity"} <= set(found)
 
 
 def test_command_line_writes_json_and_refuses_a_missing_checkpoint(checkpoint, tmp_path):

@@ -275,6 +275,27 @@ def test_generator_history_prior_adds_log_counts_of_the_history_interests(in_tmp
     assert torch.allclose(with_prior - without, torch.log1p(counts), atol=1e-5)  # weight starts at 1
 
 
+
+def test_repeat_explore_scores_are_log_probabilities_with_the_gates_mass_outside_the_history(in_tmp):
+    _, parts = build(in_tmp, interest_distribution="repeat_explore")
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = batch_of(parts)
+    with torch.no_grad():
+        log_p = model.interest_scores(interaction)
+        seq = interaction[model.ITEM_SEQ]
+        ids = model.item_interest_ids(seq).masked_fill(seq == 0, -1)
+        state = model.generator.next_interest_state(seq, interaction[model.ITEM_SEQ_LEN],
+                                                    model.dictionary.code_embedding(model.item_codes(seq)),
+                                                    model._user_features(interaction))
+        gate = torch.sigmoid(model.generator.explore_gate(state)).squeeze(1)
+    seen = torch.zeros_like(log_p, dtype=torch.bool).scatter_(1, ids.clamp(min=0), ids >= 0)
+    assert torch.allclose(log_p.exp().sum(dim=1), torch.ones(len(log_p)), atol=1e-5)
+    outside = ~seen.all(dim=1)
+    assert torch.allclose(log_p.exp().masked_fill(seen, 0).sum(dim=1)[outside], gate[outside], atol=1e-5)
+    _, generator_loss, _ = model.calculate_loss(interaction)
+    assert torch.isfinite(generator_loss) and generator_loss > 0
+
 @pytest.mark.slow
 def test_joint_generator_and_retrieval_terms_fall_on_a_fixed_batch(in_tmp):
     _, parts = build(in_tmp)

@@ -112,3 +112,41 @@ def test_next_interest_logits_read_the_last_real_item_of_the_full_stack():
     states = gen.hidden_states(seq, codes, feats)
     expected = gen.head(states[torch.arange(3), gen.last_index(lengths)])
     torch.testing.assert_close(gen.next_interest_logits(seq, lengths, codes, feats), expected, rtol=1e-5, atol=1e-5)
+
+
+def _mixture(in_history, gate_bias=0.0, logits=None):
+    gen = make()
+    with torch.no_grad():
+        gen.explore_gate.weight.zero_()
+        gen.explore_gate.bias.fill_(gate_bias)
+    logits = torch.randn(in_history.shape, generator=torch.Generator().manual_seed(2)) if logits is None else logits
+    state = torch.randn(in_history.shape[0], 16)
+    return gen, logits, gen.repeat_explore_log_probs(logits, state, in_history)
+
+
+def test_repeat_explore_mixture_is_a_distribution_with_the_gates_mass_outside_the_history():
+    in_history = torch.zeros(4, 50, dtype=torch.bool)
+    in_history[0, :3] = True
+    in_history[1, 10:30] = True
+    in_history[3, :] = True  # nothing outside the history: all mass on the repeat side
+    _, logits, log_p = _mixture(in_history, gate_bias=1.0)  # row 2: empty history, all mass outside
+    log_p = log_p.detach()
+    p = log_p.exp()
+    assert torch.isfinite(log_p).all()
+    assert torch.allclose(p.sum(dim=1), torch.ones(4), atol=1e-5)
+    g = torch.sigmoid(torch.tensor(1.0))
+    assert float(p[0, 3:].sum()) == pytest.approx(float(g), abs=1e-5)
+    assert float(p[1, 10:30].sum()) == pytest.approx(float(1 - g), abs=1e-5)
+    # within each side the order is the logits' order
+    outside = ~in_history[0]
+    assert torch.equal(log_p[0, outside].argsort(), logits[0, outside].argsort())
+
+
+def test_repeat_explore_unseen_ranking_learns_only_from_next_interests_new_to_the_history():
+    in_history = torch.zeros(1, 50, dtype=torch.bool)
+    in_history[0, :3] = True
+    logits = torch.randn(1, 50, requires_grad=True)
+    gen, _, log_p = _mixture(in_history, logits=logits)
+    InterestGenerator.loss(gen, log_p, torch.tensor([1])).backward()  # a repeat: target in the history
+    assert logits.grad[0, 3:].abs().max() < 1e-7  # no gradient to the ranking of the unseen interests
+    assert logits.grad[0, :3].abs().max() > 0

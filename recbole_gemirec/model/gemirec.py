@@ -92,6 +92,7 @@ class GemiRec(MultiInterestRecommender):
         self.interest_weighting = config["interest_weighting"] or "none"
         self.user_query = bool(config["user_query"])
         self.history_prior = bool(config["generator_history_prior"])
+        self.interest_distribution = config["interest_distribution"] or "softmax"
         weight = config["interest_prior_weight"]
         # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
         self.prior_weight_auto = weight == "auto"
@@ -285,18 +286,23 @@ class GemiRec(MultiInterestRecommender):
 
     def interest_scores(self, interaction):
         """The predictor's ranking of all interests for each user ``[B, n_interests]``:
-        GPT logits, or history frequency for the GemiRec-M ablation."""
+        GPT logits (log-probabilities under ``interest_distribution: repeat_explore``), or history
+        frequency for the GemiRec-M ablation."""
         item_seq = interaction[self.ITEM_SEQ]
         codes = self.item_codes(item_seq)
         ids = self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
         if self.interest_predictor == "frequency":
             return history_frequency_scores(ids, self.n_interests)
-        logits = self.generator.next_interest_logits(
+        state = self.generator.next_interest_state(
             item_seq, interaction[self.ITEM_SEQ_LEN], self.dictionary.code_embedding(codes),
             self._user_features(interaction),
         )
+        logits = self.generator.head(state)
         if self.history_prior:
             logits = logits + self.generator.history_prior(ids, self.n_interests)
+        if self.interest_distribution == "repeat_explore":
+            in_history = self.generator.history_counts(ids, self.n_interests) > 0
+            return self.generator.repeat_explore_log_probs(logits, state, in_history)
         return logits
 
     def _select(self, scores):

@@ -94,6 +94,7 @@ class InterestGenerator(nn.Module):
         self.head = nn.Linear(hidden, n_interests)
         self.dropout = nn.Dropout(dropout)
         self.history_weight = nn.Parameter(torch.ones(()))
+        self.explore_gate = nn.Linear(hidden, 1)  # used by repeat_explore_log_probs only
 
     def hidden_states(self, item_seq, item_code_emb, user_features=None):
         """Per-position hidden states ``[B, T, hidden]``; T = L + 1 with a feature token, else L.
@@ -118,21 +119,53 @@ class InterestGenerator(nn.Module):
         """Index of the state that has read the whole history (the last real item)."""
         return item_seq_len - 1 + (1 if self.use_features else 0)
 
-    def next_interest_logits(self, item_seq, item_seq_len, item_code_emb, user_features=None):
-        """Logits ``[B, n_interests]`` of the interest of each user's next interaction."""
+    def next_interest_state(self, item_seq, item_seq_len, item_code_emb, user_features=None):
+        """The normalised state ``[B, hidden]`` that has read each user's whole history."""
         index = self.last_index(item_seq_len).clamp(min=0)
         last = encode_last(self.blocks, self._inputs(item_seq, item_code_emb, user_features), index)
-        return self.head(self.norm(last))
+        return self.norm(last)
+
+    def next_interest_logits(self, item_seq, item_seq_len, item_code_emb, user_features=None):
+        """Logits ``[B, n_interests]`` of the interest of each user's next interaction."""
+        return self.head(self.next_interest_state(item_seq, item_seq_len, item_code_emb, user_features))
+
+    def repeat_explore_log_probs(self, logits, state, in_history):
+        """``log p(m)`` ``[B, n_interests]`` of a repeat/explore mixture (beyond the paper; docs/gemirec.md):
+
+            p(m) = (1 - g) softmax(logits over the history's interests)(m)   for m in the history,
+            p(m) = g       softmax(logits over the other interests)(m)       otherwise,
+
+        with the gate ``g = sigmoid(w . state)`` learned. Why: under one softmax over all interests, most
+        next interests repeat the history, so the ranking *among unseen interests* - the one that decides
+        which new interest the cache proposes - gets almost no training signal of its own. Trained by the
+        same cross-entropy, the mixture's second softmax learns only from next interests new to the
+        history, and the gate learns how often a user leaves it (the repeat/explore split of RepeatNet,
+        Ren et al. 2019). ``in_history [B, n_interests]`` is a bool mask; a row with no interest on one
+        side puts all mass on the other."""
+        gate = self.explore_gate(state)  # [B, 1], logit of g
+        any_seen = in_history.any(dim=1, keepdim=True)
+        any_unseen = (~in_history).any(dim=1, keepdim=True)
+        log_explore = torch.where(any_seen, F.logsigmoid(gate), torch.zeros_like(gate))
+        log_repeat = torch.where(any_unseen, F.logsigmoid(-gate), torch.zeros_like(gate))
+        very_low = torch.finfo(logits.dtype).min / 2  # finite, so an empty side gives no NaN
+        repeat = torch.log_softmax(logits.masked_fill(~in_history, very_low), dim=1) + log_repeat
+        explore = torch.log_softmax(logits.masked_fill(in_history, very_low), dim=1) + log_explore
+        return torch.where(in_history, repeat, explore)
+
+    @staticmethod
+    def history_counts(history_ids, n_interests):
+        """How often each interest occurs in the history ``[B, n_interests]`` (ids ``[B, L]``, -1 = padding)."""
+        counts = torch.zeros(history_ids.shape[0], n_interests, device=history_ids.device)
+        return counts.scatter_add_(1, history_ids.clamp(min=0), (history_ids >= 0).to(counts.dtype))
 
     def history_prior(self, history_ids, n_interests):
         """``w * log(1 + count)`` of each interest in the history ``[B, n_interests]`` (ids ``[B, L]``, -1 =
         padding), ``w`` learned. A copy term, as in pointer-generator networks: the GPT then learns what the
         history's own interests do not already say (where the user goes next), instead of re-deriving
         their frequency through 16 hidden units."""
-        counts = torch.zeros(history_ids.shape[0], n_interests, device=history_ids.device)
-        counts.scatter_add_(1, history_ids.clamp(min=0), (history_ids >= 0).to(counts.dtype))
-        return self.history_weight * torch.log1p(counts)
+        return self.history_weight * torch.log1p(self.history_counts(history_ids, n_interests))
 
     def loss(self, logits, target_interest):
-        """L_MIPDM = -log p(m*): cross-entropy against the next item's interest id."""
+        """L_MIPDM = -log p(m*): cross-entropy against the next item's interest id (``logits`` may be
+        log-probabilities, as :meth:`repeat_explore_log_probs` gives: log-softmax leaves them unchanged)."""
         return F.cross_entropy(logits, target_interest)

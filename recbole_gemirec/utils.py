@@ -35,6 +35,17 @@ def extension_model_names():
     return sorted(names)
 
 
+def extension_model(model_name):
+    """The extension's model class called ``model_name``, or ``None`` (a RecBole model or an unknown name)."""
+    if not isinstance(model_name, str) or not model_name.isidentifier():
+        return None
+    module_path = f"{MODEL_PACKAGE}.{model_name.lower()}"
+    if importlib.util.find_spec(module_path) is None:
+        return None
+    model_class = getattr(importlib.import_module(module_path), model_name, None)
+    return model_class if isinstance(model_class, type) else None
+
+
 def get_model(model_name):
     """Return the model class called ``model_name``: the extension's, else RecBole's.
 
@@ -42,11 +53,9 @@ def get_model(model_name):
     again here, after every lookup.
     """
     try:
-        module_path = f"{MODEL_PACKAGE}.{model_name.lower()}"
-        if importlib.util.find_spec(module_path) is not None:
-            module = importlib.import_module(module_path)
-            if hasattr(module, model_name):
-                return getattr(module, model_name)
+        model_class = extension_model(model_name)
+        if model_class is not None:
+            return model_class
         try:
             return recbole_get_model(model_name)
         except (ValueError, AttributeError, ImportError):

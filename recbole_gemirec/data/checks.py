@@ -170,9 +170,10 @@ def category_ids(dataset, field):
 def _check_categories(config, dataset, logger):
     from recbole_gemirec.evaluator.multi_interest_eval import requested_multi_interest_metrics
 
-    needs = {}
-    if config["model"] == "GemiRec" and config["interest_category_field"]:
-        needs[config["interest_category_field"]] = config["interest_source"] == "category"
+    from recbole_gemirec.utils import extension_model
+
+    model_class = extension_model(config["model"])
+    needs = dict(model_class.category_fields(config)) if model_class is not None else {}
     if config["category_field"]:
         cur = "cur" in requested_multi_interest_metrics(config)
         field = config["category_field"]
@@ -193,13 +194,5 @@ def _check_categories(config, dataset, logger):
                 "they count as 'no category' (GemiRec: ignored by the first-level initialisation, one shared "
                 "'unknown' interest under interest_source: category; CUR: never an unseen-category target)",
                 "yellow"))
-    if config["model"] == "GemiRec" and config["interest_source"] == "category":
-        categories = category_ids(dataset, config["interest_category_field"])
-        if categories is not None:
-            n_interests = int(categories.max().item()) + 1 if categories.numel() else 1
-            if config["interest_num"] > n_interests:
-                raise ConfigError(
-                    f"interest_num={config['interest_num']!r} is not allowed: interest_source='category' gives "
-                    f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "
-                    f"and 'unknown'); allowed: an integer from 1 to {n_interests}"
-                )
+    if model_class is not None:
+        model_class.check_dataset(config, dataset)

@@ -14,7 +14,7 @@ from torch.nn.init import normal_
 
 from recbole.utils import set_color
 
-from recbole_gemirec.model.layers import MultiInterestBaseline, dynamic_routing
+from recbole_gemirec.model.layers import ROUTING_RULES, MultiInterestBaseline, dynamic_routing
 
 
 class ComiRecDR(MultiInterestBaseline):
@@ -31,6 +31,8 @@ class ComiRecDR(MultiInterestBaseline):
     Configuration: ``embedding_size``, ``interest_num``, ``routing_iterations``, ``sampled_softmax``,
     ``neg_sample_num``. The original README recommends ``learning_rate: 0.005`` for this model.
     """
+
+    CONFIG_RULES = {**MultiInterestBaseline.CONFIG_RULES, **ROUTING_RULES}
 
     weight_axis = "interests"
 

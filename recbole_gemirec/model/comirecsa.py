@@ -12,6 +12,7 @@ Reference:
 
 from recbole.utils import set_color
 
+from recbole_gemirec.config_specs import Boolean, Integer, Optional
 from recbole_gemirec.model.layers import MultiInterestBaseline, SelfAttentiveExtractor
 
 
@@ -26,6 +27,12 @@ class ComiRecSA(MultiInterestBaseline):
     Configuration: ``embedding_size``, ``interest_num`` (K), ``attention_hidden_size`` (``~`` = 4 x
     embedding_size), ``add_position``, ``sampled_softmax``, ``neg_sample_num``.
     """
+
+    CONFIG_RULES = {
+        **MultiInterestBaseline.CONFIG_RULES,
+        "attention_hidden_size": Optional(Integer(1)),
+        "add_position": Optional(Boolean()),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

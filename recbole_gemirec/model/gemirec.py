@@ -22,7 +22,6 @@ from logging import getLogger
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from recbole.utils import FeatureType, InputType, set_color
 
 from recbole_gemirec.data.categories import first_category_tokens
@@ -36,7 +35,8 @@ from recbole_gemirec.model.multi_interest import MultiInterestRecommender, catal
 from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower
 from recbole_gemirec.sampler import InterestNegativeSampler
 
-STAGES = ("retrieval", "dictionary", "joint")
+from recbole_gemirec.model import gemirec_config
+from recbole_gemirec.model.gemirec_config import STAGES
 
 # interest_levels: ~ picks the deepest code prefix whose interests still cover this many items each on
 # average (docs/gemirec.md, interest granularity).
@@ -72,6 +72,21 @@ def first_category_table(dataset, field):
 
 class GemiRec(MultiInterestRecommender):
     """GemiRec as a RecBole sequential model (``model=GemiRec``)."""
+
+    CONFIG_RULES = gemirec_config.CONFIG_RULES
+    CONFIG_RELATIONS = tuple(gemirec_config.RELATIONS)
+
+    @classmethod
+    def check_config(cls, config):
+        gemirec_config.check_relations(config)
+
+    @classmethod
+    def category_fields(cls, config):
+        return gemirec_config.category_fields(config)
+
+    @classmethod
+    def check_dataset(cls, config, dataset):
+        gemirec_config.check_dataset(config, dataset)
 
     input_type = InputType.POINTWISE
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from recbole.utils import set_color
 
-from recbole_gemirec.model.layers import MultiInterestBaseline, dynamic_routing
+from recbole_gemirec.config_specs import Boolean, Optional, Real
+from recbole_gemirec.model.layers import ROUTING_RULES, MultiInterestBaseline, dynamic_routing
 
 
 class MIND(MultiInterestBaseline):
@@ -38,6 +39,13 @@ class MIND(MultiInterestBaseline):
     Configuration: ``embedding_size``, ``interest_num``, ``routing_iterations``, ``label_aware_pow``,
     ``relu_layer``, ``dynamic_interest_num``, ``sampled_softmax``, ``neg_sample_num``.
     """
+
+    CONFIG_RULES = {
+        **MultiInterestBaseline.CONFIG_RULES, **ROUTING_RULES,
+        "relu_layer": Optional(Boolean()),
+        "dynamic_interest_num": Optional(Boolean()),
+        "label_aware_pow": Optional(Real(0, infinite=True)),
+    }
 
     weight_axis = "interests"
 

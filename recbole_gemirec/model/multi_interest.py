@@ -52,7 +52,29 @@ class MultiInterestRecommender(SequentialRecommender):
 
     Subclasses implement :meth:`interest_vectors` and own an ``item_embedding`` (``nn.Embedding``) or
     override :meth:`item_embeddings`; scoring is inherited.
+
+    A model also describes its configuration and data needs here, for the generic checks
+    (:mod:`recbole_gemirec.validation`, :mod:`recbole_gemirec.data.checks`), which know no model names:
+    ``CONFIG_RULES`` (key -> :class:`~recbole_gemirec.config_specs.Spec`), ``CONFIG_RELATIONS`` (the
+    cross-key rules in words) checked by :meth:`check_config`, :meth:`category_fields` and
+    :meth:`check_dataset`. Defaults stay in the model's YAML, as in RecBole.
     """
+
+    CONFIG_RULES = {}
+    CONFIG_RELATIONS = ()
+
+    @classmethod
+    def check_config(cls, config):
+        """Checks between this model's keys on the merged configuration (raise ``ConfigError``)."""
+
+    @classmethod
+    def category_fields(cls, config):
+        """``{item field: required}``: category fields the model reads from the item file."""
+        return {}
+
+    @classmethod
+    def check_dataset(cls, config, dataset):
+        """Checks of the configuration that need the loaded dataset (raise ``ConfigError``)."""
 
     def interest_vectors(self, interaction):
         """The K interest vectors of each user in the batch, ``[B, K, D]``."""

@@ -10,6 +10,7 @@ Reference:
     ComiRec-SA (Cen et al., KDD 2020, §3.2.2).
 """
 
+from recbole_gemirec.config_specs import Optional, Real
 from recbole_gemirec.model.comirecsa import ComiRecSA
 from recbole_gemirec.model.layers import routing_variance_penalty
 
@@ -27,6 +28,12 @@ class REMI(ComiRecSA):
     Why: REMI shows that ComiRec-style models suffer from easy negatives and routing collapse; both fixes
     are training-only, so REMI isolates the effect of the training objective against ComiRec-SA.
     """
+
+    CONFIG_RULES = {
+        **ComiRecSA.CONFIG_RULES,
+        "hard_negative_beta": Optional(Real(0)),
+        "routing_reg_weight": Optional(Real(0)),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -32,7 +32,7 @@ from recbole.utils import set_color
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
 from recbole_gemirec.model.gemirec import STAGES
 from recbole_gemirec.trainer.safe_trainer import resolve_resume_path, safe_trainer_class
-from recbole_gemirec.validation import stage_budget
+from recbole_gemirec.model.gemirec_config import stage_budget
 
 _BaseTrainer = safe_trainer_class(Trainer)
 

@@ -11,13 +11,14 @@ This is a sub-package, not a model module: :func:`recbole_gemirec.utils.get_mode
   interest-aware hard-negative weighting, and REMI's routing regulariser.
 """
 
-from recbole_gemirec.model.layers.extractors import SelfAttentiveExtractor, dynamic_routing, squash
+from recbole_gemirec.model.layers.extractors import ROUTING_RULES, SelfAttentiveExtractor, dynamic_routing, squash
 from recbole_gemirec.model.layers.losses import SharedNegativeSoftmaxLoss, routing_variance_penalty
 from recbole_gemirec.model.layers.readout import interest_readout
 from recbole_gemirec.model.layers.common import MultiInterestBaseline
 
 __all__ = [
     "MultiInterestBaseline",
+    "ROUTING_RULES",
     "SelfAttentiveExtractor",
     "SharedNegativeSoftmaxLoss",
     "dynamic_routing",

@@ -12,6 +12,7 @@ from torch.nn.init import xavier_normal_, zeros_
 
 from recbole.utils import InputType
 
+from recbole_gemirec.config_specs import Boolean, Integer, OneOf, Optional
 from recbole_gemirec.model.layers.losses import item_softmax_loss
 from recbole_gemirec.model.layers.readout import interest_readout
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
@@ -31,6 +32,16 @@ class MultiInterestBaseline(MultiInterestRecommender):
     """
 
     input_type = InputType.POINTWISE
+    CONFIG_RULES = {
+        "embedding_size": Integer(1),
+        "interest_num": Integer(1),
+        "MAX_ITEM_LIST_LENGTH": Integer(1),
+        "loss_type": OneOf("CE"),
+        "sampled_softmax": Optional(Boolean()),
+        "neg_sample_num": Optional(Integer(1)),
+        "item_negatives": Optional(OneOf("full", "sampled", "in_batch")),
+        "logq_correction": Optional(Boolean()),
+    }
     # Label-aware attention power of the training readout; inf = the single best interest (ComiRec).
     readout_power = math.inf
     # Which axis of the routing weights [B, K, L] sums to 1: "positions" (attention) or "interests"

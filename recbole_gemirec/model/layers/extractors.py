@@ -14,6 +14,8 @@ the right; ``mask`` is ``item_seq != 0``.
 import torch
 from torch import nn
 
+from recbole_gemirec.config_specs import Integer, Optional
+
 # Logit given to padded positions before a softmax over positions: exp() underflows to exactly 0, yet
 # a history made only of padding still gets finite (uniform) weights instead of NaN.
 MASKED_LOGIT = -1e9
@@ -24,6 +26,10 @@ def squash(vectors, dim=-1, eps=1e-9):
     squared_norm = (vectors * vectors).sum(dim=dim, keepdim=True)
     scale = squared_norm / (1.0 + squared_norm) / torch.sqrt(squared_norm + eps)
     return scale * vectors
+
+
+# The configuration key of the models that route (ComiRec-DR, MIND), for their CONFIG_RULES.
+ROUTING_RULES = {"routing_iterations": Optional(Integer(1))}
 
 
 def dynamic_routing(predictions, logits, mask, iterations):

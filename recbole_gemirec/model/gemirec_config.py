@@ -1,0 +1,178 @@
+"""GemiRec's configuration: its stages and the rules of its keys (the defaults are in
+``properties/model/GemiRec.yaml``, as for every RecBole model; docs/design.md §2 and docs/reliability.md).
+
+:class:`~recbole_gemirec.model.gemirec.GemiRec` exposes :data:`CONFIG_RULES`, :data:`RELATIONS` and
+:func:`check_relations` as its ``CONFIG_RULES`` / ``CONFIG_RELATIONS`` / ``check_config``, which
+:mod:`recbole_gemirec.validation` reads like any model's.
+"""
+
+import difflib
+import math
+
+from recbole_gemirec.config_specs import (
+    Boolean, Either, Integer, ListOf, OneOf, Optional, Real, Spec, String, fail,
+)
+from recbole_gemirec.errors import ConfigError
+
+STAGES = ("retrieval", "dictionary", "joint")
+
+# The generator's output layer has one logit per interest (the product of the sub-dictionary sizes);
+# past this many it no longer fits a sensible memory budget (docs/design.md §2.1 uses 16,384).
+MAX_INTERESTS = 1 << 20
+
+
+def stage_budget(value):
+    """``stage_epochs`` as a mapping: the list form ``[retrieval, dictionary, joint]`` is turned into one."""
+    if isinstance(value, (list, tuple)):
+        return dict(zip(STAGES, value))
+    return value
+
+
+def _stage_epochs_detail(value):
+    """A precise reason why ``stage_epochs`` was refused (unknown stage name, negative count, ...)."""
+    if not isinstance(value, dict) or not value:
+        return "it is not a mapping of stage names to epoch counts"
+    for stage in value:
+        if stage not in STAGES:
+            close = difflib.get_close_matches(str(stage), STAGES, n=1, cutoff=0.5)
+            return f"unknown stage {stage!r}" + (f" (did you mean {close[0]}?)" if close else "")
+    for stage, count in value.items():
+        if not Integer(0).accepts(count):
+            return f"the {stage} budget {count!r} is not a non-negative integer"
+    return "every stage budget is 0, so nothing would be trained"
+
+
+class StageBudget(Spec):
+    """``stage_epochs``: a mapping from stage names to non-negative epoch counts, at least one positive,
+    or the list ``[retrieval, dictionary, joint]``."""
+
+    description = (
+        "a mapping {retrieval: n, dictionary: n, joint: n} of non-negative integer epoch counts "
+        "(missing stages get 0) or a list [retrieval, dictionary, joint], with at least one positive"
+    )
+
+    def accepts(self, value):
+        if isinstance(value, (list, tuple)):
+            value = stage_budget(value) if len(value) == len(STAGES) else None
+        if not isinstance(value, dict) or not value:
+            return False
+        if any(k not in STAGES for k in value):
+            return False
+        counts = list(value.values())
+        return all(Integer(0).accepts(c) for c in counts) and any(c > 0 for c in counts)
+
+    def why(self, value):
+        return _stage_epochs_detail(value)
+
+
+CONFIG_RULES = {
+    "embedding_size": Integer(1),
+    "MAX_ITEM_LIST_LENGTH": Integer(1),
+    "interest_dictionary_sizes": ListOf(Integer(1)),
+    "interest_dim": Integer(1),
+    "commitment_beta": Real(0),
+    "kmeans_init": Boolean(),
+    "interest_category_field": Optional(String()),
+    "gpt_layers": Integer(1),
+    "gpt_heads": Integer(1),
+    "gpt_hidden": Integer(1),
+    "gpt_dropout": Real(0, 1, max_open=True),
+    "use_user_features": Boolean(),
+    "user_feature_fields": Optional(ListOf(String(), min_length=0)),
+    "tower_layers": Integer(1),
+    "tower_heads": Integer(1),
+    "dropout_prob": Real(0, 1, max_open=True),
+    "hard_interest_negatives": Integer(0),
+    "easy_interest_negatives": Integer(0),
+    "loss_weights": ListOf(Real(0), length=3),
+    "interest_num": Integer(1),
+    "interest_code_limit": Integer(1),
+    "stage_epochs": StageBudget(),
+    "interest_source": OneOf("learned", "category"),
+    "joint_training": Boolean(),
+    "interest_predictor": OneOf("gpt", "frequency"),
+    "retrieval_interests": OneOf("target", "predicted", "both"),
+    "item_negatives": OneOf("full", "sampled", "in_batch"),
+    "logq_correction": Boolean(),
+    "neg_sample_num": Integer(1),
+    "interest_levels": Optional(Integer(1)),
+    "joint_codes": OneOf("frozen", "live"),
+    "interest_weighting": OneOf("none", "log_prob", "log_joint"),
+    "fusion": OneOf("residual", "concat"),
+    "joint_backbone_lr_scale": Real(0),
+    "user_query": Boolean(),
+    "generator_history_prior": Boolean(),
+    "interest_distribution": OneOf("softmax", "repeat_explore"),
+    "interest_prior_weight": Either(OneOf("auto"), Real(0)),
+}
+
+# Relations between keys, checked by check_relations and listed in docs/reliability.md.
+RELATIONS = [
+    "gpt_hidden is divisible by gpt_heads",
+    "embedding_size is divisible by tower_heads",
+    f"the number of interests (product of interest_dictionary_sizes) is at most {MAX_INTERESTS}",
+    "interest_num is at most the number of interests",
+    "loss_weights has at least one positive weight",
+    "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
+    "interest_source: category needs interest_category_field",
+    "interest_category_field is a token/token_seq field in the header of <dataset>.item",
+    "every user_feature_fields entry is a field in the header of <dataset>.user",
+]
+
+
+def check_relations(config):
+    """The checks between GemiRec's keys (:data:`RELATIONS`), on the merged configuration."""
+    from recbole_gemirec.validation import check_category_field, check_user_feature_fields
+
+    hidden, heads = config["gpt_hidden"], config["gpt_heads"]
+    if hidden % heads:
+        divisors = ", ".join(str(d) for d in range(1, hidden + 1) if hidden % d == 0)
+        fail("gpt_heads", heads, f"a divisor of gpt_hidden={hidden} ({divisors})",
+             f"gpt_hidden={hidden} is not divisible by it")
+    size, heads = config["embedding_size"], config["tower_heads"]
+    if size % heads:
+        divisors = ", ".join(str(d) for d in range(1, size + 1) if size % d == 0)
+        fail("tower_heads", heads, f"a divisor of embedding_size={size} ({divisors})",
+             f"embedding_size={size} is not divisible by it")
+    sizes = config["interest_dictionary_sizes"]
+    n_interests = math.prod(int(s) for s in sizes)
+    if n_interests > MAX_INTERESTS:
+        fail("interest_dictionary_sizes", sizes, f"sizes whose product is at most {MAX_INTERESTS}",
+             f"they make {n_interests} interests, one generator logit each")
+    if config["interest_source"] == "learned" and config["interest_num"] > n_interests:
+        fail("interest_num", config["interest_num"], f"an integer from 1 to {n_interests}",
+             f"interest_dictionary_sizes={sizes} give only {n_interests} interests")
+    weights = config["loss_weights"]
+    if not any(float(w) > 0 for w in weights):
+        fail("loss_weights", weights, "three non-negative weights [dictionary, generator, retrieval] with at "
+             "least one positive", "with every weight 0 the joint stage learns nothing")
+    if config["interest_source"] == "category" and not config["interest_category_field"]:
+        fail("interest_source", "category", "'learned', or 'category' together with interest_category_field",
+             "interest_category_field is not set, so there is no category to use as the dictionary")
+    check_category_field(config, "interest_category_field")
+    check_user_feature_fields(config)
+
+
+def category_fields(config):
+    """``{field: required}``: the item category field GemiRec reads; required under ``interest_source:
+    category``, where it is the dictionary, optional otherwise (it only starts the first level)."""
+    field = config["interest_category_field"]
+    return {field: config["interest_source"] == "category"} if field else {}
+
+
+def check_dataset(config, dataset):
+    """``interest_num`` against the interests ``interest_source: category`` gives, known once the data is loaded."""
+    if config["interest_source"] != "category":
+        return
+    from recbole_gemirec.data.checks import category_ids
+
+    categories = category_ids(dataset, config["interest_category_field"])
+    if categories is None:
+        return
+    n_interests = int(categories.max().item()) + 1 if categories.numel() else 1
+    if config["interest_num"] > n_interests:
+        raise ConfigError(
+            f"interest_num={config['interest_num']!r} is not allowed: interest_source='category' gives "
+            f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "
+            f"and 'unknown'); allowed: an integer from 1 to {n_interests}"
+        )

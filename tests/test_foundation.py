@@ -165,7 +165,7 @@ def test_cli_overrides_reach_the_config(tmp_path):
     assert set(read_json(tmp_path / "r.json")["test_result"]) == {"hit@3"}
 
 
-def test_wheel_ships_every_yaml(tmp_path):
+def test_wheel_ships_every_yaml_and_the_startup_hook(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), REPO_DIR],
         capture_output=True, text=True,
@@ -179,6 +179,10 @@ def test_wheel_ships_every_yaml(tmp_path):
                 if name.endswith((".yaml", ".hyper")):
                     relative = os.path.relpath(os.path.join(root, name), os.path.join(REPO_DIR, folder))
                     assert f"{target}/{relative}" in names, relative
+    # the start-up hook lands in site-packages itself (recbole_gemirec_startup.py, docs/design.md §7)
+    assert "recbole_gemirec_startup.py" in names
+    pth = zipfile.ZipFile(tmp_path / wheel).read("recbole_gemirec_startup.pth").decode()
+    assert pth == "import recbole_gemirec_startup; recbole_gemirec_startup.activate()\n"
 
 
 def test_results_log_as_plain_numbers_and_faiss_loads_quietly():

@@ -130,15 +130,20 @@ def test_other_files_are_refused_with_a_clear_error(in_tmp):
         load_checkpoint(in_tmp / "plain.pth")
 
 
-def _python(code):
-    env = dict(os.environ, PYTHONPATH=REPO_DIR)
+def _python(code, **env_vars):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR, **env_vars)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_DIR)
 
 
 def test_model_lookup_leaves_anomaly_mode_off():
-    # RecBole's SINE module turns anomaly mode on at import; the extension turns it off again.
-    plain = _python("import recbole.model.sequential_recommender, torch; print(torch.is_anomaly_enabled())")
+    # RecBole's SINE module turns anomaly mode on at import (here without the wheel's start-up hook, which
+    # would import the extension); the extension turns it off again, also for RecBole's own get_model.
+    plain = _python("import recbole.model.sequential_recommender, torch; print(torch.is_anomaly_enabled())",
+                    RECBOLE_GEMIREC_STARTUP="0")
     assert plain.stdout.strip() == "True", plain.stderr
+    recbole_lookup = _python("import recbole_gemirec, torch\nfrom recbole.utils import get_model\n"
+                             "get_model('SINE'); get_model('SASRec'); print(torch.is_anomaly_enabled())")
+    assert recbole_lookup.stdout.split() == ["False"], recbole_lookup.stderr
     ours = _python(
         "import recbole_gemirec, torch\n"
         "from recbole_gemirec.utils import get_model\n"

@@ -11,6 +11,9 @@ docs/design.md §7). So ``import recbole.quick_start`` and RecBole's own ``run_r
 whether or not the user imports ``recbole_gemirec`` first. A process that never imports ``recbole``
 pays one dictionary look-up per import and nothing else.
 
+An error while importing the extension (pandas 3, which :mod:`recbole_gemirec._compat` refuses, for
+instance) surfaces at ``import recbole``, with its own message.
+
 Switch it off with ``RECBOLE_GEMIREC_STARTUP=0`` (also ``false``, ``no``, ``off``); RecBole then
 runs untouched until something imports ``recbole_gemirec``. Any other value than those or ``1``,
 ``true``, ``yes``, ``on`` (or unset/empty) is refused with a ``ValueError`` naming the variable.
@@ -76,6 +79,8 @@ class _Loader:
         _run_callbacks(module.__name__, module)
 
     def __getattr__(self, name):  # get_source, get_filename, ... of the real loader
+        if name == "_loader":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
 

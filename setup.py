@@ -4,9 +4,36 @@ The repository keeps ``properties/`` (model and dataset defaults) and ``dataset_
 and dataset files) at its top level, as RecBole extensions do; the wheel maps both into the package as
 ``recbole_gemirec/properties`` and ``recbole_gemirec/dataset_configs`` so an installed package finds
 every YAML it reads (see ``recbole_gemirec/resources.py``).
+
+The wheel also carries ``recbole_gemirec_startup.pth`` at its root, so that it lands in site-packages
+next to the packages, as setuptools ships its own ``distutils-precedence.pth``: its one line activates
+the start-up hook of ``recbole_gemirec_startup.py``, which makes RecBole's own tools run on numpy 2 and
+torch >= 2.6 without the user importing the extension (docs/design.md §7). An editable install does not
+get it.
 """
 
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+PTH_NAME = "recbole_gemirec_startup.pth"
+PTH_LINE = "import recbole_gemirec_startup; recbole_gemirec_startup.activate()\n"
+
+
+class build_py_with_startup_pth(build_py):
+    """build_py that also writes the start-up ``.pth`` file into the build root (the wheel's root)."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, PTH_NAME)
+        self.mkpath(self.build_lib)
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(PTH_LINE)
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH_NAME)]
+
 
 packages = find_packages(include=["recbole_gemirec", "recbole_gemirec.*"])
 packages += ["recbole_gemirec.properties", "recbole_gemirec.dataset_configs"]
@@ -27,7 +54,8 @@ setup(
         "recbole_gemirec.properties": ["model/*.yaml", "dataset/*.yaml", "hyper/*.hyper"],
         "recbole_gemirec.dataset_configs": ["*.yaml"],
     },
-    py_modules=[],
+    py_modules=["recbole_gemirec_startup"],
+    cmdclass={"build_py": build_py_with_startup_pth},
     scripts=["run_recbole_gemirec.py", "run_hyper.py"],
     install_requires=[
         "recbole==1.2.1",

@@ -1,15 +1,21 @@
 """Make RecBole 1.2.1 run on today's numpy and torch (docs/design.md §7).
 
 RecBole 1.2.1 was released for numpy 1.x and torch < 2.6. Three things break on the current stack and
-are mended here, once, when :mod:`recbole_gemirec` is imported:
+are mended here, once, when :mod:`recbole_gemirec` is imported; where the wheel is installed, its
+start-up hook (:mod:`recbole_gemirec_startup`) imports :mod:`recbole_gemirec` as soon as ``recbole`` is
+imported, so RecBole's own tools get the same fixes. RecBole's checkpoints (pickled ``Config``) are
+mended in :mod:`recbole_gemirec.recbole_hooks`.
 
 * numpy 2 removed ``np.float_``, ``np.complex_``, ``np.unicode_`` and ``np.bool8``. RecBole's
   ``Config.compatibility_settings`` reads the first three on every ``Config()``; ray 2.6.3 reads
   ``np.bool8`` at import. We restore those four names as aliases of their numpy 2 spellings (we do not
   also pin numpy < 2: the aliases are the one chosen fix).
 * ``recbole/model/sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` at
-  import, which slows every later backward pass in the process. :func:`disable_anomaly_mode` turns it
-  off again; :func:`recbole_gemirec.utils.get_model` calls it after every model lookup.
+  import, which slows every later backward pass in the process (RecBole's own ``run_recbole`` of SASRec
+  on ml-100k trained about twice as slowly with it on, docs/design.md §7).
+  :func:`disable_anomaly_mode` turns it off again: right after that module has been imported, whoever
+  imports it (RecBole's own ``get_model`` too; :func:`keep_anomaly_mode_off`), and
+  :func:`recbole_gemirec.utils.get_model` after every model lookup.
 * RecBole stores float fields as float32 tensors; an epoch timestamp (about 1e9 s) then has a resolution
   of 64 s, so events less than a minute apart tie and RecBole's later sort by (user, time) falls back to
   file order. :func:`keep_time_order` sorts the interactions by (user, time) while the times are still
@@ -43,6 +49,18 @@ def disable_anomaly_mode():
     """Switch off torch's autograd anomaly detection that importing RecBole's SINE turns on."""
     if torch.is_anomaly_enabled():
         torch.autograd.set_detect_anomaly(False)
+
+
+def _anomaly_off(_module):
+    disable_anomaly_mode()
+
+
+def keep_anomaly_mode_off():
+    """Switch anomaly mode off right after RecBole's SINE module has switched it on at import (at once if
+    that module is already imported)."""
+    from recbole_gemirec_startup import after_import
+
+    after_import("recbole.model.sequential_recommender.sine", _anomaly_off)
 
 
 def check_pandas():
@@ -99,4 +117,4 @@ def apply():
     keep_time_order()
     quiet_recbole_future_warnings()
     check_pandas()
-    disable_anomaly_mode()
+    keep_anomaly_mode_off()

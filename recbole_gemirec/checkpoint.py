@@ -131,7 +131,7 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(
             f"refused to load {path}: it contains pickled Python objects that could run code when loaded "
             f"({reason}). Only checkpoints written by recbole_gemirec (tensors and plain data) are accepted; "
-            "RecBole's own checkpoints pickle their Config and cannot be loaded safely."
+            "checkpoints RecBole writes without recbole_gemirec pickle their Config and cannot be loaded safely."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None

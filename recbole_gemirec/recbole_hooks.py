@@ -1,26 +1,39 @@
-"""RecBole's own ``recbole.quick_start.load_data_and_model`` on the extension's checkpoints.
+"""RecBole's own tools on the extension's checkpoints: ``load_data_and_model`` and ``Trainer``.
 
-RecBole's function reads ``checkpoint["config"]`` as the pickled ``Config`` object RecBole itself saves;
-the extension's checkpoints hold plain data instead (:mod:`recbole_gemirec.checkpoint`), so RecBole's
-code dies with ``KeyError: 'seed'``. Once :mod:`recbole_gemirec` is imported, RecBole's function hands a
-checkpoint written by the extension to :func:`recbole_gemirec.quick_start.load_data_and_model` and
-returns its result (the same six values, with the extension's ``Config``, a subclass of RecBole's); every
-other file goes to RecBole's own code unchanged.
+* RecBole's ``recbole.quick_start.load_data_and_model`` reads ``checkpoint["config"]`` as the pickled
+  ``Config`` object RecBole itself saves; the extension's checkpoints hold plain data instead
+  (:mod:`recbole_gemirec.checkpoint`), so RecBole's code dies with ``KeyError: 'seed'``. Once
+  :mod:`recbole_gemirec` is imported, RecBole's function hands a checkpoint in the extension's format
+  to :func:`recbole_gemirec.quick_start.load_data_and_model` and returns its result (the same six
+  values, with the extension's ``Config``, a subclass of RecBole's); every other file goes to RecBole's
+  own code unchanged.
+* RecBole's ``recbole.trainer.trainer.Trainer._save_checkpoint`` pickles the whole ``Config``, so under
+  torch >= 2.6 (``weights_only=True`` by default) RecBole's own ``evaluate(load_best_model=True)``,
+  ``resume_checkpoint`` and ``load_data_and_model`` cannot read what RecBole's own ``run_recbole`` wrote.
+  The method is replaced by one with the same arguments that writes the extension's plain-data format
+  (:func:`recbole_gemirec.checkpoint.save_checkpoint`, atomic), which those three read as they are:
+  RecBole's ``torch.load`` calls get tensors and plain data, ``checkpoint["config"]["model"]`` is the
+  model name, and ``load_data_and_model`` goes through the wrapper above. Every RecBole trainer that
+  inherits ``_save_checkpoint`` is covered (``KGTrainer``, ``NCLTrainer``, ...); those that write their
+  own files are not: ``PretrainTrainer.save_pretrained_model`` (S3Rec, RaCT pre-training) and the
+  decision-tree trainers (XGBoost, LightGBM). The extension's own trainers override the method anyway
+  (:mod:`recbole_gemirec.trainer.safe_trainer`).
 
-The extension never imports ``recbole.quick_start`` itself (it imports ray at module level), so
-:func:`install` wraps the function when that module is first imported, or at once if it already is.
-Under numpy 2 ``recbole.quick_start`` only imports after :mod:`recbole_gemirec` has restored the numpy
-names ray needs, so in practice the wrapper is always in place; in a process that never imports
-:mod:`recbole_gemirec`, call :func:`recbole_gemirec.quick_start.load_data_and_model` directly.
+Neither module is imported by the extension itself (``recbole.quick_start`` imports ray at module
+level), so :func:`install` patches each when it is first imported, or at once if it already is, through
+:func:`recbole_gemirec_startup.after_import`. In an environment where the wheel is installed, its
+start-up hook imports :mod:`recbole_gemirec` whenever ``recbole`` is imported, so these patches (and the
+numpy aliases ray and RecBole's ``Config`` need, :mod:`recbole_gemirec._compat`) are in place for
+RecBole's own ``run_recbole`` without the user importing the extension (docs/design.md §7).
 """
 
 import functools
-import importlib.abc
 import os
 import sys
 
 _MODULE = "recbole.quick_start.quick_start"
 _PACKAGE = "recbole.quick_start"
+_TRAINER_MODULE = "recbole.trainer.trainer"
 _MARK = "_recbole_gemirec_wrapped"
 
 
@@ -64,53 +77,38 @@ def _wrap(module):
         package.load_data_and_model = load_data_and_model
 
 
-class _WrappingLoader(importlib.abc.Loader):
-    """Runs the real loader of ``recbole.quick_start.quick_start``, then wraps its function."""
+def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+    """RecBole's ``Trainer._save_checkpoint`` with the same arguments, writing the extension's plain-data
+    checkpoint (:func:`recbole_gemirec.checkpoint.save_checkpoint`) instead of one with the pickled
+    ``Config``."""
+    if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        return
+    from recbole.utils import set_color
 
-    def __init__(self, loader, finder):
-        self._loader = loader
-        self._finder = finder
+    from recbole_gemirec.checkpoint import save_checkpoint
 
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        _wrap(module)
-        self._finder.remove()
-
-    def __getattr__(self, name):  # get_source, get_filename, ... of the real loader
-        return getattr(self._loader, name)
+    saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+    save_checkpoint(saved_model_file, self.config, self.model, epoch=epoch, cur_step=self.cur_step,
+                    best_valid_score=self.best_valid_score, optimizer=getattr(self, "optimizer", None))
+    if verbose:
+        self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
 
-class _QuickStartFinder(importlib.abc.MetaPathFinder):
-    """Finds ``recbole.quick_start.quick_start`` through the other finders and wraps its loader."""
+setattr(_save_checkpoint, _MARK, True)
 
-    def find_spec(self, fullname, path, target=None):
-        if fullname != _MODULE:
-            return None
-        for finder in list(sys.meta_path):
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _WrappingLoader(spec.loader, self)
-        return spec
 
-    def remove(self):
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
+def _wrap_trainer(module):
+    """Make ``module.Trainer`` (RecBole's) save plain-data checkpoints; idempotent."""
+    trainer = getattr(module, "Trainer", None)
+    if trainer is None or getattr(trainer.__dict__.get("_save_checkpoint"), _MARK, False):
+        return
+    trainer._save_checkpoint = _save_checkpoint
 
 
 def install():
-    """Make RecBole's ``load_data_and_model`` accept the extension's checkpoints (idempotent)."""
-    module = sys.modules.get(_MODULE)
-    if module is not None:
-        _wrap(module)
-        return
-    if not any(isinstance(finder, _QuickStartFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuickStartFinder())
+    """Make RecBole's ``load_data_and_model`` accept the extension's checkpoints and RecBole's ``Trainer``
+    write them; each when its module is imported, or at once if it already is. Idempotent."""
+    from recbole_gemirec_startup import after_import
+
+    after_import(_MODULE, _wrap)
+    after_import(_TRAINER_MODULE, _wrap_trainer)

@@ -130,15 +130,20 @@ def test_other_files_are_refused_with_a_clear_error(in_tmp):
         load_checkpoint(in_tmp / "plain.pth")
 
 
-def _python(code):
-    env = dict(os.environ, PYTHONPATH=REPO_DIR)
+def _python(code, **env_vars):
+    env = dict(os.environ, PYTHONPATH=REPO_DIR, **env_vars)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_DIR)
 
 
 def test_model_lookup_leaves_anomaly_mode_off():
-    # RecBole's SINE module turns anomaly mode on at import; the extension turns it off again.
-    plain = _python("import recbole.model.sequential_recommender, torch; print(torch.is_anomaly_enabled())")
+    # RecBole's SINE module turns anomaly mode on at import (here without the wheel's start-up hook, which
+    # would import the extension); the extension turns it off again, also for RecBole's own get_model.
+    plain = _python("import recbole.model.sequential_recommender, torch; print(torch.is_anomaly_enabled())",
+                    RECBOLE_GEMIREC_STARTUP="0")
     assert plain.stdout.strip() == "True", plain.stderr
+    recbole_lookup = _python("import recbole_gemirec, torch\nfrom recbole.utils import get_model\n"
+                             "get_model('SINE'); get_model('SASRec'); print(torch.is_anomaly_enabled())")
+    assert recbole_lookup.stdout.split() == ["False"], recbole_lookup.stderr
     ours = _python(
         "import recbole_gemirec, torch\n"
         "from recbole_gemirec.utils import get_model\n"
@@ -165,7 +170,7 @@ def test_cli_overrides_reach_the_config(tmp_path):
     assert set(read_json(tmp_path / "r.json")["test_result"]) == {"hit@3"}
 
 
-def test_wheel_ships_every_yaml(tmp_path):
+def test_wheel_ships_every_yaml_and_the_startup_hook(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), REPO_DIR],
         capture_output=True, text=True,
@@ -179,6 +184,10 @@ def test_wheel_ships_every_yaml(tmp_path):
                 if name.endswith((".yaml", ".hyper")):
                     relative = os.path.relpath(os.path.join(root, name), os.path.join(REPO_DIR, folder))
                     assert f"{target}/{relative}" in names, relative
+    # the start-up hook lands in site-packages itself (recbole_gemirec_startup.py, docs/design.md §7)
+    assert "recbole_gemirec_startup.py" in names
+    pth = zipfile.ZipFile(tmp_path / wheel).read("recbole_gemirec_startup.pth").decode()
+    assert pth == "import recbole_gemirec_startup; recbole_gemirec_startup.activate()\n"
 
 
 def test_results_log_as_plain_numbers_and_faiss_loads_quietly():

@@ -115,7 +115,9 @@ def test_next_interest_logits_read_the_last_real_item_of_the_full_stack():
 
 
 def _mixture(in_history, gate_bias=0.0, logits=None):
-    gen = make()
+    torch.manual_seed(0)
+    gen = InterestGenerator(n_items=30, n_interests=50, code_size=8, hidden=16, layers=2, heads=4,
+                            max_length=6, dropout=0.0, repeat_explore=True)
     with torch.no_grad():
         gen.explore_gate.weight.zero_()
         gen.explore_gate.bias.fill_(gate_bias)
@@ -150,3 +152,7 @@ def test_repeat_explore_unseen_ranking_learns_only_from_next_interests_new_to_th
     InterestGenerator.loss(gen, log_p, torch.tensor([1])).backward()  # a repeat: target in the history
     assert logits.grad[0, 3:].abs().max() < 1e-7  # no gradient to the ranking of the unseen interests
     assert logits.grad[0, :3].abs().max() > 0
+
+
+def test_the_plain_generator_has_no_gate_so_its_checkpoints_keep_their_keys():
+    assert not any("explore_gate" in key for key in make().state_dict())

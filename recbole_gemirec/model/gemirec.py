@@ -152,6 +152,7 @@ class GemiRec(MultiInterestRecommender):
         self.generator = InterestGenerator(
             self.n_items, self.n_interests, self.dictionary.code_size, config["gpt_hidden"],
             config["gpt_layers"], config["gpt_heads"], self.max_seq_length, cardinalities, config["gpt_dropout"],
+            repeat_explore=self.interest_distribution == "repeat_explore",
         )
         self.tower = UserTower(
             self.embedding_size, self.max_seq_length, config["tower_layers"], config["tower_heads"],

@@ -77,10 +77,12 @@ class InterestGenerator(nn.Module):
         hidden, layers, heads: GPT size (paper: 16, 6, 4).
         max_length: longest behaviour sequence.
         feature_cardinalities: number of values of each user-feature field (empty: no feature token).
+        repeat_explore: build the gate of :meth:`repeat_explore_log_probs` (absent otherwise, so the
+            parameters, and checkpoints, of the plain softmax generator stay as they were).
     """
 
     def __init__(self, n_items, n_interests, code_size, hidden, layers, heads, max_length,
-                 feature_cardinalities=(), dropout=0.1):
+                 feature_cardinalities=(), dropout=0.1, repeat_explore=False):
         super().__init__()
         if hidden % heads != 0:
             raise ValueError(f"gpt_hidden={hidden} must be divisible by gpt_heads={heads}")
@@ -94,7 +96,7 @@ class InterestGenerator(nn.Module):
         self.head = nn.Linear(hidden, n_interests)
         self.dropout = nn.Dropout(dropout)
         self.history_weight = nn.Parameter(torch.ones(()))
-        self.explore_gate = nn.Linear(hidden, 1)  # used by repeat_explore_log_probs only
+        self.explore_gate = nn.Linear(hidden, 1) if repeat_explore else None
 
     def hidden_states(self, item_seq, item_code_emb, user_features=None):
         """Per-position hidden states ``[B, T, hidden]``; T = L + 1 with a feature token, else L.

@@ -16,6 +16,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_gemirec.checkpoint import load_checkpoint, to_plain
 from recbole_gemirec.config import Config
+from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 from recbole_gemirec.output_paths import OutputError, check_output_locations
 from recbole_gemirec.utils import create_dataset, data_preparation, get_model, get_trainer
 
@@ -301,7 +302,7 @@ def restore_model(model, state):
         ) from None
     model.load_other_parameter(state.get("other_parameter"))
     stage = state.get("extra", {}).get("stage")
-    if stage is not None and hasattr(model, "set_stage"):
+    if stage is not None and isinstance(model, MultiInterestRecommender):
         # also empties GemiRec's interest cache: it is rebuilt from the histories the loaded model is
         # shown, not kept from the last validation of training
         model.set_stage(stage)

@@ -351,6 +351,10 @@ class GemiRec(MultiInterestRecommender):
             self.interest_cache_log_prob[users[missing]] = log_prob[missing]
         return ids, log_prob
 
+    @property
+    def has_interest_ids(self):
+        return self.stage == "joint"
+
     def query_interest_ids(self, interaction):
         """Interest ids aligned with :meth:`interest_vectors`' queries ``[B, K']`` (-1: the query u of
         ``user_query``), for serving and pictures; refreshes the batch users' cache rows first."""

@@ -76,6 +76,21 @@ class MultiInterestRecommender(SequentialRecommender):
     def check_dataset(cls, config, dataset):
         """Checks of the configuration that need the loaded dataset (raise ``ConfigError``)."""
 
+    def set_stage(self, stage):
+        """Switch to training stage ``stage`` (a checkpoint restores the one it was saved in). Models
+        trained in one stage have nothing to switch; GemiRec has three."""
+
+    @property
+    def has_interest_ids(self):
+        """Whether each query belongs to an interest of a dictionary, so :meth:`query_interest_ids` names
+        it (serving reports which interest retrieved an item): GemiRec in its joint stage."""
+        return False
+
+    def query_interest_ids(self, interaction):
+        """Interest ids aligned with :meth:`interest_vectors`' queries ``[B, K]`` (-1: a query of no
+        interest), where :attr:`has_interest_ids`."""
+        raise NotImplementedError(f"{type(self).__name__} has no interest ids")
+
     def interest_vectors(self, interaction):
         """The K interest vectors of each user in the batch, ``[B, K, D]``."""
         raise NotImplementedError

@@ -170,7 +170,7 @@ def query_source(model):
     from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 
     if isinstance(model, MultiInterestRecommender):
-        has_codes = getattr(model, "stage", None) == "joint" and hasattr(model, "refresh_interest_cache")
+        has_codes = model.has_interest_ids
 
         def queries(interaction):
             if has_codes:
@@ -309,7 +309,6 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
     files[TOKENS_FILE] = {"sha256": sha256_of(os.path.join(out_dir, TOKENS_FILE))}
 
     n_users, k, dim = exported["queries"].shape
-    dictionary = getattr(model, "dictionary", None)
     meta = {
         "format": FORMAT,
         "model": config["model"],

@@ -43,6 +43,12 @@ def mixed_radix_weights(sizes):
     return weights
 
 
+def nearest_code(residual, codebook):
+    """``(distance [N], code [N])``: each residual's nearest codeword (Euclidean) in ``codebook [M, d]``.
+    The one nearest-code search of the dictionary: quantisation, initialisation and dead-code re-seeding."""
+    return torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).min(dim=1)
+
+
 def kmeans_centroids(points, k, seed, niter=20):
     """k-means centroids of ``points`` (``[N, d]`` tensor) with faiss; ``k`` rows even when N < k.
 
@@ -115,8 +121,7 @@ class InterestDictionary(nn.Module):
         chosen_codes, residuals, chosen = [], [], []
         for level, codebook in enumerate(self.codebooks):
             if codes is None:
-                distances = torch.cdist(residual.detach().unsqueeze(0), codebook.detach().unsqueeze(0)).squeeze(0)
-                code = distances.argmin(dim=1)
+                code = nearest_code(residual.detach(), codebook.detach())[1]
             else:
                 code = codes[:, level]
             codeword = codebook[code]
@@ -196,8 +201,7 @@ class InterestDictionary(nn.Module):
             else:
                 centroids = kmeans_centroids(residual, size, seed + level)
             codebook.data.copy_(centroids.to(codebook.device))
-            distances = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0)
-            residual = residual - codebook[distances.argmin(dim=1)]
+            residual = residual - codebook[nearest_code(residual, codebook)[1]]
 
     @staticmethod
     def _category_centroids(residual, categories, size, seed):
@@ -242,8 +246,7 @@ class InterestDictionary(nn.Module):
                 if step == 0:
                     break
             reseeded.append(moved)
-            code = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).argmin(dim=1)
-            residual = residual - codebook[code]
+            residual = residual - codebook[nearest_code(residual, codebook)[1]]
         return reseeded
 
     RESEED_PASSES = 4
@@ -257,8 +260,7 @@ class InterestDictionary(nn.Module):
         is never taken: after an upper level was re-seeded onto an item, that item's lower residuals are
         exactly zero, and a codeword placed on a duplicate would tie and stay dead.
         """
-        distances = torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0)
-        error, code = distances.min(dim=1)
+        error, code = nearest_code(residual, codebook)
         counts = torch.bincount(code, minlength=codebook.shape[0])
         jitter = torch.rand(error.shape, generator=generator) * 1e-6
         available = error > 1e-6

@@ -70,7 +70,50 @@ def kmeans_centroids(points, k, seed, niter=20):
     return torch.from_numpy(np.array(centroids, dtype=np.float32))
 
 
-class InterestDictionary(nn.Module):
+class Interests(nn.Module):
+    """What the rest of GemiRec asks of its interests, whoever defines them: the learned dictionary
+    (:class:`InterestDictionary`) or preset categories (:class:`CategoryInterests`, GemiRec-I).
+
+    An item has a code of ``levels`` levels (sub-dictionary sizes ``sizes``); a prefix of the first c
+    levels is an interest with a mixed-radix id; every code has an embedding of ``code_size`` values.
+    """
+
+    sizes, levels, code_size, n_interests = (), 0, 0, 0
+
+    def codes_for(self, items, item_table):
+        """Codes ``[..., levels]`` of item ids (``item_table``: the current item embeddings)."""
+        raise NotImplementedError
+
+    def code_embedding(self, codes):
+        """Embeddings ``[..., code_size]`` of codes or code prefixes ``[..., c]``."""
+        raise NotImplementedError
+
+    def n_interests_at(self, levels):
+        """How many interests a code prefix of ``levels`` levels distinguishes."""
+        raise NotImplementedError
+
+    def interest_ids(self, codes):
+        """Interest ids of codes or code prefixes ``[..., c]``."""
+        raise NotImplementedError
+
+    def codes_of(self, interest_ids, levels=None):
+        """Inverse of :meth:`interest_ids`: ``[...]`` -> ``[..., levels]``."""
+        raise NotImplementedError
+
+    def loss(self, item_emb, codes=None):
+        """The dictionary's training loss on a batch of item embeddings."""
+        raise NotImplementedError
+
+    def utilisation(self, item_emb):
+        """``{"per_level": [share of codewords in use], "distinct_codes": n}`` over ``item_emb``."""
+        raise NotImplementedError
+
+    def reseed_dead_codes(self, item_emb, seed=0):
+        """Revive unused codewords; returns how many moved per level (none to move by default)."""
+        return []
+
+
+class InterestDictionary(Interests):
     """Encoder, C residual sub-dictionaries and decoder (IDMM).
 
     Args:
@@ -288,7 +331,7 @@ class InterestDictionary(nn.Module):
         return {"per_level": per_level, "distinct_codes": int(distinct)}
 
 
-class CategoryInterests(nn.Module):
+class CategoryInterests(Interests):
     """GemiRec-I: the item category field is the interest dictionary (one level, no quantisation).
 
     Each category gets a learned embedding of the same size as a quantised interest, so the rest of the

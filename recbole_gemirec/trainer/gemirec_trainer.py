@@ -203,7 +203,7 @@ class GemiRecTrainer(_BaseTrainer):
     def _reseed_dead_codes(self, epoch_idx):
         """Re-seed unused codewords after a dictionary or joint epoch (not when the dictionary is frozen)."""
         dictionary = self.model.dictionary
-        if self.stage == "retrieval" or not hasattr(dictionary, "reseed_dead_codes"):
+        if self.stage == "retrieval":
             return
         if self.stage == "joint" and (not self.model.joint_training or bool(self.model.codes_frozen)):
             return  # a frozen dictionary, or frozen item codes, have no dead codes to revive

@@ -1052,6 +1052,34 @@ def _stage_evidence(summary):
     return found
 
 
+def _ablation_notes(summary):
+    """Data-driven sentences on ablation rows that do not lose against full GemiRec: whether the paired
+    change lies within one seed-to-seed standard deviation, and, for the frequency ablation, how the GPT's
+    next-interest Hit@5 compares with the history frequency's (full GemiRec's diagnostics)."""
+    notes = []
+    for dataset, table in summary.get("ablations", {}).items():
+        not_losing = [row for row in table if row.get("change") and row["change"]["mean"] >= 0]
+        if not not_losing:
+            continue
+        parts = []
+        for row in not_losing:
+            change = row["change"]
+            noise = change["n"] > 1 and abs(change["mean"]) <= change["std"]
+            parts.append(f"{row['row']} {_pct_stats(change)}" + (" (within one seed-to-seed std)" if noise else ""))
+        text = (f"* **Ablations, {dataset}.** Not below full GemiRec: " + "; ".join(parts) + f" over seeds "
+                + ", ".join(str(s) for s in sorted({s for row in not_losing for s in row['seeds']})) + ".")
+        diagnostics = summary.get("diagnostics", {}).get(dataset, {}).get("GemiRec", {})
+        gpt = diagnostics.get("next_interest_hit@5/level1/generator")
+        frequency = diagnostics.get("next_interest_hit@5/level1/frequency")
+        if any(row["row"] == "GemiRec-M" for row in not_losing) and gpt and frequency:
+            text += (f" Full GemiRec's GPT puts the target's interest in its top 5 for {gpt['mean']:.3f} of targets, "
+                     f"the history's most frequent interests for {frequency['mean']:.3f} (diagnostics, level 1): "
+                     + ("no better, so replacing the GPT by frequency (GemiRec-M) costs nothing here."
+                        if gpt["mean"] <= frequency["mean"] + 0.01 else "better, yet GemiRec-M does not lose."))
+        notes.append(text)
+    return notes
+
+
 def shortfall_notes(summary, settings):
     notes = []
     missed = [t for t in summary["targets"] if t["met"] is False]
@@ -1078,6 +1106,7 @@ def shortfall_notes(summary, settings):
             notes.append("* **Interest separation.** AMR@50 stays near zero for GemiRec: one of its K queries alone "
                          "finds nearly every hit of the merged list. The K queries are residual variations of one "
                          "user vector (u_k = u + MLP(e_m, u)); their cosines are in the diagnostics table.")
+    notes += _ablation_notes(summary)
     for t in missed:
         text = t["target"]
         if text.startswith("serving"):

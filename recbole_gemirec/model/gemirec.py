@@ -314,11 +314,11 @@ class GemiRec(MultiInterestRecommender):
             self._user_features(interaction),
         )
         logits = self.generator.head(state)
+        counts = self.generator.history_counts(ids, self.n_interests)
         if self.history_prior:
-            logits = logits + self.generator.history_prior(ids, self.n_interests)
+            logits = logits + self.generator.history_prior(counts)
         if self.interest_distribution == "repeat_explore":
-            in_history = self.generator.history_counts(ids, self.n_interests) > 0
-            return self.generator.repeat_explore_log_probs(logits, state, in_history)
+            return self.generator.repeat_explore_log_probs(logits, state, counts > 0)
         return logits
 
     def _select(self, scores):

@@ -160,12 +160,12 @@ class InterestGenerator(nn.Module):
         counts = torch.zeros(history_ids.shape[0], n_interests, device=history_ids.device)
         return counts.scatter_add_(1, history_ids.clamp(min=0), (history_ids >= 0).to(counts.dtype))
 
-    def history_prior(self, history_ids, n_interests):
-        """``w * log(1 + count)`` of each interest in the history ``[B, n_interests]`` (ids ``[B, L]``, -1 =
-        padding), ``w`` learned. A copy term, as in pointer-generator networks: the GPT then learns what the
+    def history_prior(self, counts):
+        """``w * log(1 + count)`` of each interest in the history ``[B, n_interests]`` (``counts`` from
+        :meth:`history_counts`), ``w`` learned. A copy term, as in pointer-generator networks: the GPT then learns what the
         history's own interests do not already say (where the user goes next), instead of re-deriving
         their frequency through 16 hidden units."""
-        return self.history_weight * torch.log1p(self.history_counts(history_ids, n_interests))
+        return self.history_weight * torch.log1p(counts)
 
     def loss(self, logits, target_interest):
         """L_MIPDM = -log p(m*): cross-entropy against the next item's interest id (``logits`` may be

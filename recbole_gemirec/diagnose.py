@@ -196,9 +196,9 @@ def _unseen_interest_rows(sums, target_ids, seen, probabilities, popularity, k=5
     for name, ranking in rankings.items():
         top = ranking.masked_fill(seen, float("-inf")).topk(min(k, ranking.shape[1]), dim=1).indices.tolist()
         hits = total = 0
-        for row, targets in enumerate(target_ids):
+        for row, (targets, proposed) in enumerate(zip(target_ids, map(set, top))):
             new = [t for t in targets if not bool(seen[row, t])]
-            hits += sum(1 for t in new if t in set(top[row]))
+            hits += sum(1 for t in new if t in proposed)
             total += len(new)
         sums.add(f"unseen_interest_hit@{k}/{name}", hits, total)
 

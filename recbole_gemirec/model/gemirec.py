@@ -75,18 +75,9 @@ class GemiRec(MultiInterestRecommender):
 
     CONFIG_RULES = gemirec_config.CONFIG_RULES
     CONFIG_RELATIONS = tuple(gemirec_config.RELATIONS)
-
-    @classmethod
-    def check_config(cls, config):
-        gemirec_config.check_relations(config)
-
-    @classmethod
-    def category_fields(cls, config):
-        return gemirec_config.category_fields(config)
-
-    @classmethod
-    def check_dataset(cls, config, dataset):
-        gemirec_config.check_dataset(config, dataset)
+    check_config = staticmethod(gemirec_config.check_relations)
+    category_fields = staticmethod(gemirec_config.category_fields)
+    check_dataset = staticmethod(gemirec_config.check_dataset)
 
     input_type = InputType.POINTWISE
 

@@ -76,9 +76,8 @@ class Interests(nn.Module):
 
     An item has a code of ``levels`` levels (sub-dictionary sizes ``sizes``); a prefix of the first c
     levels is an interest with a mixed-radix id; every code has an embedding of ``code_size`` values.
+    Subclasses set ``sizes``, ``levels``, ``code_size`` and ``n_interests``.
     """
-
-    sizes, levels, code_size, n_interests = (), 0, 0, 0
 
     def codes_for(self, items, item_table):
         """Codes ``[..., levels]`` of item ids (``item_table``: the current item embeddings)."""

@@ -976,7 +976,7 @@ def render(summary, data, settings, results, docs, chart_paths):
     lines += ["## 3. Interest dictionary utilisation", "",
               f"Paper: {100 * PAPER['utilisation']['with k-means']:.1f}% of the dictionary in use with k-means "
               f"initialisation, {100 * PAPER['utilisation']['without k-means']:.1f}% without. Our trainer re-seeds "
-              "dead codewords after every dictionary and joint epoch (`GemiRecTrainer._reseed_dead_codes`), which "
+              "dead codewords after every dictionary and joint epoch (`GemiRecTrainer.reseed_dead_codes`), which "
               "hides most of the difference after training; the rows *no re-seeding* show the initialisation "
               "alone, as in the paper. The last rows are the state at the end of the accuracy runs (full GemiRec "
               "and GemiRec-K).", ""]

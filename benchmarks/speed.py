@@ -1,7 +1,7 @@
 """Speed and memory measurements, each run in its own process by :mod:`benchmarks.worker`.
 
 * ``train_speed`` - the time of one training epoch through the model's own trainer
-  (``trainer._train_epoch``, so RecBole's loop, loss checks and GemiRec's dead-code re-seeding are
+  (``trainer.train_epoch``, so RecBole's loop, loss checks and GemiRec's dead-code re-seeding are
   included), per GemiRec stage; every batch is timed, and the epoch time used for ratios is the median
   batch time x the number of batches (robust to other processes taking the CPU for a while); the wall
   time of the epoch is reported next to it.
@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from benchmarks.worker import build
+from benchmarks.build import build
 from recbole_gemirec.model.gemirec import STAGES
 
 
@@ -53,7 +53,7 @@ def run_train_speed(spec):
         entry = {}
         if gemirec:
             t0 = time.perf_counter()
-            trainer._enter_stage(index)  # the dictionary stage initialises its codebooks here (k-means)
+            trainer.enter_stage(index)  # the dictionary stage initialises its codebooks here (k-means)
             entry["stage_init_s"] = round(time.perf_counter() - t0, 4)
         stamps = []
 
@@ -62,7 +62,7 @@ def run_train_speed(spec):
             return model.calculate_loss(interaction)
 
         t0 = time.perf_counter()
-        trainer._train_epoch(train_data, 0, loss_func=timed_loss, show_progress=False)
+        trainer.train_epoch(train_data, 0, loss_func=timed_loss)
         t1 = time.perf_counter()
         steps = np.diff(np.array(stamps + [t1])).tolist()
         entry.update({

@@ -80,7 +80,6 @@ def run_variant(args, overrides):
     """The joint stage alone from the base, with ``overrides``; valid results, best, diagnostics."""
     import torch
 
-    from recbole_gemirec.checkpoint import load_checkpoint
     from recbole_gemirec.diagnose import diagnose
 
     overrides["stage_epochs"] = {"retrieval": 0, "dictionary": 0, "joint": args.joint}
@@ -91,18 +90,11 @@ def run_variant(args, overrides):
     keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(keep, strict=False)
     history = []
-    trainer._enter_stage(2)  # the joint stage: fresh optimiser, frozen codes
-    valid_epoch = trainer._valid_epoch
-
-    def recording(data, show_progress=False):
-        score, result = valid_epoch(data, show_progress)
-        history.append(_floats(result))
-        return score, result
-
-    trainer._valid_epoch = recording
+    trainer.enter_stage(2)  # the joint stage: fresh optimiser, frozen codes
+    trainer.add_hook("validated", lambda stage, score, result: history.append(_floats(result)))
     trainer.fit_stage(parts["train_data"], parts["valid_data"])
-    trainer._valid_epoch = valid_epoch
-    trainer.load_model_state(load_checkpoint(trainer.saved_model_file), trainer.saved_model_file)
+    trainer.remove_hooks("validated")
+    trainer.load_best()
     out = {"not_loaded": [k for k in own if k not in keep], "history": history,
            "best_valid": float(trainer.best_valid_score), "prior_weight": float(model.prior_weight),
            "diagnostics": diagnose(model, parts["valid_data"], parts["train_data"]._dataset)}

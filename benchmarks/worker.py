@@ -22,6 +22,8 @@ import sys
 import time
 import traceback
 
+from benchmarks.build import build
+
 
 def peak_rss_mb():
     """Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB)."""
@@ -40,18 +42,6 @@ def set_threads(threads):
         pass
 
 
-def build(spec, extra=None):
-    """Config and ``build_run`` parts for the spec's model and dataset (``extra`` overrides the config)."""
-    from recbole_gemirec.config import Config
-    from recbole_gemirec.quick_start import build_run
-
-    settings = dict(spec.get("config") or {})
-    settings.update(extra or {})
-    config = Config(model=spec["model"], dataset=spec["dataset"], config_file_list=spec.get("config_files") or None,
-                    config_dict=settings)
-    return config, build_run(config)
-
-
 def _plain(value):
     from recbole_gemirec.checkpoint import to_plain
 
@@ -67,40 +57,16 @@ def run_accuracy(spec):
     trainer, model = parts["trainer"], parts["model"]
     train_data, valid_data, test_data = parts["train_data"], parts["valid_data"], parts["test_data"]
 
-    epoch_times = {}
-    train_epoch = trainer._train_epoch
-
-    def timed_epoch(data, epoch_idx, loss_func=None, show_progress=False):
-        t0 = time.perf_counter()
-        out = train_epoch(data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
-        epoch_times.setdefault(getattr(trainer, "stage", "train"), []).append(round(time.perf_counter() - t0, 3))
-        return out
-
-    trainer._train_epoch = timed_epoch
-
+    epoch_times = {}  # stage -> wall seconds of every training epoch
     valid_scores = []  # every validation of the run: (stage, score); GemiRec's dictionary stage scores -loss
-    valid_epoch = trainer._valid_epoch
-
-    def recording_valid(data, show_progress=False):
-        score, found = valid_epoch(data, show_progress=show_progress)
-        valid_scores.append({"stage": getattr(trainer, "stage", "train"), "score": round(float(score), 6)})
-        return score, found
-
-    trainer._valid_epoch = recording_valid
-
     utilisation = []
-    if hasattr(trainer, "_log_utilisation"):
-        log_utilisation = trainer._log_utilisation
-
-        def recording(when):
-            with torch.no_grad():
-                util = model.dictionary_utilisation()
-            utilisation.append({"stage": trainer.stage, "when": when,
-                                "per_level": [round(float(u), 4) for u in util["per_level"]],
-                                "distinct_codes": int(util["distinct_codes"])})
-            log_utilisation(when)
-
-        trainer._log_utilisation = recording
+    trainer.add_hook("epoch_trained", lambda stage, epoch, seconds: epoch_times.setdefault(stage, []).append(
+        round(seconds, 3)))
+    trainer.add_hook("validated", lambda stage, score, found: valid_scores.append(
+        {"stage": stage, "score": round(float(score), 6)}))
+    trainer.add_hook("dictionary_utilisation", lambda stage, when, util: utilisation.append(
+        {"stage": stage, "when": when, "per_level": [round(float(u), 4) for u in util["per_level"]],
+         "distinct_codes": int(util["distinct_codes"])}))
 
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     fit_s = time.time() - start
@@ -141,10 +107,9 @@ def run_accuracy(spec):
         result["prior_weight"] = float(model.prior_weight)
     if utilisation:
         result["utilisation"] = list(utilisation)
-        trainer._log_utilisation = log_utilisation  # the probe's initialisations are not part of the run
+    trainer.remove_hooks()  # the probe's epochs and initialisations are not part of the run
     probe_epochs = int(spec.get("dictionary_probe_epochs") or 0)
     if probe_epochs and config["model"] == "GemiRec" and config["interest_source"] == "learned":
-        trainer._train_epoch = train_epoch  # the probe's epochs are not part of the run's timings
         result["dictionary_probe"] = dictionary_probe(trainer, model, train_data, probe_epochs)
     return result
 
@@ -171,11 +136,8 @@ def dictionary_probe(trainer, model, train_data, epochs):
         for reseed in (True, False):
             trainer.load_model_state(state, path)
             model.kmeans_init = kmeans
-            if reseed:
-                trainer.__dict__.pop("_reseed_dead_codes", None)
-            else:
-                trainer._reseed_dead_codes = lambda epoch_idx: None
-            trainer._enter_stage(1)  # dictionary stage: fresh optimiser, initialisation
+            trainer.reseeding = reseed
+            trainer.enter_stage(1)  # dictionary stage: fresh optimiser, initialisation
             history = []
 
             def record(when):
@@ -186,10 +148,10 @@ def dictionary_probe(trainer, model, train_data, epochs):
 
             record("after initialisation")
             for epoch in range(epochs):
-                trainer._train_epoch(train_data, epoch, show_progress=False)
+                trainer.train_epoch(train_data, epoch)
                 record(f"after epoch {epoch}")
             probe["runs"].append({"kmeans_init": kmeans, "reseed_dead_codes": reseed, "history": history})
-    trainer.__dict__.pop("_reseed_dead_codes", None)
+    trainer.reseeding = True
     model.kmeans_init = saved_flag
     return probe
 
@@ -206,7 +168,7 @@ def main(argv=None):
         spec = json.load(f)
     import recbole_gemirec  # noqa: F401  (numpy aliases, warnings) before anything imports RecBole
 
-    from benchmarks import speed
+    from benchmarks import speed  # after recbole_gemirec, like build
 
     kinds = dict(KINDS, **speed.KINDS)
     set_threads(spec.get("threads", 1))

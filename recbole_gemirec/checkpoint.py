@@ -139,3 +139,32 @@ def load_checkpoint(path, map_location="cpu"):
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a recbole_gemirec checkpoint (format {found!r}, expected {FORMAT!r})")
     return state
+
+
+def check_state_dict(model, state_dict, path):
+    """Refuse weights that do not fit ``model`` (names, shapes, dtypes) or hold NaN, before loading any."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"checkpoint {path} is damaged: its state_dict is not a mapping of names to tensors")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            detail.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this {type(model).__name__} model ({'; '.join(detail)}): it was "
+            "written by another model or configuration, or it was tampered with"
+        )
+    for key, value in expected.items():
+        saved = state_dict[key]
+        if saved.shape != value.shape or saved.dtype != value.dtype:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this {type(model).__name__} model: {key} has shape "
+                f"{tuple(saved.shape)} ({saved.dtype}) in the file and {tuple(value.shape)} ({value.dtype}) in the "
+                "model built from the configuration (another configuration or dataset, or a tampered file)"
+            )
+        if saved.is_floating_point() and bool(torch.isnan(saved).any()):
+            raise CheckpointError(f"checkpoint {path} is unusable: {key} holds NaN values")

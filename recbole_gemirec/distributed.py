@@ -109,30 +109,18 @@ def broadcast_text(text, device):
 
 def align_trainer(trainer):
     """Make the processes of a distributed run agree on checkpoints and parameters (points 3 and 4 of
-    the module docstring). Called by :func:`recbole_gemirec.quick_start.build_run` in every process."""
+    the module docstring), through the trainer's hooks. Called by
+    :func:`recbole_gemirec.quick_start.build_run` in every process."""
     import torch.distributed as dist
 
-    name = broadcast_text(trainer.saved_model_file, trainer.device)
-    trainer.saved_model_file = name
-    if hasattr(trainer, "run_file"):  # GemiRecTrainer derives its stage files from it
-        trainer.run_file = name
+    trainer.set_run_file(broadcast_text(trainer.saved_model_file, trainer.device))
+    # rank 0 writes, the others return at once: nobody reads the file before rank 0 has written it
+    trainer.add_hook("checkpoint_saved", lambda path: dist.barrier())
 
-    save = trainer._save_checkpoint
+    def share_rank0_parameters(stage):
+        """A stage's initialisation (GemiRec's k-means) may differ per process: keep rank 0's result."""
+        with torch.no_grad():
+            for tensor in list(trainer.model.parameters()) + list(trainer.model.buffers()):
+                dist.broadcast(tensor.data, src=0)
 
-    def save_then_wait(epoch, verbose=True, **kwargs):
-        save(epoch, verbose=verbose, **kwargs)  # rank 0 writes, the others return at once
-        dist.barrier()  # nobody reads the file before rank 0 has written it
-
-    trainer._save_checkpoint = save_then_wait
-
-    model = trainer.model
-    if hasattr(model, "start_dictionary_stage"):
-        start = model.start_dictionary_stage
-
-        def start_then_share():
-            start()
-            with torch.no_grad():
-                for tensor in list(model.parameters()) + list(model.buffers()):
-                    dist.broadcast(tensor.data, src=0)
-
-        model.start_dictionary_stage = start_then_share
+    trainer.add_hook("stage_started", share_rank0_parameters)

@@ -17,7 +17,7 @@
   inherits ``_save_checkpoint`` is covered (``KGTrainer``, ``NCLTrainer``, ...); those that write their
   own files are not: ``PretrainTrainer.save_pretrained_model`` (S3Rec, RaCT pre-training) and the
   decision-tree trainers (XGBoost, LightGBM). The extension's own trainers override the method anyway
-  (:mod:`recbole_gemirec.trainer.safe_trainer`).
+  (:mod:`recbole_gemirec.trainer.checkpointing`).
 
 Neither module is imported by the extension itself (``recbole.quick_start`` imports ray at module
 level), so :func:`install` patches each when it is first imported, or at once if it already is, through

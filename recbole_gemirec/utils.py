@@ -16,7 +16,7 @@ from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_gemirec.errors import ConfigError
-from recbole_gemirec.trainer import safe_trainer_class
+from recbole_gemirec.trainer import extension_trainer_class
 
 MODEL_PACKAGE = "recbole_gemirec.model"
 
@@ -72,13 +72,14 @@ def get_model(model_name):
 def get_trainer(model_type, model_name):
     """Return the trainer class: ``recbole_gemirec.trainer.<Model>Trainer``, else RecBole's choice.
 
-    Either way the class writes checkpoints that load under ``weights_only=True``.
+    Either way the class is the extension's (:mod:`recbole_gemirec.trainer.extension_trainer`): it writes
+    checkpoints that load under ``weights_only=True``, guards against non-finite values and collects AMR/CUR.
     """
     module = importlib.import_module("recbole_gemirec.trainer")
     trainer_class = getattr(module, model_name + "Trainer", None)
     if trainer_class is None:
         trainer_class = recbole_get_trainer(model_type, model_name)
-    return safe_trainer_class(trainer_class)
+    return extension_trainer_class(trainer_class)
 
 
 def create_dataset(config):

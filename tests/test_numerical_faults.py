@@ -103,9 +103,9 @@ def test_dead_codes_are_reseeded_so_a_joint_epoch_restores_utilisation(in_tmp):
     forced = model.dictionary_utilisation()["per_level"]
     assert forced[0] <= before[0] - 0.25 and forced[2] <= before[2] - 0.25
 
-    trainer._enter_stage(2)  # the joint stage, with a fresh optimiser, one epoch
+    trainer.enter_stage(2)  # the joint stage, with a fresh optimiser, one epoch
     trainer.epochs = 1
-    trainer._train_epoch(parts["train_data"], 0)
+    trainer.train_epoch(parts["train_data"], 0)
     after = model.dictionary_utilisation()["per_level"]
     for level in range(4):
         assert after[level] >= before[level], (level, before, forced, after)

@@ -26,7 +26,7 @@
 * ``interest_source: category`` with fewer interests (categories + "unknown") than ``interest_num`` -
   a :class:`ConfigError`, the one relation that needs the data to check.
 
-The trainers add the last guard (:mod:`recbole_gemirec.trainer.safe_trainer`): an empty training or
+The trainers add the last guard (:mod:`recbole_gemirec.trainer.extension_trainer`): an empty training or
 evaluation split is a :class:`DataError` and a NaN metric a :class:`TrainingError`, so a run never
 reports NaN or empty metrics.
 """

@@ -5,23 +5,21 @@ metrics also need the model's interests and the user's history, so :class:`Multi
 
 * replaces ``self.eval_collector`` with a
   :class:`~recbole_gemirec.evaluator.collector.MultiInterestCollector`,
-* tells it which dataset is being evaluated (``evaluate``), and
+* tells it which dataset is being evaluated (``prepare_evaluation``, before every evaluation), and
 * after RecBole's ``_full_sort_batch_eval`` has scored a batch, lets it reduce the batch to the per-user
   AMR/CUR counts — only when ``metrics`` contains ``AMR`` or ``CUR``; otherwise evaluation is exactly
   RecBole's.
 
-:func:`recbole_gemirec.trainer.safe_trainer.safe_trainer_class` composes it into every trainer that
+:mod:`recbole_gemirec.trainer.extension_trainer` composes it into every trainer that
 :func:`recbole_gemirec.utils.get_trainer` returns.
 """
-
-import torch
 
 from recbole_gemirec.evaluator.collector import MultiInterestCollector
 from recbole_gemirec.evaluator.multi_interest_eval import check_multi_interest_config
 
 
 class MultiInterestEvaluationMixin:
-    """Put in front of a RecBole trainer class; needs no other change to it."""
+    """Put in front of a RecBole trainer class, before :class:`~recbole_gemirec.trainer.hooks.TrainerHooks`."""
 
     def __init__(self, config, model):
         check_multi_interest_config(config)
@@ -35,14 +33,11 @@ class MultiInterestEvaluationMixin:
             return collector
         return None
 
-    @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+    def prepare_evaluation(self, eval_data):
         collector = self._multi_interest_collector()
-        if collector is not None and eval_data:
+        if collector is not None:
             collector.set_eval_dataset(eval_data._dataset)
-        return super().evaluate(
-            eval_data, load_best_model=load_best_model, model_file=model_file, show_progress=show_progress
-        )
+        super().prepare_evaluation(eval_data)
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)

@@ -13,32 +13,36 @@ and checkpoint file:
 Each stage writes ``<checkpoint_dir>/<Model>-<time>-<stage>.pth`` (the best epoch of the stage; the
 next stage starts from that best state) and, after every evaluated epoch, ``...-<stage>-last.pth``
 (the latest epoch with its early-stopping state, random-number states and best result so far; see
-:class:`~recbole_gemirec.trainer.safe_trainer.SafeCheckpointMixin`). Checkpoints record their stage, so a
+:class:`~recbole_gemirec.trainer.checkpointing.SafeCheckpointMixin`). Checkpoints record their stage, so a
 run killed in stage 3 resumes in stage 3, at the next epoch, with ``--resume=<the -last file>`` or
 ``--resume=<checkpoint_dir>``, and ends with the same result as an uninterrupted run with the same seed
 (a ``-last`` file written after a stage's final epoch resumes at the next stage).
 
 After every epoch of the dictionary and joint stages, codewords that no item uses are re-seeded
 (:meth:`~recbole_gemirec.model.interest_dictionary.InterestDictionary.reseed_dead_codes`), so
-utilisation does not decay during joint training.
+utilisation does not decay during joint training (``reseeding = False`` turns it off, for the benchmark's
+dictionary probe).
+
+Listeners see each stage's start (``stage_started``, after the dictionary's k-means: a distributed run
+shares rank 0's codebooks there) and every utilisation log (``dictionary_utilisation``);
+:mod:`recbole_gemirec.trainer.hooks` lists the events.
 """
 
 import os
 
 import torch
-from recbole.trainer import Trainer
 from recbole.utils import set_color
 
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
-from recbole_gemirec.model.gemirec import STAGES
-from recbole_gemirec.trainer.safe_trainer import resolve_resume_path, safe_trainer_class
-from recbole_gemirec.model.gemirec_config import stage_budget
-
-_BaseTrainer = safe_trainer_class(Trainer)
+from recbole_gemirec.model.gemirec_config import STAGES, stage_budget
+from recbole_gemirec.trainer.checkpoint_files import LAST_SUFFIX, resolve_resume_path
+from recbole_gemirec.trainer.extension_trainer import ExtensionTrainer
 
 
-class GemiRecTrainer(_BaseTrainer):
+class GemiRecTrainer(ExtensionTrainer):
     """RecBole trainer running GemiRec's retrieval, dictionary and joint stages in turn."""
+
+    stage_names = STAGES
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -51,6 +55,7 @@ class GemiRecTrainer(_BaseTrainer):
         self.stage_losses = {}
         # stage -> best valid score of the stage in this process (for the log of which stage is final)
         self.stage_best = {}
+        self.reseeding = True  # re-seed dead codewords after every dictionary and joint epoch
 
     @staticmethod
     def _stage_budget(stage_epochs):
@@ -61,6 +66,10 @@ class GemiRecTrainer(_BaseTrainer):
     @property
     def stage(self):
         return STAGES[self.stage_index]
+
+    def set_run_file(self, path):
+        """Name the run (``<run>.pth``); the stages' files derive from it."""
+        self.saved_model_file = self.run_file = path
 
     def stage_file(self, stage):
         root, ext = os.path.splitext(self.run_file)
@@ -73,7 +82,9 @@ class GemiRecTrainer(_BaseTrainer):
         return f" of the {self.stage} stage"
 
     # --- stage control --------------------------------------------------------------------------
-    def _enter_stage(self, index, fresh=True):
+    def enter_stage(self, index, fresh=True):
+        """Make stage ``index`` current: its model mode, epoch budget, checkpoint file and a fresh optimiser;
+        ``fresh`` (not when resuming) also resets early stopping and initialises the stage's model state."""
         self.stage_index = index
         stage = self.stage
         self.model.set_stage(stage)
@@ -89,21 +100,23 @@ class GemiRecTrainer(_BaseTrainer):
             self.best_valid_result = None
             if stage == "dictionary":
                 self.model.start_dictionary_stage()
-                self._log_utilisation("after initialisation")
             if stage == "joint":
                 self.model.start_joint_stage()
+            self.run_hooks("stage_started", stage)
+            if stage == "dictionary":
+                self.log_utilisation("after initialisation")
         self.logger.info(set_color(f"GemiRec stage [{stage}]", "pink") + f": up to {self.epochs} epochs")
 
     def resume_checkpoint(self, resume_file):
         """Continue from a checkpoint (or a directory: its newest ``-last`` file) in the stage it records."""
-        resume_file = resolve_resume_path(resume_file, self.config["model"])
+        resume_file = resolve_resume_path(resume_file, self.config["model"], STAGES)
         state = load_checkpoint(resume_file, map_location=self.device)
         extra = state.get("extra") or {}
         stage = extra.get("stage", STAGES[0])
         if stage not in STAGES:
             raise CheckpointError(f"checkpoint {resume_file} records stage {stage!r}; allowed: {', '.join(STAGES)}")
         self.run_file = self._run_file_of(resume_file, stage)
-        self._enter_stage(STAGES.index(stage), fresh=False)
+        self.enter_stage(STAGES.index(stage), fresh=False)
         self._resume_from_state(state, resume_file)
         self.saved_model_file = self.stage_file(stage)
         self.resumed = True
@@ -113,7 +126,7 @@ class GemiRecTrainer(_BaseTrainer):
     def _run_file_of(stage_file, stage):
         """``<run>-<stage>[-last].pth`` -> ``<run>.pth``, so the resumed run keeps writing the same files."""
         root, ext = os.path.splitext(str(stage_file))
-        for suffix in ("-last", f"-{stage}"):
+        for suffix in (LAST_SUFFIX, f"-{stage}"):
             if root.endswith(suffix):
                 root = root[: -len(suffix)]
         return root + ext
@@ -126,16 +139,15 @@ class GemiRecTrainer(_BaseTrainer):
             stage = STAGES[index]
             if self.stage_epochs[stage] <= 0:
                 if stage == "dictionary" and self.stage_epochs["joint"] > 0:
-                    self._enter_stage(index)  # the joint stage still needs an initialised dictionary
+                    self.enter_stage(index)  # the joint stage still needs an initialised dictionary
                 continue
             if not (self.resumed and index == start):
-                self._enter_stage(index)
+                self.enter_stage(index)
             result = self.fit_stage(train_data, valid_data, verbose, saved, show_progress, callback_fn)
             if saved and os.path.exists(self.saved_model_file):
-                self.load_model_state(load_checkpoint(self.saved_model_file, map_location=self.device),
-                                      self.saved_model_file)
+                self.load_best()
             if stage == "dictionary":
-                self._log_utilisation("end of stage")
+                self.log_utilisation("end of stage")
             if stage == "joint" and getattr(self.model, "prior_weight_auto", False) and valid_data is not None:
                 self._choose_prior_weight(valid_data, saved)
                 result = (self.best_valid_score, self.best_valid_result)
@@ -144,7 +156,7 @@ class GemiRecTrainer(_BaseTrainer):
         return result
 
     def fit_stage(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        """Train the current stage alone (after :meth:`_enter_stage`), with RecBole's epoch loop and early
+        """Train the current stage alone (after :meth:`enter_stage`), with RecBole's epoch loop and early
         stopping; records the stage's best valid score."""
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         self.stage_best[self.stage] = self.best_valid_score
@@ -160,7 +172,7 @@ class GemiRecTrainer(_BaseTrainer):
         scores, results = {}, {}
         for tau in PRIOR_WEIGHT_GRID:
             self.model.prior_weight.fill_(tau)
-            score, results[tau] = self._valid_epoch(valid_data)
+            score, results[tau] = self._valid_epoch(valid_data)  # listeners see every tau's validation
             scores[tau] = float(score)
         best = max(scores, key=lambda tau: (scores[tau], -abs(tau - 1.0)))  # ties: the value nearest 1
         self.model.prior_weight.fill_(best)
@@ -191,19 +203,18 @@ class GemiRecTrainer(_BaseTrainer):
     def last_file(self, stage=None):
         """``<run>-<stage>-last.pth``: the stage's checkpoint of its latest evaluated epoch."""
         root, ext = os.path.splitext(self.stage_file(stage or self.stage))
-        return f"{root}-last{ext}"
+        return f"{root}{LAST_SUFFIX}{ext}"
 
-    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        losses = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+    def after_train_epoch(self, epoch_idx, losses):
         total = sum(losses) if isinstance(losses, tuple) else losses
         self.stage_losses.setdefault(self.stage, []).append(float(total))
-        self._reseed_dead_codes(epoch_idx)
-        return losses
+        self.reseed_dead_codes(epoch_idx)
+        super().after_train_epoch(epoch_idx, losses)
 
-    def _reseed_dead_codes(self, epoch_idx):
+    def reseed_dead_codes(self, epoch_idx):
         """Re-seed unused codewords after a dictionary or joint epoch (not when the dictionary is frozen)."""
         dictionary = self.model.dictionary
-        if self.stage == "retrieval":
+        if self.stage == "retrieval" or not self.reseeding:
             return
         if self.stage == "joint" and (not self.model.joint_training or bool(self.model.codes_frozen)):
             return  # a frozen dictionary, or frozen item codes, have no dead codes to revive
@@ -216,12 +227,13 @@ class GemiRecTrainer(_BaseTrainer):
             )
 
     # --- per-stage behaviour ----------------------------------------------------------------------
-    def _valid_epoch(self, valid_data, show_progress=False):
+    def validate(self, valid_data, show_progress=False):
+        """The dictionary stage validates by its loss (ranking does not change in it), the others by RecBole's."""
         if self.stage == "dictionary":
             loss = self._dictionary_validation_loss()
-            self._log_utilisation("valid")
+            self.log_utilisation("valid")
             return -loss, {"dictionary_loss": round(loss, 6)}
-        return super()._valid_epoch(valid_data, show_progress=show_progress)
+        return super().validate(valid_data, show_progress=show_progress)
 
     @torch.no_grad()
     def _dictionary_validation_loss(self):
@@ -229,25 +241,22 @@ class GemiRecTrainer(_BaseTrainer):
         items = self.model.item_embedding.weight[1:]
         return float(self.model.dictionary.loss(items).item())
 
-    def _log_utilisation(self, when):
+    @torch.no_grad()
+    def log_utilisation(self, when):
+        """Log the dictionary's utilisation per level and its distinct codes (and tell the listeners)."""
         util = self.model.dictionary_utilisation()
+        self.run_hooks("dictionary_utilisation", self.stage, when, util)
         levels = ", ".join(f"{100 * share:.1f}%" for share in util["per_level"])
         self.logger.info(
             set_color("dictionary utilisation", "blue") + f" ({when}): per level [{levels}], "
             f"distinct codes {util['distinct_codes']}"
         )
 
-    @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if load_best_model and eval_data and model_file is None:
-            model_file = self.saved_model_file
-        if load_best_model and eval_data:
-            self.load_model_state(load_checkpoint(model_file, map_location=self.device), model_file)
-            load_best_model = False
-        if eval_data and self.model.stage == "joint":
+    def prepare_evaluation(self, eval_data):
+        """The joint stage scores with each user's interest cache: rebuild it from the generator first."""
+        if self.model.stage == "joint":
             self.model.eval()
             for batched in eval_data:
                 self.model.refresh_interest_cache(batched[0].to(self.device))
-            if self.model.stage != "retrieval":
-                self._log_utilisation("evaluation")
-        return super().evaluate(eval_data, load_best_model=load_best_model, show_progress=show_progress)
+            self.log_utilisation("evaluation")
+        super().prepare_evaluation(eval_data)

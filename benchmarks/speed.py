@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from benchmarks.build import build
-from recbole_gemirec.model.gemirec import STAGES
+from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 
 
 
@@ -45,13 +45,13 @@ def _median(values):
 def run_train_speed(spec):
     config, parts = build(spec)
     trainer, model, train_data = parts["trainer"], parts["model"], parts["train_data"]
-    gemirec = config["model"] == "GemiRec"
-    stages = STAGES if gemirec else ("train",)
+    staged = bool(trainer.stage_names)  # GemiRec: every stage is timed
+    stages = trainer.stage_names or ("train",)
     result = {"kind": "train_speed", "model": config["model"], "dataset": config["dataset"],
               "train_batch_size": config["train_batch_size"], "batches": len(train_data), "stages": {}}
     for index, stage in enumerate(stages):
         entry = {}
-        if gemirec:
+        if staged:
             t0 = time.perf_counter()
             trainer.enter_stage(index)  # the dictionary stage initialises its codebooks here (k-means)
             entry["stage_init_s"] = round(time.perf_counter() - t0, 4)
@@ -218,7 +218,7 @@ def run_eval_speed(spec):
             model.item_embedding = new
         result["n_items"] = int(model.item_embedding.num_embeddings) - 1
         queries = _query_vectors(model, batch).contiguous()
-        table = (model.item_embeddings() if hasattr(model, "item_embeddings") else model.item_embedding.weight)
+        table = model.item_embeddings() if isinstance(model, MultiInterestRecommender) else model.item_embedding.weight
         table = table.detach().contiguous()
         b, k, d = queries.shape
         result["k"] = int(k)

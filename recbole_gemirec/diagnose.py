@@ -79,17 +79,14 @@ class _Sums:
         return {key: round(num / den, 4) if den else None for key, (num, den) in sorted(self.values.items())}
 
 
-def _is_gemirec(model):
-    return hasattr(model, "interest_cache") and hasattr(model, "generator")
-
-
 @torch.no_grad()
 def diagnose(model, eval_data, dataset, topn=TOPN):
     """The diagnostics of ``model`` on ``eval_data`` (a full-sort loader of the ``user`` or ``loo``
     protocol) as a flat ``{name: value}`` dict; see the module docstring."""
     model.eval()
     sums = _Sums()
-    gemirec = _is_gemirec(model) and getattr(model, "stage", "joint") == "joint"
+    # the interest rows: a model that scores with identified interests (GemiRec in its joint stage)
+    gemirec = isinstance(model, MultiInterestRecommender) and model.has_interest_ids
     category = _item_categories(dataset)
     popularity = None
     if gemirec:

@@ -131,9 +131,9 @@ def _source_keys(directory):
 def known_keys():
     """``(recbole_keys, extension_keys)``: every configuration key RecBole or the extension reads or ships.
 
-    RecBole's: its property YAMLs, its argument lists and every ``config["..."]`` / ``config.get("...")`` in its source.
-    The extension's: its YAML files (``properties/``, ``dataset_configs/``) and every such read
-    in the package source, so keys added by later modules are known without editing this file.
+    RecBole's: its property YAMLs, its argument lists and every ``config["..."]`` / ``config.get("...")`` in its
+    source (RecBole declares no schema, so its reads are the only complete list). The extension's are declared:
+    its YAML files (``properties/``, ``dataset_configs/``), the common rules and each model's ``CONFIG_RULES``.
     """
     import recbole
     from recbole.utils import argument_list
@@ -146,8 +146,7 @@ def known_keys():
         value = getattr(argument_list, name)
         if name.endswith("_arguments") and isinstance(value, list):
             recbole_keys.update(value)
-    package_dir = Path(__file__).resolve().parent
-    extension_keys = _source_keys(package_dir)
+    extension_keys = set()
     for name in ("properties", "dataset_configs"):
         try:
             extension_keys |= _yaml_keys(resource_dir(name))

@@ -22,7 +22,8 @@ MODEL_PACKAGE = "recbole_gemirec.model"
 
 
 def extension_model_names():
-    """Names of the models the extension defines (one module per model, named ``<model>.lower()``)."""
+    """Names of the models the extension defines (one module per model, named ``<model>.lower()``, whose
+    class of that name is a RecBole model)."""
     package = importlib.import_module(MODEL_PACKAGE)
     names = []
     for info in pkgutil.iter_modules(package.__path__):
@@ -30,7 +31,7 @@ def extension_model_names():
         names += [
             name
             for name, obj in vars(module).items()
-            if isinstance(obj, type) and name.lower() == info.name and obj.__module__ == module.__name__
+            if _is_model_class(obj) and name.lower() == info.name and obj.__module__ == module.__name__
         ]
     return sorted(names)
 
@@ -43,7 +44,14 @@ def extension_model(model_name):
     if importlib.util.find_spec(module_path) is None:
         return None
     model_class = getattr(importlib.import_module(module_path), model_name, None)
-    return model_class if isinstance(model_class, type) else None
+    return model_class if _is_model_class(model_class) else None
+
+
+def _is_model_class(obj):
+    """A RecBole model class (the model package also holds parts, such as ``codebook.Codebook``)."""
+    from recbole.model.abstract_recommender import AbstractRecommender
+
+    return isinstance(obj, type) and issubclass(obj, AbstractRecommender)
 
 
 def get_model(model_name):

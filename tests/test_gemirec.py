@@ -147,7 +147,7 @@ def test_ablation_no_kmeans_starts_from_random_codewords(in_tmp):
     for parts in (kmeans, random):
         parts["model"].set_stage("dictionary")
         parts["model"].start_dictionary_stage()
-    assert not torch.allclose(kmeans["model"].dictionary.codebooks[1], random["model"].dictionary.codebooks[1])
+    assert not torch.allclose(kmeans["model"].dictionary.quantizer[1].weight, random["model"].dictionary.quantizer[1].weight)
     assert torch.equal(kmeans["model"].item_embedding.weight, random["model"].item_embedding.weight)
     used = lambda parts: sum(parts["model"].dictionary_utilisation()["per_level"])
     assert used(kmeans) > used(random)
@@ -185,7 +185,7 @@ def test_predicted_retrieval_interests_train_on_the_cached_selection(in_tmp):
     assert losses[2].item() == pytest.approx(expected.item(), rel=1e-5)
     losses[2].backward()  # the retrieval term alone
     assert all(p.grad is None for p in model.generator.parameters())  # the selection is not differentiated
-    assert any(p.grad is not None for p in model.dictionary.codebooks.parameters())
+    assert any(p.grad is not None for p in model.dictionary.quantizer.parameters())
 
 
 def test_interest_levels_make_the_interest_a_code_prefix(in_tmp):
@@ -197,7 +197,7 @@ def test_interest_levels_make_the_interest_a_code_prefix(in_tmp):
     assert torch.equal(model.item_interest_ids(items), model.item_codes(items)[:, 0])
     emb = model.dictionary.code_embedding(model.interest_codes(torch.tensor([2])))
     d = model.dictionary.interest_dim
-    assert torch.equal(emb[0, :d], model.dictionary.codebooks[0][2]) and bool((emb[0, d:] == 0).all())
+    assert torch.equal(emb[0, :d], model.dictionary.quantizer[0].weight[2]) and bool((emb[0, d:] == 0).all())
     assert all(torch.isfinite(term) for term in model.calculate_loss(batch_of(parts)))
 
 

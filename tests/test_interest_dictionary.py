@@ -52,7 +52,7 @@ def test_quantised_interest_is_the_concatenated_codewords():
     items, _ = clustered(n=50)
     dictionary = make()
     codes, _, chosen = dictionary.quantize(items)
-    expected = torch.cat([dictionary.codebooks[c][codes[:, c]] for c in range(len(SIZES))], dim=1)
+    expected = torch.cat([dictionary.quantizer[c](codes[:, c]) for c in range(len(SIZES))], dim=1)
     assert torch.equal(dictionary.code_embedding(codes), expected)
     assert torch.equal(torch.cat(chosen, dim=1), expected)
 
@@ -63,7 +63,7 @@ def _grads(module, loss):
     touched = lambda params: any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
     return {
         "encoder": touched(module.encoder.parameters()),
-        "codebooks": touched(module.codebooks.parameters()),
+        "codebooks": touched(module.quantizer.parameters()),
         "decoder": touched(module.decoder.parameters()),
     }
 
@@ -114,7 +114,7 @@ def test_first_level_starts_from_category_centroids():
     counts = torch.bincount(labels)
     for rank, category in enumerate(counts.argsort(descending=True).tolist()):
         centroid = encoded[labels == category].mean(dim=0)
-        assert torch.allclose(dictionary.codebooks[0][rank], centroid, atol=1e-5)
+        assert torch.allclose(dictionary.quantizer[0].weight[rank], centroid, atol=1e-5)
 
 
 def test_category_interests_are_the_category_field():

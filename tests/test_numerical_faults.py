@@ -98,8 +98,8 @@ def test_dead_codes_are_reseeded_so_a_joint_epoch_restores_utilisation(in_tmp):
     trainer.fit(parts["train_data"], parts["valid_data"])
     before = model.dictionary_utilisation()["per_level"]
     with torch.no_grad():  # kill half of the first and third sub-dictionaries
-        model.dictionary.codebooks[0].data[:16] = 1e3
-        model.dictionary.codebooks[2].data[:4] = -1e3
+        model.dictionary.quantizer[0].weight.data[:16] = 1e3
+        model.dictionary.quantizer[2].weight.data[:4] = -1e3
     forced = model.dictionary_utilisation()["per_level"]
     assert forced[0] <= before[0] - 0.25 and forced[2] <= before[2] - 0.25
 
@@ -119,13 +119,13 @@ def test_reseeding_is_reproducible_and_moves_exactly_the_dead_codewords():
     items = torch.randn(200, 32)
     dictionary.kmeans_init(items, seed=0)
     with torch.no_grad():
-        dictionary.codebooks[0].data[:6] = 1e3
-    alive = dictionary.codebooks[0].data[6:].clone()
+        dictionary.quantizer[0].weight.data[:6] = 1e3
+    alive = dictionary.quantizer[0].weight.data[6:].clone()
     copy = InterestDictionary(32, [16, 8], 8, 0.25)
     copy.load_state_dict(dictionary.state_dict())
     moved = dictionary.reseed_dead_codes(items, seed=5)
     assert moved[0] == 6
-    assert torch.equal(dictionary.codebooks[0].data[6:], alive)  # live codewords untouched
+    assert torch.equal(dictionary.quantizer[0].weight.data[6:], alive)  # live codewords untouched
     assert dictionary.utilisation(items)["per_level"][0] == 1.0
     assert copy.reseed_dead_codes(items, seed=5) == moved
-    assert torch.equal(copy.codebooks[0].data, dictionary.codebooks[0].data)
+    assert torch.equal(copy.quantizer[0].weight.data, dictionary.quantizer[0].weight.data)

@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recbole_gemirec.model.codebook import ResidualQuantizer, kmeans_centroids
+
 
 def mixed_radix_weights(sizes):
     """Place values of each level in the interest id: id = sum_c m_c * prod(sizes[c+1:])."""
@@ -41,33 +43,6 @@ def mixed_radix_weights(sizes):
     for level in range(len(sizes)):
         weights.append(int(np.prod(sizes[level + 1:], dtype=np.int64)))
     return weights
-
-
-def nearest_code(residual, codebook):
-    """``(distance [N], code [N])``: each residual's nearest codeword (Euclidean) in ``codebook [M, d]``.
-    The one nearest-code search of the dictionary: quantisation, initialisation and dead-code re-seeding."""
-    return torch.cdist(residual.unsqueeze(0), codebook.unsqueeze(0)).squeeze(0).min(dim=1)
-
-
-def kmeans_centroids(points, k, seed, niter=20):
-    """k-means centroids of ``points`` (``[N, d]`` tensor) with faiss; ``k`` rows even when N < k.
-
-    When there are fewer distinct points than ``k`` the missing centroids are points plus small noise,
-    so every codeword starts near data instead of at an arbitrary place.
-    """
-    import faiss
-
-    data = np.ascontiguousarray(points.detach().cpu().numpy().astype(np.float32))
-    rng = np.random.default_rng(seed)
-    if data.shape[0] >= k:
-        kmeans = faiss.Kmeans(data.shape[1], k, niter=niter, seed=int(seed), verbose=False,
-                              min_points_per_centroid=1, max_points_per_centroid=100000)
-        kmeans.train(data)
-        centroids = kmeans.centroids
-    else:
-        picks = rng.integers(0, max(len(data), 1), size=k)
-        centroids = data[picks] + rng.normal(0, 1e-3, size=(k, data.shape[1])).astype(np.float32)
-    return torch.from_numpy(np.array(centroids, dtype=np.float32))
 
 
 class Interests(nn.Module):
@@ -134,9 +109,7 @@ class InterestDictionary(Interests):
             nn.Linear(embedding_size, embedding_size), nn.GELU(), nn.Linear(embedding_size, self.interest_dim),
             nn.LayerNorm(self.interest_dim, elementwise_affine=False),
         )
-        self.codebooks = nn.ParameterList(
-            [nn.Parameter(torch.randn(size, self.interest_dim) * 0.1) for size in self.sizes]
-        )
+        self.quantizer = ResidualQuantizer(self.sizes, self.interest_dim)
         self.decoder = nn.Sequential(
             nn.Linear(self.code_size, embedding_size), nn.GELU(), nn.Linear(embedding_size, embedding_size)
         )
@@ -155,28 +128,15 @@ class InterestDictionary(Interests):
         with frozen codes trains the dictionary on the assignment the generator learns).
 
         Returns:
-            codes ``[N, C]`` (long), residuals: list of C tensors ``[N, d]`` (r_1..r_C, r_c carrying
-            gradient to the encoder), chosen codewords: list of C tensors ``[N, d]`` (gradient to the
-            codebooks).
+            :class:`~recbole_gemirec.model.codebook.Quantized`: codes ``[N, C]``, the residuals r_1..r_C
+            (gradient to the encoder) and the chosen codewords (gradient to the codebooks).
         """
-        residual = self.encoder(self.normalise(item_emb))
-        chosen_codes, residuals, chosen = [], [], []
-        for level, codebook in enumerate(self.codebooks):
-            if codes is None:
-                code = nearest_code(residual.detach(), codebook.detach())[1]
-            else:
-                code = codes[:, level]
-            codeword = codebook[code]
-            chosen_codes.append(code)
-            residuals.append(residual)
-            chosen.append(codeword)
-            residual = residual - codeword.detach()
-        return torch.stack(chosen_codes, dim=1), residuals, chosen
+        return self.quantizer(self.encoder(self.normalise(item_emb)), codes)
 
     @torch.no_grad()
     def encode(self, item_emb, batch_size=65536):
         """Codes ``[N, C]`` of item embeddings, without gradient, in batches."""
-        parts = [self.quantize(item_emb[i:i + batch_size])[0] for i in range(0, item_emb.shape[0], batch_size)]
+        parts = [self.quantize(item_emb[i:i + batch_size]).codes for i in range(0, item_emb.shape[0], batch_size)]
         return torch.cat(parts, dim=0)
 
     def codes_for(self, items, item_table):
@@ -187,7 +147,7 @@ class InterestDictionary(Interests):
     def code_embedding(self, codes):
         """z_quan for code tuples ``[..., c]`` -> ``[..., C * d]`` (concatenated codewords). A prefix (the
         first ``c < C`` levels, see ``interest_levels``) leaves the deeper levels' slots zero."""
-        parts = [self.codebooks[level][codes[..., level]] for level in range(codes.shape[-1])]
+        parts = [self.quantizer[level](codes[..., level]) for level in range(codes.shape[-1])]
         if codes.shape[-1] < self.levels:
             parts.append(parts[0].new_zeros(*codes.shape[:-1], (self.levels - codes.shape[-1]) * self.interest_dim))
         return torch.cat(parts, dim=-1)
@@ -235,15 +195,14 @@ class InterestDictionary(Interests):
         category centroids of the encoded items instead (the paper's preset categories): the most frequent
         categories fill the first rows, and k-means centroids fill any rows left over.
         """
-        residual = self.encoder(self.normalise(item_emb))
-        for level, codebook in enumerate(self.codebooks):
-            size = codebook.shape[0]
+
+        def initialise(level, codebook, residual):
             if level == 0 and categories is not None:
-                centroids = self._category_centroids(residual, categories, size, seed)
+                codebook.set_(self._category_centroids(residual, categories, codebook.size, seed))
             else:
-                centroids = kmeans_centroids(residual, size, seed + level)
-            codebook.data.copy_(centroids.to(codebook.device))
-            residual = residual - codebook[nearest_code(residual, codebook)[1]]
+                codebook.set_(kmeans_centroids(residual, codebook.size, seed + level))
+
+        self.quantizer.each_level(self.encoder(self.normalise(item_emb)), initialise)
 
     @staticmethod
     def _category_centroids(residual, categories, size, seed):
@@ -260,65 +219,22 @@ class InterestDictionary(Interests):
         """Random codewords at the scale of the encoded items (the no-k-means ablation)."""
         generator = torch.Generator().manual_seed(int(seed))
         scale = self.encoder(self.normalise(item_emb)).std().item() or 1.0
-        for codebook in self.codebooks:
-            codebook.data.copy_(torch.randn(codebook.shape, generator=generator) * scale)
+        for codebook in self.quantizer:
+            codebook.set_(torch.randn(codebook.weight.shape, generator=generator) * scale)
 
     # --- dead codes -----------------------------------------------------------------------------
     @torch.no_grad()
     def reseed_dead_codes(self, item_emb, seed=0):
         """Move every codeword no item uses onto a badly quantised item; return counts per level.
 
-        Why: during joint training the encoder and codebooks drift, and a codeword that loses its last item
-        receives no gradient from the embedding term again - it stays dead and utilisation only decays.
-        Level by level (on the residuals of that level, after the levels above have been reseeded), each
+        Level by level (on the residuals of that level, after the levels above have been re-seeded), each
         dead codeword is set to the residual of the worst-quantised item whose codeword keeps at least one
-        other item (so no codeword is emptied by the move); that item then uses the reseeded codeword.
-        ``seed`` breaks ties reproducibly without touching the global generators.
+        other item (:meth:`~recbole_gemirec.model.codebook.Codebook.reseed_dead`); that item then uses the
+        re-seeded codeword. ``seed`` breaks ties reproducibly without touching the global generators.
         """
         generator = torch.Generator().manual_seed(int(seed))
-        residual = self.encoder(self.normalise(item_emb))
-        reseeded = []
-        for codebook in self.codebooks:
-            moved = 0
-            # A moved codeword can attract items of a neighbour and empty it: repeat until none is dead
-            # (each pass that moves anything revives at least one codeword, so this is bounded).
-            for _ in range(max(self.RESEED_PASSES, codebook.shape[0])):
-                step = self._reseed_level(codebook, residual, generator)
-                moved += step
-                if step == 0:
-                    break
-            reseeded.append(moved)
-            residual = residual - codebook[nearest_code(residual, codebook)[1]]
-        return reseeded
-
-    RESEED_PASSES = 4
-
-    @staticmethod
-    def _reseed_level(codebook, residual, generator):
-        """One pass of :meth:`reseed_dead_codes` over one sub-dictionary; returns how many were moved.
-
-        Each dead codeword takes the residual of the worst-quantised item among those whose codeword
-        has at least two items (ties broken by ``generator``). An item sitting exactly on its codeword
-        is never taken: after an upper level was re-seeded onto an item, that item's lower residuals are
-        exactly zero, and a codeword placed on a duplicate would tie and stay dead.
-        """
-        error, code = nearest_code(residual, codebook)
-        counts = torch.bincount(code, minlength=codebook.shape[0])
-        jitter = torch.rand(error.shape, generator=generator) * 1e-6
-        available = error > 1e-6
-        moved = 0
-        for row in (counts == 0).nonzero().flatten().tolist():
-            candidates = available & (counts[code] >= 2)
-            if not bool(candidates.any()):
-                break
-            pick = int(torch.where(candidates, error + jitter, torch.full_like(error, -1.0)).argmax())
-            codebook.data[row] = residual[pick]
-            available[pick] = False
-            counts[code[pick]] -= 1
-            counts[row] += 1
-            code[pick] = row
-            moved += 1
-        return moved
+        return self.quantizer.each_level(self.encoder(self.normalise(item_emb)),
+                                         lambda level, codebook, residual: codebook.reseed_dead(residual, generator))
 
     # --- reporting ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -8,8 +8,9 @@ extension, and this module mends them (docs/design.md §7):
 
 1. NCCL is hard-coded; a machine without GPUs needs gloo. :func:`init_distributed` (called by
    :meth:`recbole_gemirec.config.Config._init_device`) picks gloo when the run has no GPU.
-2. ``DistributedDataParallel`` refuses ``device_ids`` for a CPU module. :func:`install_ddp_device_fix`
-   makes RecBole's trainer pass ``device_ids=None`` when the model lives on the CPU.
+2. ``DistributedDataParallel`` refuses ``device_ids`` for a CPU module. The patch of RecBole's trainer
+   module in :mod:`recbole_gemirec.recbole_hooks` (where all patches of RecBole live) leaves them out for
+   a model on the CPU.
 3. Every process names its checkpoint after its own clock (``<Model>-<time>.pth``); two processes
    starting a second apart would look for different files, and only rank 0 writes one. A process may
    also read the file while rank 0 is still about to write it. :func:`align_trainer` gives every process
@@ -67,30 +68,12 @@ def init_distributed(final_config):
             backend=backend, rank=local_rank + offset, world_size=world_size,
             init_method=f"tcp://{final_config['ip']}:{final_config['port']}",
         )
-    install_ddp_device_fix()
     final_config["device"] = device
     final_config["single_spec"] = False
     if local_rank != 0:
         final_config["state"] = "error"
         final_config["show_progress"] = False
         final_config["verbose"] = False
-
-
-def install_ddp_device_fix():
-    """Make RecBole's trainers wrap a CPU model in ``DistributedDataParallel`` without ``device_ids``
-    (the one argument combination torch refuses); GPU models are wrapped exactly as before."""
-    import recbole.trainer.trainer as recbole_trainer
-    from torch.nn.parallel import DistributedDataParallel
-
-    if getattr(recbole_trainer.DistributedDataParallel, "_recbole_gemirec_fix", False):
-        return
-
-    def distributed_data_parallel(module, device_ids=None, **kwargs):
-        on_cpu = all(p.device.type == "cpu" for p in module.parameters())
-        return DistributedDataParallel(module, device_ids=None if on_cpu else device_ids, **kwargs)
-
-    distributed_data_parallel._recbole_gemirec_fix = True
-    recbole_trainer.DistributedDataParallel = distributed_data_parallel
 
 
 def broadcast_text(text, device):

@@ -18,6 +18,9 @@
   own files are not: ``PretrainTrainer.save_pretrained_model`` (S3Rec, RaCT pre-training) and the
   decision-tree trainers (XGBoost, LightGBM). The extension's own trainers override the method anyway
   (:mod:`recbole_gemirec.trainer.checkpointing`).
+* RecBole's trainers wrap the model in ``DistributedDataParallel(model, device_ids=[local_rank])``, which
+  torch refuses for a CPU model; the trainer module's ``DistributedDataParallel`` is replaced by one that
+  leaves ``device_ids`` out for a CPU model (distributed runs on CPUs, :mod:`recbole_gemirec.distributed`).
 
 Neither module is imported by the extension itself (``recbole.quick_start`` imports ray at module
 level), so :func:`install` patches each when it is first imported, or at once if it already is, through
@@ -97,8 +100,24 @@ def _save_checkpoint(self, epoch, verbose=True, **kwargs):
 setattr(_save_checkpoint, _MARK, True)
 
 
+def _cpu_aware_ddp(module, device_ids=None, **kwargs):
+    """torch's ``DistributedDataParallel`` as RecBole's trainers call it, without ``device_ids`` for a CPU
+    model (the one argument combination torch refuses); GPU models are wrapped exactly as before."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    on_cpu = all(p.device.type == "cpu" for p in module.parameters())
+    return DistributedDataParallel(module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+setattr(_cpu_aware_ddp, _MARK, True)
+
+
 def _wrap_trainer(module):
-    """Make ``module.Trainer`` (RecBole's) save plain-data checkpoints; idempotent."""
+    """Make ``module.Trainer`` (RecBole's) save plain-data checkpoints, and the module's
+    ``DistributedDataParallel`` accept CPU models (distributed runs on CPUs); idempotent."""
+    ddp = getattr(module, "DistributedDataParallel", None)
+    if ddp is not None and not getattr(ddp, _MARK, False):
+        module.DistributedDataParallel = _cpu_aware_ddp
     trainer = getattr(module, "Trainer", None)
     if trainer is None or getattr(trainer.__dict__.get("_save_checkpoint"), _MARK, False):
         return

@@ -181,6 +181,21 @@ def test_remi_adds_the_routing_regulariser_and_hard_negatives():
     torch.testing.assert_close(model.regularisation(weights), 100.0 * routing_variance_penalty(weights, 64))
 
 
+def test_a_setting_missing_from_the_configuration_is_the_models_yaml_default():
+    """One place for defaults: properties/model/<Model>.yaml, also where a configuration did not load it."""
+    model, _ = build("REMI")
+    missing = {}.get  # a configuration without the key answers None, as RecBole's Config does
+
+    class Partial:
+        def __getitem__(self, key):
+            return missing(key)
+
+    assert model.setting(Partial(), "routing_reg_weight") == 100
+    assert model.setting(Partial(), "add_position") is True  # inherited from ComiRecSA's code, REMI's YAML
+    assert model.setting({"routing_reg_weight": 3.0}, "routing_reg_weight") == 3.0
+    assert model.setting(Partial(), "not_a_key") is None
+
+
 def test_hard_readout_trains_only_the_selected_interest():
     torch.manual_seed(1)
     interests = torch.randn(5, 4, 8, requires_grad=True)

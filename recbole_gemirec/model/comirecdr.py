@@ -40,8 +40,7 @@ class ComiRecDR(MultiInterestBaseline):
         super().__init__(config, dataset)
 
         # load parameters info
-        iterations = config["routing_iterations"]
-        self.routing_iterations = 3 if iterations is None else int(iterations)
+        self.routing_iterations = int(self.setting(config, "routing_iterations"))
 
         # define layers and loss
         # [L, K, D_out, D_in]: the bilinear map of each (history position, interest) pair.

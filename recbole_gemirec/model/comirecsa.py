@@ -40,8 +40,7 @@ class ComiRecSA(MultiInterestBaseline):
         # load parameters info
         hidden = config["attention_hidden_size"]
         self.attention_hidden_size = 4 * self.embedding_size if hidden is None else int(hidden)
-        add_position = config["add_position"]
-        self.add_position = True if add_position is None else bool(add_position)
+        self.add_position = bool(self.setting(config, "add_position"))
 
         # define layers and loss
         self.extractor = SelfAttentiveExtractor(

@@ -103,8 +103,7 @@ class GemiRec(MultiInterestRecommender):
         # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
         self.prior_weight_auto = weight == "auto"
         self.register_buffer("prior_weight", torch.tensor(1.0 if weight in (None, "auto") else float(weight)))
-        scale = config["joint_backbone_lr_scale"]
-        self.joint_backbone_lr_scale = 1.0 if scale is None else float(scale)
+        self.joint_backbone_lr_scale = float(self.setting(config, "joint_backbone_lr_scale"))
         self.seed = config["seed"]
 
         # data-dependent parts: user features and item categories switch off with one warning each

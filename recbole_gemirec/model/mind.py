@@ -53,12 +53,9 @@ class MIND(MultiInterestBaseline):
         super().__init__(config, dataset)
 
         # load parameters info
-        iterations = config["routing_iterations"]
-        self.routing_iterations = 3 if iterations is None else int(iterations)
-        power = config["label_aware_pow"]
-        self.readout_power = 1.0 if power is None else float(power)
-        relu_layer = config["relu_layer"]
-        self.relu_layer = True if relu_layer is None else bool(relu_layer)
+        self.routing_iterations = int(self.setting(config, "routing_iterations"))
+        self.readout_power = float(self.setting(config, "label_aware_pow"))
+        self.relu_layer = bool(self.setting(config, "relu_layer"))
         self.dynamic_interest_num = bool(config["dynamic_interest_num"])
 
         # define layers and loss

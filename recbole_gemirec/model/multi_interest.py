@@ -10,7 +10,10 @@ is the same as ComiRec's "each interest retrieves its own top-N, merge by score,
 RecBole's single-vector models do not implement it and count as K = 1.
 """
 
+from functools import lru_cache
+
 import torch
+import yaml
 from recbole.model.abstract_recommender import SequentialRecommender
 
 # Items scored per block in max_interest_scores: bounds the [B, K, block] temporary.
@@ -47,6 +50,18 @@ def interest_view(model, interaction):
     return model.interest_vectors(interaction), model.item_embeddings()
 
 
+@lru_cache(maxsize=None)
+def model_defaults(model_name):
+    """The defaults of ``properties/model/<model_name>.yaml`` (empty when the model ships none)."""
+    from recbole_gemirec.resources import model_properties
+
+    path = model_properties(model_name)
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
 class MultiInterestRecommender(SequentialRecommender):
     """Base class of GemiRec and the multi-interest baselines.
 
@@ -57,11 +72,18 @@ class MultiInterestRecommender(SequentialRecommender):
     (:mod:`recbole_gemirec.validation`, :mod:`recbole_gemirec.data.checks`), which know no model names:
     ``CONFIG_RULES`` (key -> :class:`~recbole_gemirec.config_specs.Spec`), ``CONFIG_RELATIONS`` (the
     cross-key rules in words) checked by :meth:`check_config`, :meth:`category_fields` and
-    :meth:`check_dataset`. Defaults stay in the model's YAML, as in RecBole.
+    :meth:`check_dataset`. Defaults stay in the model's YAML, as in RecBole; :meth:`setting` reads a key
+    with that default, for a configuration that did not load the YAML (RecBole's own ``Config`` given the
+    model class).
     """
 
     CONFIG_RULES = {}
     CONFIG_RELATIONS = ()
+
+    def setting(self, config, key):
+        """``config[key]``, or the default of ``properties/model/<Model>.yaml`` where the configuration has none."""
+        value = config[key]
+        return model_defaults(type(self).__name__).get(key) if value is None else value
 
     @classmethod
     def check_config(cls, config):

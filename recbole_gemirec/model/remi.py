@@ -39,12 +39,10 @@ class REMI(ComiRecSA):
         super().__init__(config, dataset)
 
         # load parameters info
-        weight = config["routing_reg_weight"]
-        self.routing_reg_weight = 100.0 if weight is None else float(weight)
+        self.routing_reg_weight = float(self.setting(config, "routing_reg_weight"))
 
     def hard_negative_beta(self, config):
-        beta = config["hard_negative_beta"]
-        return 10.0 if beta is None else float(beta)
+        return float(self.setting(config, "hard_negative_beta"))
 
     def regularisation(self, weights):
         if self.routing_reg_weight == 0:

@@ -54,10 +54,8 @@ class MultiInterestBaseline(MultiInterestRecommender):
         # load parameters info
         self.embedding_size = config["embedding_size"]
         self.interest_num = config["interest_num"]
-        sampled = config["sampled_softmax"]
-        neg_sample_num = config["neg_sample_num"]
-        self.sampled_softmax = True if sampled is None else bool(sampled)
-        self.neg_sample_num = 1280 if neg_sample_num is None else int(neg_sample_num)
+        self.sampled_softmax = bool(self.setting(config, "sampled_softmax"))
+        self.neg_sample_num = int(self.setting(config, "neg_sample_num"))
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)

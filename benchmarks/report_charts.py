@@ -8,6 +8,15 @@ from benchmarks.report_numbers import mean_of, metric_label, stage_order
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
 
 
+def _save(plt, fig, docs, name):
+    """Lay out, write ``docs/<name>`` and close the figure; returns the path."""
+    fig.tight_layout()
+    path = os.path.join(docs, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def charts(summary, docs, settings):
     """Bar charts next to the report; returns the paths written (empty without matplotlib)."""
     try:
@@ -36,11 +45,7 @@ def charts(summary, docs, settings):
                 ax.set_xticks(range(len(models)))
                 ax.set_xticklabels(models, rotation=45, ha="right", fontsize=8)
                 ax.set_title(f"{dataset}: {metric_label(metric)}", fontsize=10)
-        fig.tight_layout()
-        path = os.path.join(docs, "benchmarks_accuracy.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, docs, "benchmarks_accuracy.png"))
     ablations = summary["ablations"]
     if ablations:
         fig, axes = plt.subplots(1, len(ablations), figsize=(5.5 * len(ablations), 3.5), squeeze=False)
@@ -59,11 +64,7 @@ def charts(summary, docs, settings):
             ax.set_ylabel("change vs full GemiRec (%)")
             ax.set_title(f"ablations: {dataset}", fontsize=10)
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(docs, "benchmarks_ablations.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, docs, "benchmarks_ablations.png"))
     dictionary = summary["dictionary"]
     if dictionary:
         fig, axes = plt.subplots(1, len(dictionary), figsize=(5.5 * len(dictionary), 4.3), squeeze=False)
@@ -87,11 +88,7 @@ def charts(summary, docs, settings):
             ax.set_ylim(0, 105)
             ax.set_title(f"dictionary utilisation: {dataset} (no re-seeding)", fontsize=10)
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-        fig.tight_layout()
-        path = os.path.join(docs, "benchmarks_dictionary.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, docs, "benchmarks_dictionary.png"))
     speed = summary["speed"]
     if speed["serving"] or speed["train"]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
@@ -119,9 +116,5 @@ def charts(summary, docs, settings):
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_ylabel("seconds per epoch")
         ax.set_title("training epoch (same data, batch, 1 thread)", fontsize=10)
-        fig.tight_layout()
-        path = os.path.join(docs, "benchmarks_speed.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, docs, "benchmarks_speed.png"))
     return written

@@ -20,7 +20,7 @@ import time
 import torch
 
 from benchmarks.run import REPO, machine, versions
-from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock, encode_last
+from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
 
 SHAPES = {"user_tower": dict(layers=1, hidden=64, heads=2, length=20),
           "generator": dict(layers=6, hidden=16, heads=4, length=21)}

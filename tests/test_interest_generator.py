@@ -86,25 +86,6 @@ def test_heads_must_divide_hidden():
         InterestGenerator(10, 10, 4, hidden=16, layers=1, heads=3, max_length=4)
 
 
-@pytest.mark.parametrize("layers", [1, 3])
-def test_encode_last_equals_the_full_stack_read_at_the_last_position(layers):
-    from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock, encode_last
-
-    torch.manual_seed(0)
-    blocks = torch.nn.ModuleList([CausalSelfAttentionBlock(16, 4, 0.0) for _ in range(layers)]).eval()
-    x = torch.randn(9, 7, 16)
-    last = torch.tensor([0, 6, 3, 1, 5, 2, 4, 6, 0])  # first, last and inner positions
-    full = x
-    for block in blocks:
-        full = block(full)
-    expected = full[torch.arange(9), last]
-    torch.testing.assert_close(encode_last(blocks, x, last), expected, rtol=1e-5, atol=1e-5)
-    # what comes after a row's last position (padding) does not change its state
-    changed = x.clone()
-    changed[0, 1:] = 100.0
-    torch.testing.assert_close(encode_last(blocks, changed, last)[0], expected[0], rtol=1e-5, atol=1e-5)
-
-
 def test_next_interest_logits_read_the_last_real_item_of_the_full_stack():
     gen = make()
     seq, codes, feats = inputs()

@@ -14,55 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class CausalSelfAttentionBlock(nn.Module):
-    """Pre-norm transformer block with causal multi-head self-attention."""
-
-    def __init__(self, hidden, heads, dropout):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(hidden)
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-        self.norm2 = nn.LayerNorm(hidden)
-        self.mlp = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x):
-        batch, length, hidden = x.shape
-        q, k, v = self.qkv(self.norm1(x)).split(hidden, dim=-1)
-        q, k, v = (t.view(batch, length, self.heads, hidden // self.heads).transpose(1, 2) for t in (q, k, v))
-        # No dropout on the attention weights: it forces torch's slow "math" attention kernel on CPU
-        # (a Bernoulli mask per score) for little regularisation; the residual branches keep theirs.
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, hidden)))
-        return x + self.dropout(self.mlp(self.norm2(x)))
-
-    def forward_at(self, x, last):
-        """The block's output at one position per row, ``last [B]``, as ``[B, hidden]``: the same values as
-        ``forward(x)[rows, last]`` (keys and values from every position up to ``last``), with the query,
-        projection and MLP computed for B rows instead of B * T."""
-        batch, length, hidden = x.shape
-        rows = torch.arange(batch, device=x.device)
-        split = hidden // self.heads
-        normed = self.norm1(x)
-        weight, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(batch, self.heads, 1, split)
-        k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
-        k, v = (t.view(batch, length, self.heads, split).transpose(1, 2) for t in (k, v))
-        visible = (torch.arange(length, device=x.device).unsqueeze(0) <= last.unsqueeze(1)).view(batch, 1, 1, length)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
-        out = x[rows, last] + self.dropout(self.proj(attended.reshape(batch, hidden)))
-        return out + self.dropout(self.mlp(self.norm2(out)))
-
-
-def encode_last(blocks, x, last):
-    """A causal stack's output at position ``last [B]`` of each row, ``[B, hidden]``: every block but the
-    last over all positions, the last one only where it is read (:meth:`CausalSelfAttentionBlock.forward_at`).
-    The user tower and the generator read one state per sequence, so this is their encoder."""
-    for block in blocks[:-1]:
-        x = block(x)
-    return blocks[-1].forward_at(x, last)
+from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
 
 
 class InterestGenerator(nn.Module):

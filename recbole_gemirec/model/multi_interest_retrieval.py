@@ -20,7 +20,7 @@ its own interest than under a wrong one, which keeps the K queries of a user apa
 import torch
 import torch.nn as nn
 
-from recbole_gemirec.model.interest_generator import CausalSelfAttentionBlock, encode_last
+from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
 
 
 class UserTower(nn.Module):

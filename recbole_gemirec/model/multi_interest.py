@@ -23,13 +23,18 @@ ITEM_BLOCK = 65536
 def max_interest_scores(interests, items, block=ITEM_BLOCK):
     """Score every item for every user as the max over interests: ``[B, K, D] x [N, D] -> [B, N]``.
 
-    Items are processed in blocks so memory is O(B * K * block), not O(B * K * N).
+    Items are processed in blocks so memory is O(B * K * block), not O(B * K * N). Each block is one matrix
+    product of the B * K queries with the block's items, reduced over K straight into the result (a
+    catalogue of one block is returned as computed, without a copy).
     """
-    batch = interests.shape[0]
+    batch, k, dim = interests.shape
+    queries = interests.reshape(batch * k, dim)
+    if items.shape[0] <= block:
+        return (queries @ items.T).view(batch, k, -1).amax(dim=1)
     scores = interests.new_empty((batch, items.shape[0]))
     for start in range(0, items.shape[0], block):
         part = items[start:start + block]
-        scores[:, start:start + part.shape[0]] = torch.einsum("bkd,nd->bkn", interests, part).amax(dim=1)
+        torch.amax((queries @ part.T).view(batch, k, -1), dim=1, out=scores[:, start:start + part.shape[0]])
     return scores
 
 

@@ -96,9 +96,7 @@ def run_accuracy(spec):
             "interest_prior_weight", "user_query", "joint_backbone_lr_scale", "generator_history_prior",
         ) if k in config}),
     }
-    if getattr(trainer, "stage_losses", None):
-        result["stage_losses"] = _plain(trainer.stage_losses)
-        result["stage_best_valid"] = _plain(dict(getattr(trainer, "stage_best", {})))
+    result.update(_plain(trainer.result_extras()))  # GemiRec: stage_losses, stage_best_valid
     if config["model"] == "GemiRec":
         from recbole_gemirec.diagnose import diagnose
 

@@ -102,8 +102,7 @@ def run_recbole_gemirec(
         "wall_time_s": round(time.time() - start, 3),
         "config": to_plain({k: config[k] for k in RESULT_CONFIG_KEYS if k in config}),
     }
-    if getattr(trainer, "stage_losses", None):
-        result["stage_losses"] = to_plain(trainer.stage_losses)
+    result.update(to_plain(trainer.result_extras()))
     if not config["single_spec"]:
         import torch.distributed as dist
 

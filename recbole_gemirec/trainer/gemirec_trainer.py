@@ -75,6 +75,12 @@ class GemiRecTrainer(ExtensionTrainer):
         root, ext = os.path.splitext(self.run_file)
         return f"{root}-{stage}{ext}"
 
+    def result_extras(self):
+        """The training loss of every epoch and the best valid score of every stage."""
+        if not self.stage_losses:
+            return {}
+        return {"stage_losses": self.stage_losses, "stage_best_valid": dict(self.stage_best)}
+
     def checkpoint_extra(self):
         return {"stage": self.stage, "stage_epochs": self.stage_epochs, "stage_losses": self.stage_losses}
 

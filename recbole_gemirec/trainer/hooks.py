@@ -58,3 +58,7 @@ class TrainerHooks:
 
     def after_train_epoch(self, epoch_idx, losses):
         """Called after every training epoch with its losses, before the epoch's time is taken."""
+
+    def result_extras(self):
+        """What a trainer adds to a run's result (``quick_start``'s result file); GemiRec: its stage losses."""
+        return {}

@@ -243,6 +243,10 @@ def dictionary_section(dictionary):
 
 
 def speed_section(speed, settings):
+    if not any(speed.values()):
+        command = "--quick" if settings["name"] == "quick" else f"--budget {settings['name']}"
+        return ("Not measured in this budget yet: `OMP_NUM_THREADS=1 python -m benchmarks.run "
+                f"{command} --only speed`.\n")
     lines = []
     train = speed["train"]
     if train:

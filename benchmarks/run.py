@@ -132,8 +132,10 @@ def pin_code(where, choice):
 
     ``choice``: ``worktree``, a git revision (``HEAD``, a commit), or ``None`` - the commit already recorded
     in the results' ``meta.json`` (a resumed run keeps its code), else ``HEAD``. A revision is exported
-    with ``git archive`` (package, properties, dataset configs) into ``<work>/code/<commit>``; nothing in
-    the repository or its git state changes.
+    with ``git archive`` (package, properties, dataset configs and the measuring side, ``benchmarks/``
+    without its results) into ``<work>/code/<commit>``, so the workers run that commit's harness on that
+    commit's package even after either changed in the working tree; nothing in the repository or its git
+    state changes.
     """
     meta_path = os.path.join(where["results"], "meta.json")
     recorded = None
@@ -150,13 +152,15 @@ def pin_code(where, choice):
         raise SystemExit(f"error: --code {choice!r} is not a git revision of {REPO} (use --code worktree)")
     commit = found.stdout.strip()
     dest = os.path.join(where["work"], "code", commit[:12])
-    if not os.path.isdir(dest):
+    if not os.path.isdir(os.path.join(dest, "benchmarks")):  # absent, or exported before the harness was
         tmp = dest + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         archive = subprocess.run(["git", "archive", "--format=tar", commit, "recbole_gemirec", "properties",
-                                  "dataset_configs"], cwd=REPO, capture_output=True, check=True)
+                                  "dataset_configs", "benchmarks", ":(exclude)benchmarks/results"],
+                                 cwd=REPO, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
     CODE.update(root=dest, commit=commit, source=f"git archive of commit {commit}")
     return CODE

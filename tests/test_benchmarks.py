@@ -117,6 +117,9 @@ def test_code_is_pinned_to_a_git_snapshot(tmp_path, monkeypatch):
     assert code["commit"] == found.stdout.strip()
     assert os.path.isfile(os.path.join(code["root"], "recbole_gemirec", "__init__.py"))
     assert os.path.isfile(os.path.join(code["root"], "dataset_configs", "protocol_user.yaml"))
+    # the measuring side of the same commit, so an old results directory is not run by a newer harness
+    assert os.path.isfile(os.path.join(code["root"], "benchmarks", "worker.py"))
+    assert not os.path.exists(os.path.join(code["root"], "benchmarks", "results"))
     assert bench_run.protocol_file().startswith(code["root"])
     assert bench_run.code_path("tests/test_data/tiny.yaml") == os.path.join(REPO_DIR, "tests/test_data/tiny.yaml")
 

@@ -287,7 +287,7 @@ def test_repeat_explore_scores_are_log_probabilities_with_the_gates_mass_outside
         ids = model.item_interest_ids(seq).masked_fill(seq == 0, -1)
         state = model.generator.next_interest_state(seq, interaction[model.ITEM_SEQ_LEN],
                                                     model.dictionary.code_embedding(model.item_codes(seq)),
-                                                    model._user_features(interaction))
+                                                    model.user_features_of(interaction))
         gate = torch.sigmoid(model.generator.explore_gate(state)).squeeze(1)
     seen = torch.zeros_like(log_p, dtype=torch.bool).scatter_(1, ids.clamp(min=0), ids >= 0)
     assert torch.allclose(log_p.exp().sum(dim=1), torch.ones(len(log_p)), atol=1e-5)

@@ -36,17 +36,10 @@ class ComiRecDR(MultiInterestBaseline):
 
     weight_axis = "interests"
 
+    QUERY_KEYS = MultiInterestBaseline.QUERY_KEYS + ("routing_iterations",)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-
-        # load parameters info
-        self.routing_iterations = int(self.setting(config, "routing_iterations"))
-
-        # define layers and loss
-        # [L, K, D_out, D_in]: the bilinear map of each (history position, interest) pair.
-        self.routing_weight = nn.Parameter(
-            torch.empty(self.max_seq_length, self.interest_num, self.embedding_size, self.embedding_size)
-        )
 
         # parameters initialization
         self.apply(self._init_weights)
@@ -55,6 +48,14 @@ class ComiRecDR(MultiInterestBaseline):
         self.logger.info(
             set_color("multi-interest", "blue")
             + f": ComiRecDR K={self.interest_num} D={self.embedding_size} iterations={self.routing_iterations}"
+        )
+
+    def build_query_parts(self, arch):
+        super().build_query_parts(arch)
+        self.routing_iterations = int(arch["routing_iterations"])
+        # [L, K, D_out, D_in]: the bilinear map of each (history position, interest) pair.
+        self.routing_weight = nn.Parameter(
+            torch.empty(int(arch["max_seq_length"]), self.interest_num, self.embedding_size, self.embedding_size)
         )
 
     def forward(self, item_seq, item_seq_len):

@@ -34,19 +34,10 @@ class ComiRecSA(MultiInterestBaseline):
         "add_position": Optional(Boolean()),
     }
 
+    QUERY_KEYS = MultiInterestBaseline.QUERY_KEYS + ("attention_hidden_size", "add_position")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-
-        # load parameters info
-        hidden = config["attention_hidden_size"]
-        self.attention_hidden_size = 4 * self.embedding_size if hidden is None else int(hidden)
-        self.add_position = bool(self.setting(config, "add_position"))
-
-        # define layers and loss
-        self.extractor = SelfAttentiveExtractor(
-            self.max_seq_length, self.embedding_size, self.interest_num, self.attention_hidden_size,
-            add_position=self.add_position,
-        )
 
         # parameters initialization
         self.apply(self._init_weights)
@@ -55,6 +46,16 @@ class ComiRecSA(MultiInterestBaseline):
             + f": {type(self).__name__} K={self.interest_num} D={self.embedding_size} "
             f"attention hidden={self.attention_hidden_size} "
             f"{'sampled softmax, %d shared negatives' % self.neg_sample_num if self.loss_fct.sampled else 'full softmax'}"
+        )
+
+    def build_query_parts(self, arch):
+        super().build_query_parts(arch)
+        hidden = arch["attention_hidden_size"]
+        self.attention_hidden_size = 4 * self.embedding_size if hidden is None else int(hidden)
+        self.add_position = bool(arch["add_position"])
+        self.extractor = SelfAttentiveExtractor(
+            int(arch["max_seq_length"]), self.embedding_size, self.interest_num, self.attention_hidden_size,
+            add_position=self.add_position,
         )
 
     def forward(self, item_seq, item_seq_len):

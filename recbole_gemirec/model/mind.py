@@ -49,22 +49,13 @@ class MIND(MultiInterestBaseline):
 
     weight_axis = "interests"
 
+    QUERY_KEYS = MultiInterestBaseline.QUERY_KEYS + ("routing_iterations", "relu_layer", "dynamic_interest_num")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
         # load parameters info
-        self.routing_iterations = int(self.setting(config, "routing_iterations"))
         self.readout_power = float(self.setting(config, "label_aware_pow"))
-        self.relu_layer = bool(self.setting(config, "relu_layer"))
-        self.dynamic_interest_num = bool(config["dynamic_interest_num"])
-
-        # define layers and loss
-        self.bilinear = nn.Linear(self.embedding_size, self.embedding_size, bias=False)
-        self.interest_layer = (
-            nn.Sequential(nn.Linear(self.embedding_size, self.embedding_size), nn.ReLU())
-            if self.relu_layer else nn.Identity()
-        )
-        self.register_buffer("initial_logits", torch.randn(self.interest_num, self.max_seq_length))
 
         # parameters initialization
         self.apply(self._init_weights)
@@ -73,6 +64,18 @@ class MIND(MultiInterestBaseline):
             + f": MIND K={self.interest_num} D={self.embedding_size} iterations={self.routing_iterations} "
             f"p={self.readout_power} relu_layer={self.relu_layer} dynamic_K={self.dynamic_interest_num}"
         )
+
+    def build_query_parts(self, arch):
+        super().build_query_parts(arch)
+        self.routing_iterations = int(arch["routing_iterations"])
+        self.relu_layer = bool(arch["relu_layer"])
+        self.dynamic_interest_num = bool(arch["dynamic_interest_num"])
+        self.bilinear = nn.Linear(self.embedding_size, self.embedding_size, bias=False)
+        self.interest_layer = (
+            nn.Sequential(nn.Linear(self.embedding_size, self.embedding_size), nn.ReLU())
+            if self.relu_layer else nn.Identity()
+        )
+        self.register_buffer("initial_logits", torch.randn(self.interest_num, int(arch["max_seq_length"])))
 
     def active_interests(self, item_seq_len):
         if not self.dynamic_interest_num:

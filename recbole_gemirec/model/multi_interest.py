@@ -16,37 +16,7 @@ import torch
 import yaml
 from recbole.model.abstract_recommender import SequentialRecommender
 
-# Items scored per block in max_interest_scores: bounds the [B, K, block] temporary.
-ITEM_BLOCK = 65536
-
-
-def max_interest_scores(interests, items, block=ITEM_BLOCK):
-    """Score every item for every user as the max over interests: ``[B, K, D] x [N, D] -> [B, N]``.
-
-    Items are processed in blocks so memory is O(B * K * block), not O(B * K * N). Each block is one matrix
-    product of the B * K queries with the block's items, reduced over K straight into the result (a
-    catalogue of one block is returned as computed, without a copy).
-    """
-    batch, k, dim = interests.shape
-    queries = interests.reshape(batch * k, dim)
-    if items.shape[0] <= block:
-        return (queries @ items.T).view(batch, k, -1).amax(dim=1)
-    scores = interests.new_empty((batch, items.shape[0]))
-    for start in range(0, items.shape[0], block):
-        part = items[start:start + block]
-        torch.amax((queries @ part.T).view(batch, k, -1), dim=1, out=scores[:, start:start + part.shape[0]])
-    return scores
-
-
-def catalogue_logsumexp(queries, items, block=ITEM_BLOCK):
-    """``log sum_i exp(q . v_i)`` over the catalogue for every query ``[B, K, D] x [N, D] -> [B, K]``, in
-    item blocks (memory O(B * K * block)): the normaliser of each query's softmax over items."""
-    total = None
-    for start in range(0, items.shape[0], block):
-        part = torch.logsumexp(torch.einsum("bkd,nd->bkn", queries, items[start:start + block]), dim=-1)
-        total = part if total is None else torch.logaddexp(total, part)
-    return total
-
+from recbole_gemirec.model.scoring import ITEM_BLOCK, catalogue_logsumexp, max_interest_scores  # noqa: F401 (re-exported)
 
 def interest_view(model, interaction):
     """``(interests [B, K, D], items [N, D])`` for a multi-interest model, ``None`` for any other (K = 1)."""
@@ -118,9 +88,55 @@ class MultiInterestRecommender(SequentialRecommender):
         interest), where :attr:`has_interest_ids`."""
         raise NotImplementedError(f"{type(self).__name__} has no interest ids")
 
+    def query_interest_log_probs(self, interaction):
+        """log p(interest) aligned with :meth:`query_interest_ids` ``[B, K]`` (0 for a query of no
+        interest), from the state :meth:`query_interest_ids` left, where :attr:`has_interest_ids`."""
+        raise NotImplementedError(f"{type(self).__name__} has no interest ids")
+
     def interest_vectors(self, interaction):
         """The K interest vectors of each user in the batch, ``[B, K, D]``."""
         raise NotImplementedError
+
+    # --- the query side alone, for serving from a history (recbole_gemirec/serving/live.py) -----------
+    # A model that can answer a request from a history without RecBole builds everything its queries
+    # depend on in build_query_parts(architecture), from plain JSON values; its remaining parts (loss,
+    # caches, RecBole's fields) are built by __init__ around it.
+    QUERY_KEYS = ()
+    architecture = None
+
+    def architecture_from(self, config):
+        """The description :meth:`build_query_parts` builds from: the data's sizes and ``QUERY_KEYS``."""
+        arch = {"n_items": int(self.n_items), "max_seq_length": int(self.max_seq_length)}
+        arch.update({key: self.setting(config, key) for key in self.QUERY_KEYS})
+        return arch
+
+    def build_query_parts(self, arch):
+        """Create the modules the queries depend on (models that serve live implement it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not build its query side on its own")
+
+    def serving_architecture(self):
+        """What :meth:`for_serving` needs to rebuild the query side (``None``: no live serving)."""
+        return None if self.architecture is None else dict(self.architecture)
+
+    @classmethod
+    def for_serving(cls, architecture):
+        """A query-only instance: the parts :meth:`build_query_parts` makes and nothing RecBole sets up
+        (no dataset, no fields, no loss), in eval mode. It answers :meth:`queries_from_history`; load
+        the model's weights into it with ``load_state_dict`` (its keys are the model's own)."""
+        model = cls.__new__(cls)
+        torch.nn.Module.__init__(model)
+        model.build_query_parts(dict(architecture))
+        return model.eval()
+
+    def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
+        """``(queries [B, K, D], interest ids aligned with them [B, K] or None)`` from histories laid out
+        as RecBole's (``item_seq [B, L]`` left-aligned, zero-padded). ``user_features [B, F]`` and
+        ``interests`` (``(ids, log-probabilities)`` of a stored interest cache) for models that use them."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute queries from a history alone")
+
+    def user_features_of(self, interaction):
+        """The user-feature ids ``[B, F]`` the queries read, or ``None`` (no user features)."""
+        return None
 
     def item_embeddings(self):
         """The item embedding table ``[n_items, D]`` that interests are scored against."""

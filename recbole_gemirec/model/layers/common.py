@@ -48,21 +48,33 @@ class MultiInterestBaseline(MultiInterestRecommender):
     # (capsule routing). Documentation for users and tests; the models do not read it.
     weight_axis = "positions"
 
+    # Configuration keys of the query side (what build_query_parts reads besides the sizes of the data).
+    QUERY_KEYS = ("embedding_size", "interest_num")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
 
         # load parameters info
-        self.embedding_size = config["embedding_size"]
-        self.interest_num = config["interest_num"]
         self.sampled_softmax = bool(self.setting(config, "sampled_softmax"))
         self.neg_sample_num = int(self.setting(config, "neg_sample_num"))
 
         # define layers and loss
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size, padding_idx=0)
+        self.build_query_parts(self.architecture_from(config))
         self.loss_fct = item_softmax_loss(
             config, dataset, self.n_items, default_mode="sampled" if self.sampled_softmax else "full",
             neg_sample_num=self.neg_sample_num, beta=self.hard_negative_beta(config),
         )
+
+    def build_query_parts(self, arch):
+        """The item table; subclasses add their extractor (called once, by ``__init__`` or
+        :meth:`~recbole_gemirec.model.multi_interest.MultiInterestRecommender.for_serving`)."""
+        self.embedding_size = int(arch["embedding_size"])
+        self.interest_num = int(arch["interest_num"])
+        self.item_embedding = nn.Embedding(int(arch["n_items"]), self.embedding_size, padding_idx=0)
+        self.architecture = dict(arch)
+
+    def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
+        return self.forward(item_seq, item_seq_len)[0], None
 
     def hard_negative_beta(self, config):
         """REMI's IHN weight; 0 (plain softmax) for the others."""

@@ -149,8 +149,9 @@ def test_round_trip_through_the_command_line(gemirec_checkpoint, tmp_path):
     proc = _serving_cli(["export", "--checkpoint", gemirec_checkpoint, "--out", str(out), "--index", "hnsw",
                          "--M", "16", "--ef_search", "64"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(os.listdir(out)) == ["interest_codes.npy", "interest_ids.npy", "item_vectors.npy", "items.faiss",
-                                       "meta.json", "queries.npy", "tokens.json"]
+    assert sorted(os.listdir(out)) == ["interest_codes.npy", "interest_ids.npy", "interest_log_probs.npy",
+                                       "item_vectors.npy", "items.faiss", "meta.json", "queries.npy",
+                                       "query_model.json", "query_model.npz", "tokens.json", "user_features.npy"]
     meta = json.load(open(out / "meta.json"))
     assert meta["index"] == {"type": "hnsw", "params": {"M": 16, "ef_construction": 200, "ef_search": 64},
                              "metric": "inner_product"}

@@ -82,11 +82,11 @@ class GemiRecQueries:
         code_size = len(arch["interest_dictionary_sizes"]) * int(arch["interest_dim"])
         n_categories = arch.get("n_categories")
         if arch["interest_source"] == "category":
-            if item_category is None:
+            if item_category is None:  # the live model: the table comes with the weights
                 if n_categories is None:
                     raise ValueError("interest_source=category needs the item category table or n_categories")
-                item_category = torch.full((n_items,), int(n_categories) - 2, dtype=torch.long)
-            self.dictionary = CategoryInterests(item_category, code_size)
+                item_category = torch.full((n_items,), -1, dtype=torch.long)
+            self.dictionary = CategoryInterests(item_category, code_size, n_categories)
             n_categories = self.dictionary.n_interests
         else:
             self.dictionary = InterestDictionary(

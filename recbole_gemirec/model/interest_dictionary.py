@@ -253,9 +253,10 @@ class CategoryInterests(Interests):
     model is unchanged; items without a category share one extra "unknown" interest.
     """
 
-    def __init__(self, item_categories, code_size):
+    def __init__(self, item_categories, code_size, n_categories=None):
         super().__init__()
-        n_categories = int(item_categories.max().item()) + 2
+        if n_categories is None:  # categories 0..max, plus the "unknown" interest
+            n_categories = int(item_categories.max().item()) + 2
         self.register_buffer("item_codes", (item_categories.clamp(min=-1) + 1).long())
         self.sizes = [n_categories]
         self.levels = 1

@@ -4,6 +4,11 @@
            [--nlist N] [--nprobe N] [--M N] [--ef_construction N] [--ef_search N] [--history full|test]
     python -m recbole_gemirec.serving recommend --index DIR --user TOKEN [--user TOKEN ...] [-n 20]
            [--exclude ITEM ...] [--nprobe N | --ef_search N] [--json]
+    python -m recbole_gemirec.serving recommend --index DIR --history ITEM [ITEM ...] [--user TOKEN]
+           [--interests cache|generator] [--exclude-history] [-n 20] [--exclude ITEM ...] [--json]
+
+``--user`` alone serves the queries stored at export time; ``--history`` computes them from the given
+items now (oldest first), for a known user (``--user``: their features and interest cache) or a new one.
 
 A wrong input (unknown user or item token, missing or damaged export, bad checkpoint, unknown index
 type) ends with one ``error: ...`` line and exit status 2.
@@ -37,7 +42,13 @@ def parse_args(argv):
 
     rec = commands.add_parser("recommend", help="recommend items for users from an export")
     rec.add_argument("--index", required=True, help="export directory")
-    rec.add_argument("--user", action="append", required=True, help="user token (repeat for several users)")
+    rec.add_argument("--user", action="append", default=[], help="user token (repeat for several users; "
+                     "with --history at most one)")
+    rec.add_argument("--history", nargs="+", default=None, metavar="ITEM",
+                     help="serve from these item tokens, oldest first, instead of the stored queries")
+    rec.add_argument("--interests", default="cache", help="with --history (GemiRec): cache (the user's stored "
+                     "interests; the generator for a new user, default) or generator (chosen from the history now)")
+    rec.add_argument("--exclude-history", action="store_true", help="with --history: never recommend its items")
     rec.add_argument("-n", type=int, default=20, help="items per user (default 20)")
     rec.add_argument("--exclude", action="append", default=[], help="item token never to recommend (repeatable)")
     rec.add_argument("--nprobe", type=int, default=None, help="IVF: cells searched per query")
@@ -88,9 +99,10 @@ def _code_text(code):
 
 
 def format_table(recommender, result):
-    lines = [f"user {result.user}: top {len(result.items)} of {recommender.meta['n_items']} items "
-             f"({recommender.meta['model']}, {recommender.index_type} index)"]
-    if recommender.interest_codes is not None:
+    who = "new user" if result.user is None else f"user {result.user}"
+    lines = [f"{who}: top {len(result.items)} of {recommender.meta['n_items']} items "
+             f"({recommender.meta['model']}, {recommender.index_type} index, queries: {result.source})"]
+    if recommender.interest_codes is not None and result.source in ("stored", "cache"):
         interests = recommender.user_interests(result.user)
         lines.append("  interests: " + "  ".join(f"#{e['slot']}={_code_text(e['code'])}" for e in interests))
     lines.append(f"  {'rank':>4}  {'item':<12} {'score':>9}  interest")
@@ -103,12 +115,24 @@ def format_table(recommender, result):
 def run_recommend(args):
     from recbole_gemirec.serving.recommender import Recommender
 
+    from recbole_gemirec.errors import ConfigError
+
+    if args.history is None and not args.user:
+        raise ConfigError("recommend needs --user TOKEN (stored queries) or --history ITEM [ITEM ...]")
+    if args.history is not None and len(args.user) > 1:
+        raise ConfigError("--history serves one user: give --user at most once with it")
     recommender = Recommender.load(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
-    results = recommender.recommend(args.user, n=args.n, exclude=args.exclude)
+    if args.history is None:
+        results = recommender.recommend(args.user, n=args.n, exclude=args.exclude)
+    else:
+        results = [recommender.recommend_history(args.history, n=args.n, user=args.user[0] if args.user else None,
+                                                 interests=args.interests, exclude=args.exclude,
+                                                 exclude_history=args.exclude_history)]
     if args.json:
         payload = [r.as_dict() for r in results]
         for entry in payload:
-            entry["interests"] = recommender.user_interests(entry["user"])
+            if entry["source"] == "stored":
+                entry["interests"] = recommender.user_interests(entry["user"])
         print(json.dumps(payload if len(payload) > 1 else payload[0], indent=1))
     else:
         print("\n".join(format_table(recommender, r) for r in results))

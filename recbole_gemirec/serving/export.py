@@ -17,6 +17,11 @@ For each exported user, GemiRec's interest cache is rebuilt from that same histo
 top-K under the code limit) so that the stored interest ids/code tuples and the stored queries belong
 together.
 
+To serve a history that has changed since the export (or a new user), the export also writes the
+model's query side (:mod:`recbole_gemirec.serving.live`): GemiRec and the extension's baselines; for
+RecBole's own models only the stored queries are served. The export refuses to finish when the rebuilt
+query side does not reproduce the stored queries of its first users.
+
 The directory holds only ``.npy`` arrays (loaded later with ``allow_pickle=False``), JSON and a faiss
 index file (faiss's own binary format, not pickle):
 
@@ -26,6 +31,9 @@ index file (faiss's own binary format, not pickle):
     queries.npy         float32 [users, K, D]   the query vectors
     interest_ids.npy    int64   [users, K]      GemiRec only: the cached interest ids
     interest_codes.npy  int64   [users, K, C]   GemiRec only: their code tuples
+    interest_log_probs.npy float32 [users, K]   GemiRec only: their log-probabilities (0 for u)
+    user_features.npy   int64   [users, F]      models that read user features: each user's feature ids
+    query_model.json, query_model.npz           the live query side (recbole_gemirec.serving.live)
     item_vectors.npy    float32 [items, D]      the indexed item vectors (row r = internal item r + 1)
     items.faiss         the faiss index over item_vectors (the padding item 0 is never indexed)
 
@@ -45,12 +53,16 @@ import torch
 
 from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.index import build_index, resolve_params
+from recbole_gemirec.serving.live import QUERY_MODEL_FILE, WEIGHTS_FILE, query_side
 
 FORMAT = "recbole_gemirec.serving/1"
 HISTORY_MODES = ("full", "test")
 META_FILE = "meta.json"
 TOKENS_FILE = "tokens.json"
 INDEX_FILE = "items.faiss"
+# Files only some exports have (GemiRec's interests, user features, the live query side).
+OPTIONAL_FILES = ("interest_ids.npy", "interest_codes.npy", "interest_log_probs.npy", "user_features.npy",
+                  QUERY_MODEL_FILE, WEIGHTS_FILE)
 
 
 # --- loading the model -----------------------------------------------------------------------------
@@ -165,7 +177,8 @@ def user_histories(dataset, config, test_data=None, history="full"):
 def query_source(model):
     """How the model's scores decompose: ``(kind, query_fn, item_table)``.
 
-    ``query_fn(interaction)`` gives ``(queries [B, K, D], interest ids [B, K] or None)``.
+    ``query_fn(interaction)`` gives ``(queries [B, K, D], (interest ids, their log-probabilities) [B, K]
+    each, or None)``.
     """
     from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 
@@ -175,7 +188,7 @@ def query_source(model):
         def queries(interaction):
             if has_codes:
                 ids = model.query_interest_ids(interaction)  # aligned with the queries; -1 = u itself
-                return model.interest_vectors(interaction), ids
+                return model.interest_vectors(interaction), (ids, model.query_interest_log_probs(interaction))
             return model.interest_vectors(interaction), None
 
         kind = "gemirec" if has_codes else "multi_interest"
@@ -216,27 +229,61 @@ def compute_queries(model, interaction, batch_size=1024, device="cpu"):
 
     Returns:
         dict with ``kind``, ``queries`` float32 ``[U, K, D]``, ``interest_ids`` / ``interest_codes``
-        (int64, or ``None``), ``items`` float32 ``[n_items - 1, D]`` (rows 1.. of the item table).
+        (int64) and ``interest_log_probs`` (float32) or ``None``, ``user_features`` (int64 ``[U, F]`` or
+        ``None``), ``items`` float32 ``[n_items - 1, D]`` (rows 1.. of the item table).
     """
     model.eval()
     kind, query_fn, table = query_source(model)
-    parts, id_parts = [], []
+    parts, id_parts, log_prob_parts, feature_parts = [], [], [], []
+    user_features_of = getattr(model, "user_features_of", lambda interaction: None)
     for start in range(0, len(interaction), batch_size):
         batch = interaction[torch.arange(start, min(start + batch_size, len(interaction)))].to(device)
-        queries, ids = query_fn(batch)
+        queries, interests = query_fn(batch)
         if start == 0:
             _check_against_full_sort(model, batch, queries, table)
         parts.append(queries.detach().float().cpu())
-        if ids is not None:
-            id_parts.append(ids.detach().cpu())
+        if interests is not None:
+            id_parts.append(interests[0].detach().cpu())
+            log_prob_parts.append(interests[1].detach().float().cpu())
+        features = user_features_of(batch)
+        if features is not None:
+            feature_parts.append(features.detach().cpu())
     queries = torch.cat(parts).numpy().astype(np.float32)
     result = {"kind": kind, "queries": np.ascontiguousarray(queries), "interest_ids": None, "interest_codes": None,
+              "interest_log_probs": None, "user_features": None,
               "items": np.ascontiguousarray(table[1:].detach().float().cpu().numpy())}
     if id_parts:
         ids = torch.cat(id_parts)
         result["interest_ids"] = ids.numpy().astype(np.int64)
         result["interest_codes"] = model.query_interest_codes(ids.to(table.device)).cpu().numpy().astype(np.int64)
+        result["interest_log_probs"] = torch.cat(log_prob_parts).numpy().astype(np.float32)
+    if feature_parts:
+        result["user_features"] = torch.cat(feature_parts).numpy().astype(np.int64)
     return result
+
+
+LIVE_CHECK_USERS = 8  # exported users whose live queries are compared with the stored ones
+
+
+def _check_live(out_dir, meta, rows, exported, model):
+    """Refuse an export whose live query side does not reproduce the stored queries of its first users
+    (from their stored history, features and interest cache)."""
+    from recbole_gemirec.serving.live import LiveModel, cached_interests
+
+    live = LiveModel.load(out_dir, meta)
+    item_seq = rows[model.ITEM_SEQ].cpu().numpy()
+    lengths = rows[model.ITEM_SEQ_LEN].cpu().numpy()
+    for row in range(min(LIVE_CHECK_USERS, len(lengths))):
+        features = None if exported["user_features"] is None else exported["user_features"][row]
+        cached = None
+        if exported["interest_ids"] is not None:
+            cached = cached_interests(exported["interest_ids"][row], exported["interest_log_probs"][row])
+        queries, _, _ = live.queries(item_seq[row, : lengths[row]], features, cached)
+        if not np.allclose(queries, exported["queries"][row], rtol=1e-4, atol=1e-4):
+            raise ConfigError(
+                f"model {meta['model']}: the queries rebuilt from the export's query side differ from the "
+                "model's own; the export is not written (a bug: please report it)"
+            )
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -293,15 +340,22 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
     }
     _write_json(os.path.join(out_dir, TOKENS_FILE), tokens)
     arrays = {"queries": exported["queries"], "item_vectors": exported["items"]}
-    if exported["interest_ids"] is not None:
-        arrays["interest_ids"] = exported["interest_ids"]
-        arrays["interest_codes"] = exported["interest_codes"]
+    for name in ("interest_ids", "interest_codes", "interest_log_probs", "user_features"):
+        if exported[name] is not None:
+            arrays[name] = exported[name]
     files = {}
     for name, array in arrays.items():
         path = os.path.join(out_dir, f"{name}.npy")
         np.save(path, array, allow_pickle=False)
         files[f"{name}.npy"] = {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": sha256_of(path)}
-    for stale in ("interest_ids.npy", "interest_codes.npy"):
+    side = query_side(model)
+    if side is not None:
+        spec, weights = side
+        _write_json(os.path.join(out_dir, QUERY_MODEL_FILE), spec)
+        np.savez(os.path.join(out_dir, WEIGHTS_FILE), **weights)
+        for name in (QUERY_MODEL_FILE, WEIGHTS_FILE):
+            files[name] = {"sha256": sha256_of(os.path.join(out_dir, name))}
+    for stale in OPTIONAL_FILES:
         if stale not in files and os.path.exists(os.path.join(out_dir, stale)):
             os.remove(os.path.join(out_dir, stale))
     faiss.write_index(index, os.path.join(out_dir, INDEX_FILE))
@@ -328,8 +382,11 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
         "index": {"type": index_type, "params": params, "metric": "inner_product"},
         "user_field": dataset.uid_field,
         "item_field": dataset.iid_field,
+        "live": side is not None,
         "files": files,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if side is not None:
+        _check_live(out_dir, meta, rows, exported, model)
     _write_json(meta_path, meta)  # written last: its presence marks a complete export
     return meta

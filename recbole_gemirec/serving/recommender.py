@@ -24,6 +24,7 @@ import numpy as np
 from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
 from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
+from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE
 
 REQUIRED_META = {
     "format": str, "model": str, "dataset": str, "kind": str, "n_users": int, "n_items": int,
@@ -44,11 +45,15 @@ class Recommendation:
     ``interest_codes[i]`` is that interest's code tuple (GemiRec), ``None`` for other models.
     """
 
-    user: str
+    user: Optional[str]
     items: List[str]
     scores: List[float]
     interest_slots: List[int]
     interest_codes: Optional[List[List[int]]]
+    # where the queries came from: "stored" (the export's), "cache" (the history now, the stored
+    # interest cache) or "generator" (the history now, interests chosen now); "history" for models
+    # without interests of a dictionary
+    source: str = "stored"
 
     def as_dict(self):
         return asdict(self)
@@ -73,9 +78,12 @@ class Recommender:
         self.item_vectors = arrays["item_vectors"]
         self.interest_ids = arrays.get("interest_ids")
         self.interest_codes = arrays.get("interest_codes")
+        self.interest_log_probs = arrays.get("interest_log_probs")
+        self.user_features = arrays.get("user_features")
         self.index = index
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
+        self._live = None
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -198,19 +206,85 @@ class Recommender:
             raise ConfigError(f"n={n!r}: the number of items to recommend must be a positive integer")
         rows = np.array([self.user_row(t) for t in tokens], dtype=np.int64)
         excluded = np.array(sorted({self.item_row(t) for t in (exclude or [])}), dtype=np.int64)
-        n = int(min(n, self.meta["n_items"] - len(excluded)))
-        k, dim = self.interests_per_user, self.meta["dim"]
-        if len(rows) == 0 or n <= 0:
-            results = [self._pack(t, r, *(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32)) for t, r in zip(tokens, rows)]
-            return results[0] if single else results
-        scores, found = search(self.index, self.queries[rows].reshape(-1, dim), n + len(excluded))
-        scores = scores.reshape(len(rows), k, -1)
-        found = found.reshape(len(rows), k, -1)
-        results = []
-        for b, (token, row) in enumerate(zip(tokens, rows)):
-            items, slots, best = merge_interest_lists(scores[b], found[b], n, excluded)
-            results.append(self._pack(token, row, items, slots, best))
+        merged = self._retrieve(self.queries[rows], n, excluded)
+        results = [self._pack(token, *found, self._codes_of_row(row)) for token, row, found in zip(tokens, rows, merged)]
         return results[0] if single else results
+
+    def _retrieve(self, queries, n, excluded):
+        """``[(item rows, interest slots, scores)]`` of each user's queries ``[B, K, D]``: every query's
+        top ``n + len(excluded)`` from the index, merged (:func:`merge_interest_lists`)."""
+        batch, k, dim = queries.shape
+        n = int(min(n, self.meta["n_items"] - len(excluded)))
+        if batch == 0 or n <= 0:
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return [empty] * batch
+        scores, found = search(self.index, np.ascontiguousarray(queries.reshape(-1, dim)), n + len(excluded))
+        scores = scores.reshape(batch, k, -1)
+        found = found.reshape(batch, k, -1)
+        return [merge_interest_lists(scores[b], found[b], n, excluded) for b in range(batch)]
+
+    # --- serving from a history ---------------------------------------------------------------------
+    @property
+    def live(self):
+        """The export's query side (:class:`~recbole_gemirec.serving.live.LiveModel`), loaded on first use."""
+        if self._live is None:
+            from recbole_gemirec.serving.live import LiveModel
+
+            if not self.meta.get("live"):
+                raise ConfigError(
+                    f"the export in {self.directory} has no query side ({self.meta['model']}): it serves the "
+                    "users it stored only; serving from a history needs GemiRec or one of the extension's "
+                    "baselines, exported by this version"
+                )
+            self._live = LiveModel.load(self.directory, self.meta)
+        return self._live
+
+    def recommend_history(self, history, n=20, user=None, interests="cache", exclude=None, exclude_history=False):
+        """Top-``n`` items for a history given now, as a :class:`Recommendation`.
+
+        The queries are computed from ``history`` at request time by the exported query side of the model
+        (no RecBole, no dataset; :mod:`recbole_gemirec.serving.live`), so a user whose history changed
+        since the export, or a user it never saw, is served.
+
+        Args:
+            history: item tokens the user interacted with, oldest first (the last ``max_history`` are read).
+            n: how many items.
+            user: a user token of the export, or ``None`` for a new user. A known user brings their
+                stored user features and interest cache; a new user has unknown features (RecBole's
+                padding value).
+            interests: GemiRec only. ``cache``: the user's stored interest cache with a fresh user vector
+                from ``history`` (a new user has none: the generator chooses, and ``source`` says so);
+                ``generator``: the generator chooses the K interests from ``history`` now.
+            exclude: item tokens never to recommend.
+            exclude_history: also never recommend the items of ``history``.
+        """
+        from recbole_gemirec.serving.live import INTEREST_MODES, cached_interests
+
+        if interests not in INTEREST_MODES:
+            raise ConfigError(f"interests={interests!r} is unknown; allowed: {', '.join(INTEREST_MODES)}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"n={n!r}: the number of items to recommend must be a positive integer")
+        if isinstance(history, (str, bytes)) or not hasattr(history, "__iter__"):
+            raise ConfigError(f"history={history!r}: expected a list of item tokens, oldest first")
+        tokens = [str(t) for t in history]
+        if not tokens:
+            raise ConfigError("history is empty: serving from a history needs at least one item token")
+        item_rows = np.array([self.item_row(t) for t in tokens], dtype=np.int64)
+        row = None if user is None else self.user_row(user)
+        live = self.live
+        features = None if row is None or self.user_features is None else self.user_features[row]
+        cached, source = None, "history"
+        if live.has_interest_ids:
+            source = "generator"
+            if interests == "cache" and row is not None and self.interest_ids is not None:
+                cached, source = cached_interests(self.interest_ids[row], self.interest_log_probs[row]), "cache"
+        queries, slot_ids, codes = live.queries(item_rows + 1, features, cached)
+        excluded = {self.item_row(t) for t in (exclude or [])}
+        if exclude_history:
+            excluded |= set(item_rows.tolist())
+        excluded = np.array(sorted(excluded), dtype=np.int64)
+        found = self._retrieve(queries[None], n, excluded)[0]
+        return self._pack(None if user is None else str(user), *found, codes, source)
 
     def score(self, user, items):
         """Exact scores of given item tokens for a user: ``[(item, score, slot, code)]`` in the given order."""
@@ -219,23 +293,25 @@ class Recommender:
         per_interest = self.queries[row] @ self.item_vectors[item_rows].T  # [K, M]
         slots = per_interest.argmax(axis=0)
         best = per_interest.max(axis=0)
+        codes = self._codes_of_row(row)
         return [
-            (str(t), float(s), int(k), self._code(row, k))
+            (str(t), float(s), int(k), None if codes is None else [int(c) for c in codes[k]])
             for t, s, k in zip(items, best, slots)
         ]
 
-    def _code(self, row, slot):
-        if self.interest_codes is None:
-            return None
-        return [int(c) for c in self.interest_codes[row, slot]]
+    def _codes_of_row(self, row):
+        """The stored code tuples of an exported user's queries ``[K, C]``, or ``None``."""
+        return None if self.interest_codes is None else self.interest_codes[row]
 
-    def _pack(self, token, row, items, slots, scores):
+    def _pack(self, token, items, slots, scores, codes, source="stored"):
+        """A :class:`Recommendation`; ``codes [K, C]`` are the code tuples of the queries (or ``None``)."""
         return Recommendation(
             user=token,
             items=[self.item_tokens[i] for i in items],
             scores=[float(s) for s in scores],
             interest_slots=[int(s) for s in slots],
-            interest_codes=None if self.interest_codes is None else [self._code(row, s) for s in slots],
+            interest_codes=None if codes is None else [[int(c) for c in codes[s]] for s in slots],
+            source=source,
         )
 
 
@@ -297,6 +373,10 @@ def _check_meta(directory, meta):
     needed = {"queries.npy", "item_vectors.npy", INDEX_FILE, TOKENS_FILE}
     if meta["kind"] == "gemirec":
         needed |= {"interest_ids.npy", "interest_codes.npy"}
+    if meta.get("live") is not None and not isinstance(meta["live"], bool):
+        raise DataError(f"{path}: 'live' must be true or false, found {meta['live']!r}")
+    if meta.get("live"):
+        needed |= {QUERY_MODEL_FILE, WEIGHTS_FILE} | ({LOG_PROBS_FILE} if meta["kind"] == "gemirec" else set())
     files = meta["files"]
     missing = sorted(needed - set(files))
     if missing:
@@ -347,6 +427,14 @@ def _check_arrays(directory, arrays, meta):
         bad = (codes < 0) & ~user_slot[..., None] | (codes >= np.asarray(sizes)) | (user_slot[..., None] & (codes != -1))
         if codes.size and bad.any():
             raise DataError(f"{os.path.join(directory, 'interest_codes.npy')} holds codes outside the dictionary sizes {sizes}")
+    if "interest_log_probs" in arrays:
+        _expect(os.path.join(directory, LOG_PROBS_FILE), arrays["interest_log_probs"], "float32", (users, k))
+    if "user_features" in arrays:
+        features = arrays["user_features"]
+        path = os.path.join(directory, FEATURES_FILE)
+        if features.dtype != np.int64 or features.ndim != 2 or features.shape[0] != users or (features < 0).any():
+            raise DataError(f"{path} is {features.dtype} {list(features.shape)}; expected int64 [{users}, F] "
+                            "of feature ids >= 0")
     for name, array in arrays.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise DataError(f"{os.path.join(directory, name + '.npy')} holds NaN or infinite values")

@@ -1,0 +1,186 @@
+"""Serving from a history: the query side of a model, rebuilt from an export (docs/design.md, serving).
+
+An export (:mod:`recbole_gemirec.serving.export`) stores each user's queries as they were at export
+time. To serve a user whose history has changed since, or a user the export has never seen, the
+queries must be computed from the history at request time. The export therefore also writes the
+model's *query side*: the parts its queries depend on (for GemiRec the item embeddings, user tower,
+dictionary, generator and fusion; for the baselines the item table and the extractor), rebuilt here
+with the model's own ``build_query_parts`` and ``queries_from_history``
+(:class:`~recbole_gemirec.model.multi_interest.MultiInterestRecommender`), so a live query is the
+model's query. No RecBole configuration, dataset or data loader is built at request time.
+
+Files (next to the export's others, listed with their SHA-256 in ``meta.json``):
+
+    query_model.json        {"model": class name, "architecture": what build_query_parts reads}
+    query_model.npz         the query side's weights under the model's state-dict keys (numeric arrays only,
+                            read with allow_pickle=False)
+    interest_log_probs.npy  float32 [users, K]  GemiRec: log p of each exported user's cached interests
+                            (aligned with interest_ids.npy; 0 for the query u)
+    user_features.npy       int64 [users, F]    models with user features: each exported user's feature ids
+
+The model class is looked up by name among the extension's own models only; a name that is not one of
+them, an architecture whose parts do not have the stored weights' shapes, or a damaged file is refused
+with :class:`~recbole_gemirec.errors.DataError` before anything is allocated at the stored sizes (the
+parts are first built on torch's ``meta`` device, which holds no memory).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from recbole_gemirec.errors import DataError
+
+QUERY_MODEL_FILE = "query_model.json"
+WEIGHTS_FILE = "query_model.npz"
+LOG_PROBS_FILE = "interest_log_probs.npy"
+FEATURES_FILE = "user_features.npy"
+INTEREST_MODES = ("cache", "generator")
+
+
+# --- writing (export time, the trained model at hand) ----------------------------------------------------
+def query_side(model):
+    """``(spec, weights)`` of a model that can serve from a history, or ``None``.
+
+    ``spec`` is the JSON of ``query_model.json``; ``weights`` the numpy arrays of the query side, under
+    the model's state-dict keys (the keys a query-only instance has).
+    """
+    from recbole_gemirec.model.multi_interest import MultiInterestRecommender
+
+    if not isinstance(model, MultiInterestRecommender):
+        return None
+    architecture = model.serving_architecture()
+    if architecture is None:
+        return None
+    import torch
+
+    with torch.device("meta"):
+        keys = type(model).for_serving(architecture).state_dict().keys()
+    state = model.state_dict()
+    weights = {key: state[key].detach().cpu().numpy() for key in keys}
+    spec = {"model": type(model).__name__, "architecture": architecture}
+    json.dumps(spec)  # plain JSON values only (raises TypeError otherwise: a bug of the model's description)
+    return spec, weights
+
+
+def cached_interests(slot_ids, log_probs):
+    """``(interest ids [K], log-probabilities [K])`` of a stored cache from the export's rows aligned with
+    the queries (``interest_ids.npy``, ``interest_log_probs.npy``), the query u (id -1) left out."""
+    keep = np.asarray(slot_ids) >= 0
+    return np.asarray(slot_ids)[keep], np.asarray(log_probs, dtype=np.float32)[keep]
+
+
+# --- loading (request time) ------------------------------------------------------------------------------
+def _model_class(path, name):
+    from recbole_gemirec.model.multi_interest import MultiInterestRecommender
+    from recbole_gemirec.utils import extension_model
+
+    cls = extension_model(name) if isinstance(name, str) else None
+    if cls is None or not issubclass(cls, MultiInterestRecommender) or \
+            cls.build_query_parts is MultiInterestRecommender.build_query_parts:
+        raise DataError(f"{path}: model {name!r} is not one of this extension's models that serve from a history")
+    return cls
+
+
+def _build(path, cls, architecture, device=None):
+    import torch
+
+    try:
+        with torch.device(device or "cpu"):
+            return cls.for_serving(architecture)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: the architecture cannot be built ({type(err).__name__}: {err})") from None
+
+
+def _read_weights(directory):
+    path = os.path.join(directory, WEIGHTS_FILE)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            weights = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path} cannot be read as numeric arrays without pickle ({err})") from None
+    for key, array in weights.items():
+        if array.dtype.kind not in "fiub":
+            raise DataError(f"{path}: {key!r} holds {array.dtype} data; only numeric arrays are accepted")
+    return path, weights
+
+
+class LiveModel:
+    """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
+
+    def __init__(self, model, max_length, n_items):
+        self.model = model
+        self.max_length = max_length
+        self.n_items = n_items
+        self.has_interest_ids = bool(model.has_interest_ids)
+        self.uses_features = bool(getattr(model, "architecture", {}).get("feature_cardinalities"))
+
+    @classmethod
+    def load(cls, directory, meta):
+        """Read ``query_model.json`` and ``query_model.npz`` of an export (checked against ``meta``)."""
+        import torch
+
+        path = os.path.join(directory, QUERY_MODEL_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                spec = json.load(f)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"{path} is not a readable JSON file ({err}); export the model again") from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("architecture"), dict):
+            raise DataError(f"{path} must hold an object with 'model' and 'architecture'")
+        architecture = spec["architecture"]
+        model_class = _model_class(path, spec.get("model"))
+        if spec["model"] != meta["model"]:
+            raise DataError(f"{path} describes {spec['model']!r}, but meta.json records {meta['model']!r}")
+        if architecture.get("n_items") != meta["n_items"] + 1:
+            raise DataError(f"{path}: n_items={architecture.get('n_items')!r}; the export's catalogue has "
+                            f"{meta['n_items']} items plus padding ({meta['n_items'] + 1})")
+        expected = {k: tuple(v.shape) for k, v in _build(path, model_class, architecture, "meta").state_dict().items()}
+        weights_path, weights = _read_weights(directory)
+        got = {k: tuple(v.shape) for k, v in weights.items()}
+        if got != expected:
+            wrong = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
+            raise DataError(f"{weights_path} does not hold the weights the architecture of {path} needs "
+                            f"(differs at {', '.join(wrong[:5])}{', ...' if len(wrong) > 5 else ''})")
+        model = _build(path, model_class, architecture)
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+        model.load_state_dict(state, strict=True)
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise DataError(f"{weights_path}: {name!r} holds NaN or infinite values")
+        return cls(model, int(architecture["max_seq_length"]), meta["n_items"] + 1)
+
+    def queries(self, item_ids, features=None, cached=None):
+        """The queries of one history.
+
+        Args:
+            item_ids: internal item ids (1..n), oldest first; the last ``max_length`` are read.
+            features: user-feature ids ``[F]`` (``None``: unknown, RecBole's padding value 0).
+            cached: ``(interest ids [K], log-probabilities [K])`` of a stored interest cache, or ``None``:
+                the model chooses the interests from this history now (GemiRec's generator).
+
+        Returns:
+            ``(queries float32 [K', D], interest ids [K'] or None, code tuples [K', C] or None)``.
+        """
+        import torch
+
+        ids = np.asarray(item_ids, dtype=np.int64)[-self.max_length:]
+        item_seq = torch.zeros((1, self.max_length), dtype=torch.long)
+        item_seq[0, : len(ids)] = torch.from_numpy(ids)
+        item_seq_len = torch.tensor([len(ids)], dtype=torch.long)
+        user_features = None
+        if self.uses_features:
+            cardinalities = self.model.architecture["feature_cardinalities"]
+            values = np.zeros(len(cardinalities), dtype=np.int64) if features is None else np.asarray(features, dtype=np.int64)
+            if values.shape != (len(cardinalities),) or (values < 0).any() or (values >= cardinalities).any():
+                raise DataError(f"user features {values.tolist()}: expected {len(cardinalities)} ids below "
+                                f"{cardinalities}")
+            user_features = torch.from_numpy(values).view(1, -1)
+        interests = None
+        if cached is not None:
+            interests = tuple(torch.from_numpy(np.asarray(a)).unsqueeze(0) for a in cached)
+        with torch.inference_mode():
+            queries, slot_ids = self.model.queries_from_history(item_seq, item_seq_len, user_features, interests)
+            codes = None if slot_ids is None else self.model.query_interest_codes(slot_ids)[0].numpy()
+        return (np.ascontiguousarray(queries[0].float().numpy()),
+                None if slot_ids is None else slot_ids[0].numpy(), codes)

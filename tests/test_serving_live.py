@@ -1,0 +1,253 @@
+"""Serving from a history: the exported query side reproduces the model's own queries and rankings."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TEST_DATA, train_tiny
+from test_serving import _serving_cli
+
+GEMIREC = dict(interest_category_field="category", gpt_layers=2, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
+
+
+def _train_and_export(root, model, **settings):
+    """Train ``model`` on a copy of the tiny data, export it, then delete the data: everything served
+    afterwards comes from the export alone."""
+    from recbole_gemirec.serving import export_model
+
+    data = root / "data"
+    shutil.copytree(TEST_DATA, data)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = train_tiny(root, model, data_path=str(data), **settings)
+        checkpoint = str(root / result["checkpoint"])
+        export_model(checkpoint, str(root / "export"), config_dict={"data_path": str(data)})
+        reference = _reference(checkpoint, str(data))
+    finally:
+        os.chdir(cwd)
+    shutil.rmtree(data)
+    return str(root / "export"), reference
+
+
+def _reference(checkpoint, data_path):
+    """What the RecBole model itself ranks, for checking the live path: the model, every user's whole
+    history (as exported) and the token tables."""
+    from recbole_gemirec.serving import user_histories
+    from recbole_gemirec.serving.export import load_for_serving
+
+    config, model, dataset, _, _ = load_for_serving(checkpoint, {"data_path": data_path})
+    rows = user_histories(dataset, config, history="full")
+    return {"model": model, "rows": rows, "dataset": dataset}
+
+
+@pytest.fixture(scope="module")
+def gemirec(tmp_path_factory):
+    return _train_and_export(tmp_path_factory.mktemp("live_gemirec"), "GemiRec", **GEMIREC)
+
+
+@pytest.fixture(scope="module")
+def comirec(tmp_path_factory):
+    return _train_and_export(tmp_path_factory.mktemp("live_comirec"), "ComiRecSA")
+
+
+def _history_of(reference, position):
+    rows, dataset = reference["rows"], reference["dataset"]
+    length = int(rows[reference["model"].ITEM_SEQ_LEN][position])
+    ids = rows[reference["model"].ITEM_SEQ][position, :length].numpy()
+    user = dataset.id2token(dataset.uid_field, rows[dataset.uid_field][position : position + 1].numpy())[0]
+    return str(user), [str(t) for t in dataset.id2token(dataset.iid_field, ids)]
+
+
+def _model_top(reference, position, history_tokens, n):
+    """The RecBole model's own top-n for the user at ``position`` with ``history_tokens`` instead of their
+    history (GemiRec: interests chosen afresh from that history)."""
+    model, rows, dataset = reference["model"], reference["rows"], reference["dataset"]
+    row = rows[torch.tensor([position])]
+    ids = torch.from_numpy(dataset.token2id(dataset.iid_field, history_tokens)[-model.max_seq_length:])
+    seq = torch.zeros_like(row[model.ITEM_SEQ])
+    seq[0, : len(ids)] = ids
+    row.interaction[model.ITEM_SEQ] = seq
+    row.interaction[model.ITEM_SEQ_LEN] = torch.tensor([len(ids)])
+    with torch.no_grad():
+        if getattr(model, "has_interest_ids", False):
+            model.refresh_interest_cache(row)
+        scores = model.full_sort_predict(row)[0]
+    scores[0] = -np.inf
+    top = scores.topk(n)
+    return [str(t) for t in dataset.id2token(dataset.iid_field, top.indices.numpy())], top.values.numpy()
+
+
+@pytest.mark.parametrize("which", ["gemirec", "comirec"])
+def test_the_stored_history_served_live_gives_the_stored_recommendation(which, request):
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = request.getfixturevalue(which)
+    recommender = Recommender.load(export)
+    for position in (0, 7, 33):
+        user, history = _history_of(reference, position)
+        stored = recommender.recommend(user, n=10)
+        for interests in ("cache", "generator"):
+            live = recommender.recommend_history(history, n=10, user=user, interests=interests)
+            assert live.items == stored.items and live.interest_slots == stored.interest_slots
+            np.testing.assert_allclose(live.scores, stored.scores, rtol=1e-4, atol=1e-5)
+            assert live.interest_codes == stored.interest_codes
+            assert live.source == ({"cache": "cache", "generator": "generator"}[interests] if which == "gemirec" else "history")
+
+
+@pytest.mark.parametrize("which", ["gemirec", "comirec"])
+def test_a_changed_history_is_ranked_as_the_model_ranks_it(which, request):
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = request.getfixturevalue(which)
+    recommender = Recommender.load(export)
+    changed_any = False
+    for position in (2, 11, 40):
+        user, history = _history_of(reference, position)
+        newer = history[3:] + [t for t in recommender.item_tokens[:40] if t not in history][:6]
+        expected, scores = _model_top(reference, position, newer, 10)
+        live = recommender.recommend_history(newer, n=10, user=user, interests="generator")
+        assert live.items == expected
+        np.testing.assert_allclose(live.scores, scores, rtol=1e-4, atol=1e-5)
+        changed_any |= live.items != recommender.recommend(user, n=10).items
+    assert changed_any, "a different history should change some user's recommendation"
+
+
+def test_a_new_user_is_served_from_the_history_alone(gemirec):
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = gemirec
+    recommender = Recommender.load(export)
+    user, history = _history_of(reference, 5)
+    new = recommender.recommend_history(history, n=15, interests="cache")
+    assert new.user is None and new.source == "generator"  # a new user has no cache: the generator chooses
+    assert len(new.items) == 15 and len(set(new.items)) == 15
+    assert all(code is not None for code in new.interest_codes)
+    excluded = recommender.recommend_history(history, n=15, exclude_history=True)
+    assert not set(excluded.items) & set(history)
+
+
+def test_the_query_side_holds_only_numeric_arrays_and_the_models_own_weights(gemirec):
+    export, reference = gemirec
+    spec = json.load(open(os.path.join(export, "query_model.json")))
+    assert spec["model"] == "GemiRec" and spec["architecture"]["stage"] == "joint"
+    with np.load(os.path.join(export, "query_model.npz"), allow_pickle=False) as weights:
+        state = reference["model"].state_dict()
+        assert "item_embedding.weight" in weights.files and "interest_cache" not in weights.files
+        for key in weights.files:
+            np.testing.assert_array_equal(weights[key], state[key].numpy())
+
+
+def _copy(export, tmp_path, name):
+    target = tmp_path / name
+    shutil.copytree(export, target)
+    return target
+
+
+def _rewrite(directory, name, write):
+    """Change one file of an export and record its new checksum, so the check under test is the one that
+    fires (not the checksum's)."""
+    from recbole_gemirec.serving.export import sha256_of
+
+    path = os.path.join(directory, name)
+    write(path)
+    meta_path = os.path.join(directory, "meta.json")
+    meta = json.load(open(meta_path))
+    meta["files"][name]["sha256"] = sha256_of(path)
+    json.dump(meta, open(meta_path, "w"))
+
+
+def _set_spec(**changes):
+    def write(path):
+        spec = json.load(open(path))
+        for key, value in changes.items():
+            if key == "model":
+                spec["model"] = value
+            else:
+                spec["architecture"][key] = value
+        json.dump(spec, open(path, "w"))
+    return write
+
+
+@pytest.mark.parametrize("name,write,message", [
+    ("query_model.json", _set_spec(model="os"), "not one of this extension's models"),
+    ("query_model.json", _set_spec(model="SASRec"), "not one of this extension's models"),
+    ("query_model.json", _set_spec(model="ComiRecSA"), "meta.json records 'GemiRec'"),
+    ("query_model.json", _set_spec(n_items=10**12), "n_items"),
+    ("query_model.json", _set_spec(embedding_size=10**6), "does not hold the weights"),
+    ("query_model.json", _set_spec(tower_layers="two"), "cannot be built"),
+    ("query_model.json", lambda p: open(p, "w").write("{not json"), "not a readable JSON"),
+    ("query_model.npz", lambda p: np.savez(p, x=np.zeros(3)), "does not hold the weights"),
+    ("query_model.npz", lambda p: open(p, "wb").write(b"garbage"), "without pickle"),
+])
+def test_a_damaged_query_side_is_refused_with_the_file_named(gemirec, tmp_path, name, write, message):
+    from recbole_gemirec.errors import DataError
+    from recbole_gemirec.serving import Recommender
+
+    directory = _copy(gemirec[0], tmp_path, "damaged")
+    _rewrite(str(directory), name, write)
+    recommender = Recommender.load(directory)  # the stored queries still serve
+    assert recommender.recommend(recommender.user_tokens[0], n=3).items
+    with pytest.raises(DataError, match=message) as err:
+        recommender.recommend_history([recommender.item_tokens[0]], n=3)
+    assert name in str(err.value)
+
+
+def test_bad_live_requests_are_clear_errors(gemirec, tmp_path):
+    from recbole_gemirec.errors import ConfigError
+    from recbole_gemirec.serving import Recommender, UnknownTokenError, export_model
+
+    recommender = Recommender.load(gemirec[0])
+    item = recommender.item_tokens[0]
+    with pytest.raises(UnknownTokenError, match="'no-such-item'"):
+        recommender.recommend_history([item, "no-such-item"])
+    with pytest.raises(ConfigError, match="history is empty"):
+        recommender.recommend_history([])
+    with pytest.raises(ConfigError, match="list of item tokens"):
+        recommender.recommend_history(item)
+    with pytest.raises(ConfigError, match="interests='fresh' is unknown"):
+        recommender.recommend_history([item], interests="fresh")
+    with pytest.raises(UnknownTokenError, match="user token"):
+        recommender.recommend_history([item], user="no-such-user")
+    sasrec = train_tiny(tmp_path, "SASRec")
+    export_model(str(tmp_path / sasrec["checkpoint"]), str(tmp_path / "sasrec"))
+    with pytest.raises(ConfigError, match="no query side"):
+        Recommender.load(tmp_path / "sasrec").recommend_history([item])
+
+
+def test_live_recommendation_through_the_command_line(gemirec, tmp_path):
+    export, reference = gemirec
+    user, history = _history_of(reference, 9)
+    args = ["recommend", "--index", export, "--history", *history, "-n", "5", "--json"]
+    known = _serving_cli(args + ["--user", user], tmp_path)
+    assert known.returncode == 0, known.stderr
+    payload = json.loads(known.stdout)
+    stored = json.loads(_serving_cli(["recommend", "--index", export, "--user", user, "-n", "5", "--json"], tmp_path).stdout)
+    assert payload["items"] == stored["items"] and payload["source"] == "cache"
+    new = _serving_cli(args + ["--interests", "generator"], tmp_path)
+    assert new.returncode == 0, new.stderr
+    assert json.loads(new.stdout)["user"] is None and json.loads(new.stdout)["source"] == "generator"
+    table = _serving_cli(["recommend", "--index", export, "--history", *history, "-n", "3"], tmp_path)
+    assert table.returncode == 0 and "new user" in table.stdout
+    bad = _serving_cli(["recommend", "--index", export, "--history", "no-such-item"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "'no-such-item'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("model,settings", [
+    ("ComiRecDR", {}), ("MIND", {"dynamic_interest_num": True}), ("REMI", {}),
+    ("GemiRec", dict(GEMIREC, interest_source="category", user_query=False)),
+])
+def test_every_extension_model_serves_live(model, settings, tmp_path):
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = _train_and_export(tmp_path, model, **settings)  # the export checks its live queries
+    recommender = Recommender.load(export)
+    assert recommender.meta["live"] is True
+    user, history = _history_of(reference, 4)
+    expected, _ = _model_top(reference, 4, history[:-2], 8)
+    assert recommender.recommend_history(history[:-2], n=8, user=user, interests="generator").items == expected

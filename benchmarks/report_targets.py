@@ -63,16 +63,18 @@ def targets(accuracy, speed_summary, gemirec_stages=None):
         parts, within = [], []
         for n in sorted(serving):
             lat = serving[n]["latency_ms"]
-            r = ratio(lat.get(HEADLINE_GEMIREC, {}).get("median"), lat.get(HEADLINE_COMIREC, {}).get("median"))
-            parts.append(f"{n:,} items {fmt_ratio(r)}")
-            if r is not None and r <= 1.05:
+            gem, csa = lat.get(HEADLINE_GEMIREC, {}), lat.get(HEADLINE_COMIREC, {})
+            tail = "p99" if "p99" in gem and "p99" in csa else "p90"
+            r50, rtail = ratio(gem.get("median"), csa.get("median")), ratio(gem.get(tail), csa.get(tail))
+            parts.append(f"{n:,} items {fmt_ratio(r50)} ({tail} {fmt_ratio(rtail)})")
+            if r50 is not None and rtail is not None and r50 <= 1.0 and rtail <= 1.0:
                 within.append(f"{n:,}")
         met = len(within) == len(serving)
         measured = ", ".join(parts)
         if within and not met:
-            measured += f" (within 1.05x at {', '.join(within)} items only)"
-        rows.append({"target": "serving latency per user <= 1.05x ComiRecSA (GemiRec with its interest cache)",
-                     "measured": measured, "met": met})
+            measured += f" (within 1.0x at {', '.join(within)} items only)"
+        rows.append({"target": "serving latency per request <= 1.0x ComiRecSA, median and tail (GemiRec from a "
+                               "history with its interest cache)", "measured": measured, "met": met})
     train = speed_summary["train"]
     if "GemiRec" in train and "SASRec" in train:
         sas = train["SASRec"]["train"]["epoch_s"]

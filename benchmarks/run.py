@@ -126,12 +126,14 @@ def protocol_file():
     return code_path(os.path.join("dataset_configs", "protocol_user.yaml"))
 
 
-def pin_code(where, choice):
+def pin_code(where, choice, key="code"):
     """Choose the code the workers import ``recbole_gemirec`` from, so that every run of a results directory
     measures the same code while others keep editing the working tree.
 
     ``choice``: ``worktree``, a git revision (``HEAD``, a commit), or ``None`` - the commit already recorded
-    in the results' ``meta.json`` (a resumed run keeps its code), else ``HEAD``. A revision is exported
+    under ``key`` in the results' ``meta.json`` (a resumed run keeps its code), else ``HEAD``. The accuracy
+    and ablation runs are pinned under ``code``, the speed measurements under ``speed_code``: a speed part
+    measured later than the accuracy rows measures its own commit, and the report says which. A revision is exported
     with ``git archive`` (package, properties, dataset configs and the measuring side, ``benchmarks/``
     without its results) into ``<work>/code/<commit>``, so the workers run that commit's harness on that
     commit's package even after either changed in the working tree; nothing in the repository or its git
@@ -141,7 +143,7 @@ def pin_code(where, choice):
     recorded = None
     if os.path.exists(meta_path):
         with open(meta_path, encoding="utf-8") as f:
-            recorded = (json.load(f).get("code") or {}).get("commit")
+            recorded = (json.load(f).get(key) or {}).get("commit")
     choice = choice or recorded or "HEAD"
     if choice == "worktree":
         CODE.update(root=REPO, commit=None, source="working tree")
@@ -359,7 +361,7 @@ def prepare_data(settings, where):
         print(f"generated {name}: {' '.join(args[3:])}", flush=True)
 
 
-def update_meta(where, settings, argv, started, finished=None):
+def update_meta(where, settings, argv, started, finished=None, key="code"):
     path = os.path.join(where["results"], "meta.json")
     meta = {}
     if os.path.exists(path):
@@ -376,7 +378,7 @@ def update_meta(where, settings, argv, started, finished=None):
         meta["invocations"].append(entry)
     meta["machine"] = machine()
     meta["versions"] = versions()
-    meta["code"] = {"commit": CODE["commit"], "source": CODE["source"]}
+    meta[key] = {"commit": CODE["commit"], "source": CODE["source"]}
     os.makedirs(where["results"], exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
@@ -411,8 +413,10 @@ def main(argv=None):
         return 2
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.makedirs(where["work"], exist_ok=True)
-    pin_code(where, args.code or ("worktree" if settings["name"] == "quick" else None))
-    update_meta(where, settings, argv, started)
+    code_choice = args.code or ("worktree" if settings["name"] == "quick" else None)
+    key = "code" if parts & {"accuracy", "ablation"} else "speed_code"
+    pin_code(where, code_choice, key)
+    update_meta(where, settings, argv, started, key=key)
     print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}, code: {CODE['source']}",
           flush=True)
     prepare_data(settings, where)
@@ -425,9 +429,14 @@ def main(argv=None):
             tasks += ablation_tasks(settings, where)
         runner.run_all(tasks)
     if "speed" in parts:
+        if key != "speed_code":
+            key = "speed_code"
+            pin_code(where, code_choice, key)
+            update_meta(where, settings, argv, started, key=key)
+            print(f"speed part: code: {CODE['source']}", flush=True)
         runner.run_all(speed_tasks(settings, where), jobs=1)  # one at a time: nothing of ours competes
     finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    update_meta(where, settings, argv, started, finished)
+    update_meta(where, settings, argv, started, finished, key=key)
     print(f"{runner.done} measured, {runner.skipped} already there, {runner.failed} failed "
           f"in {(time.time() - runner.start) / 60:.1f} min", flush=True)
     if not args.no_report:

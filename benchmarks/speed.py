@@ -5,19 +5,25 @@
   included), per GemiRec stage; every batch is timed, and the epoch time used for ratios is the median
   batch time x the number of batches (robust to other processes taking the CPU for a while); the wall
   time of the epoch is reported next to it.
-* ``serving`` - latency per user request: the user's K query vectors -> a faiss exact inner-product index
-  (``IndexFlatIP`` via :func:`recbole_gemirec.serving.build_index`) searched for the top-n of each query ->
-  the K lists merged by score (:func:`recbole_gemirec.serving.merge_interest_lists`). The catalogue is N
-  random item vectors (10k, 100k, 1M); the query side runs the real (untrained) networks of the models on
-  real histories of the dataset. Variants, timed interleaved request by request:
+* ``serving`` - latency of one user request through the real serving path,
+  :class:`recbole_gemirec.serving.Recommender`: ``recommend_history`` (the query side computes the queries
+  from the history now, as :mod:`recbole_gemirec.serving.live` does for an export) or ``recommend`` (the
+  stored queries), then a faiss exact inner-product index (``IndexFlatIP``) searched for the top-n of each
+  query and the lists merged by score. The catalogue is N random item vectors (10k, 100k, 1M); the models
+  are the real (untrained) networks, their query side rebuilt with ``for_serving`` from their weights, on
+  real histories of the dataset. Both models score K queries per user: GemiRec K - 1 interests plus u
+  (``user_query``), ComiRecSA K interests (``same_queries``, default on). Variants, timed interleaved
+  request by request:
 
-  - ``GemiRec (interest cache + user tower)``: the K interest ids come from the user's interest cache
-    (built offline, no GPT at request time); the user tower runs on the current history and the fusion
-    gives the K queries - what serving a fresh history costs;
-  - ``GemiRec (cached queries)``: the K query vectors themselves are cached (what
-    ``python -m recbole_gemirec.serving export`` stores); only the index search and the merge run;
-  - ``GemiRec (no cache, GPT per request)``: the generator picks the interests at request time;
-  - ``ComiRecSA (extractor per request)``: the self-attentive extractor runs on the current history.
+  - ``GemiRec (interest cache + user tower)``: the interests come from the user's stored interest cache
+    (built offline, no GPT at request time); the user tower runs on the history and the fusion gives the
+    queries - what serving a fresh history costs;
+  - ``GemiRec (cached queries)``: the stored query vectors (what the export keeps per user); only the
+    index search and the merge run;
+  - ``GemiRec (no cache, GPT per request)``: the generator picks the interests from the history now (what
+    a new user costs);
+  - ``ComiRecSA (extractor per request)``: the self-attentive extractor runs on the history;
+  - ``ComiRecSA (cached queries)``: its stored queries.
 
 * ``eval_speed`` - full-ranking evaluation throughput (users/s): ``model.full_sort_predict`` + top-k over
   a batch of real evaluation users, against the practical limit, a bare matrix multiply + max over the K
@@ -97,82 +103,105 @@ def _stack(rows):
     return cat_interactions(rows)
 
 
-def run_serving(spec):
+def _served(model, rows, n_items, rng):
+    """A :class:`~recbole_gemirec.serving.Recommender` of ``model`` over ``n_items`` random item vectors,
+    built in memory as an export would be: the users of ``rows`` (tokens ``u0``, ``u1``, ...) with their
+    stored queries (and GemiRec's interest cache), the model's query side rebuilt from its weights
+    (``for_serving``, as the export's ``query_model.npz`` is loaded), and a flat index. Item token ``t`` is
+    index row ``t``; the dataset's items keep their ids, so the real histories are valid requests."""
+    import faiss
     import torch
 
-    from recbole_gemirec.serving import build_index, merge_interest_lists
-    from recbole_gemirec.serving.index import search
+    from recbole_gemirec.serving import Recommender, build_index
+    from recbole_gemirec.serving.export import compute_queries
+    from recbole_gemirec.serving.live import LiveModel, query_side
+
+    dim = model.item_embeddings().shape[1]
+    table = model.item_embedding.weight.shape[1]
+    items = (rng.standard_normal((n_items, dim), dtype=np.float32) / math.sqrt(table)).astype(np.float32)
+    if dim > table:  # the bias column of GemiRec's interest_weighting: ones, as item_embeddings() has
+        items[:, table:] = 1.0
+    index, params = build_index(items, "flat")
+    batch = _stack(rows)
+    exported = compute_queries(model, batch, batch_size=len(rows))
+    spec, weights = query_side(model)
+    live_model = type(model).for_serving(spec["architecture"])
+    live_model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    arrays = {name: exported[name] for name in ("queries", "interest_ids", "interest_codes", "interest_log_probs",
+                                                "user_features") if exported[name] is not None}
+    arrays["item_vectors"] = items
+    meta = {"model": type(model).__name__, "n_items": n_items, "interests": exported["queries"].shape[1],
+            "dim": dim, "index": {"type": "flat", "params": params}, "live": True}
+    tokens = {"users": [f"u{i}" for i in range(len(rows))], "items": [str(t) for t in range(n_items)]}
+    recommender = Recommender(None, meta, tokens, arrays, index,
+                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"], n_items + 1))
+    faiss.omp_set_num_threads(1)
+    return recommender
+
+
+def _history_tokens(model, row):
+    """A request row's history as item tokens of :func:`_served`'s catalogue (token = item id - 1)."""
+    length = int(row[model.ITEM_SEQ_LEN][0])
+    return [str(int(i) - 1) for i in row[model.ITEM_SEQ][0, :length]]
+
+
+def run_serving(spec):
+    """Latency of one request through :class:`~recbole_gemirec.serving.Recommender`, per variant (module
+    docstring), interleaved request by request; median, p90 and p99."""
+    import torch
 
     n_items, k, topn = int(spec["n_items"]), int(spec["k"]), int(spec["topn"])
     requests, warmup = int(spec["requests"]), int(spec.get("warmup", 3))
-    dim = int(spec.get("embedding_size", 64))
     rng = np.random.default_rng(int(spec.get("seed", 2020)))
-    items = (rng.standard_normal((n_items, dim), dtype=np.float32) / math.sqrt(dim)).astype(np.float32)
-    # one extra column of ones: a model whose queries carry a per-query bias (GemiRec's interest_weighting)
-    # is served by the same index; queries without one get a zero there (their scores do not change)
-    items = np.ascontiguousarray(np.concatenate([items, np.ones((n_items, 1), dtype=np.float32)], axis=1))
-    t0 = time.perf_counter()
-    index, _ = build_index(items, "flat")
-    build_s = time.perf_counter() - t0
-    del items  # the index holds its own copy
-
-    def serve(queries):
-        if queries.shape[-1] == dim:
-            queries = np.concatenate([queries, np.zeros(queries.shape[:-1] + (1,), dtype=queries.dtype)], axis=-1)
-        scores, found = search(index, np.ascontiguousarray(queries), topn)
-        return merge_interest_lists(scores, found, topn)
-
-    variants = {}
+    variants, build_s, queries_per_user = {}, {}, {}
     for name in spec["models"]:
-        sub = dict(spec, model=name)
-        config, parts = build(sub, extra={"interest_num": k})
+        model_k = k
+        if name == "GemiRec" and spec.get("same_queries", True):
+            model_k = k - 1  # with user_query, u is one more query: K - 1 interests + u = K queries, as ComiRecSA
+        config, parts = build(dict(spec, model=name), extra={"interest_num": model_k})
         model = parts["model"].eval()
         rows = _request_rows(parts, requests + warmup)
         with torch.no_grad():
             if name == "GemiRec":
                 model.start_dictionary_stage()
                 model.set_stage("joint")
-                batch = _stack(rows)
-                model.refresh_interest_cache(batch)  # offline: the interest cache, built by the GPT
-                cached_queries = model.interest_vectors(batch).numpy()  # offline: what an export stores
-
-                def tower(i, model=model, rows=rows):
-                    return serve(model.interest_vectors(rows[i])[0].numpy())
-
-                def cached(i, cached_queries=cached_queries):
-                    return serve(cached_queries[i])
-
-                def gpt(i, model=model, rows=rows):
-                    row = rows[i]
-                    model.refresh_interest_cache(row)  # the GPT and the cache's selection, per request
-                    return serve(model.interest_vectors(row)[0].numpy())
-
-                variants["GemiRec (interest cache + user tower)"] = tower
-                variants["GemiRec (cached queries)"] = cached
-                variants["GemiRec (no cache, GPT per request)"] = gpt
-            else:
-                def extractor(i, model=model, rows=rows):
-                    return serve(model.interest_vectors(rows[i])[0].numpy())
-
-                variants[f"{name} (extractor per request)"] = extractor
+            t0 = time.perf_counter()
+            served = _served(model, rows, n_items, rng)
+            build_s[name] = round(time.perf_counter() - t0, 4)
+        queries_per_user[name] = served.interests_per_user
+        histories = [_history_tokens(model, row) for row in rows]
+        users = served.user_tokens
+        if name == "GemiRec":
+            variants["GemiRec (interest cache + user tower)"] = \
+                lambda i, r=served, h=histories, u=users: r.recommend_history(h[i], n=topn, user=u[i], interests="cache")
+            variants["GemiRec (cached queries)"] = lambda i, r=served, u=users: r.recommend(u[i], n=topn)
+            variants["GemiRec (no cache, GPT per request)"] = \
+                lambda i, r=served, h=histories: r.recommend_history(h[i], n=topn, interests="generator")
+        else:
+            variants[f"{name} (extractor per request)"] = \
+                lambda i, r=served, h=histories: r.recommend_history(h[i], n=topn)
+            variants[f"{name} (cached queries)"] = lambda i, r=served, u=users: r.recommend(u[i], n=topn)
     names = list(variants)
     times = {name: [] for name in names}
-    with torch.no_grad():
-        for i in range(requests + warmup):
-            order = names[i % len(names):] + names[:i % len(names)]  # rotate who goes first
-            for name in order:
-                t0 = time.perf_counter()
-                found = variants[name](i)
-                elapsed = time.perf_counter() - t0
-                if len(found[0]) != min(topn, n_items):
-                    raise RuntimeError(f"{name}: {len(found[0])} items returned, expected {topn}")
-                if i >= warmup:
-                    times[name].append(elapsed)
+    torch.set_num_threads(1)
+    for i in range(requests + warmup):
+        order = names[i % len(names):] + names[:i % len(names)]  # rotate who goes first
+        for name in order:
+            t0 = time.perf_counter()
+            found = variants[name](i)
+            elapsed = time.perf_counter() - t0
+            if len(found.items) != min(topn, n_items):
+                raise RuntimeError(f"{name}: {len(found.items)} items returned, expected {topn}")
+            if i >= warmup:
+                times[name].append(elapsed)
     return {
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
-        "requests": requests, "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": round(build_s, 4),
-        "index_mb": round(n_items * dim * 4 / 2 ** 20, 1),
+        "queries_per_user": queries_per_user, "requests": requests,
+        "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
+        "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
+        "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),
         "latency_ms": {name: {"median": round(1000 * _median(v), 4), "p90": round(1000 * float(np.percentile(v, 90)), 4),
+                              "p99": round(1000 * float(np.percentile(v, 99)), 4),
                               "mean": round(1000 * float(np.mean(v)), 4)} for name, v in times.items()},
     }
 

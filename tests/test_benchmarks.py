@@ -67,7 +67,10 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     assert train["stages"]["joint"]["epoch_s"] > 0
     serving = _read(speed / "serving__n10000.json")
     assert set(serving["latency_ms"]) == {"GemiRec (interest cache + user tower)", "GemiRec (cached queries)",
-                                          "GemiRec (no cache, GPT per request)", "ComiRecSA (extractor per request)"}
+                                          "GemiRec (no cache, GPT per request)", "ComiRecSA (extractor per request)",
+                                          "ComiRecSA (cached queries)"}
+    assert serving["queries_per_user"] == {"GemiRec": serving["k"], "ComiRecSA": serving["k"]}
+    assert all(v["p99"] >= v["median"] > 0 for v in serving["latency_ms"].values())
     evaluation = _read(speed / "eval__GemiRec__native.json")
     assert evaluation["same_top_items"] and evaluation["ratio"] > 0
     meta = _read(results / "meta.json")

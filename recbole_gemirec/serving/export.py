@@ -278,7 +278,7 @@ def _check_live(out_dir, meta, rows, exported, model):
         cached = None
         if exported["interest_ids"] is not None:
             cached = cached_interests(exported["interest_ids"][row], exported["interest_log_probs"][row])
-        queries, _, _ = live.queries(item_seq[row, : lengths[row]], features, cached)
+        queries, _ = live.queries(item_seq[row, : lengths[row]], features, cached)
         if not np.allclose(queries, exported["queries"][row], rtol=1e-4, atol=1e-4):
             raise ConfigError(
                 f"model {meta['model']}: the queries rebuilt from the export's query side differ from the "

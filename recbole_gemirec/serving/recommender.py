@@ -67,7 +67,7 @@ def _examples(tokens, limit=5):
 class Recommender:
     """A loaded export: ``Recommender.load(directory).recommend(user_tokens, n)``."""
 
-    def __init__(self, directory, meta, tokens, arrays, index):
+    def __init__(self, directory, meta, tokens, arrays, index, live=None):
         self.directory = directory
         self.meta = meta
         self.user_tokens = tokens["users"]
@@ -83,7 +83,7 @@ class Recommender:
         self.index = index
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
-        self._live = None
+        self._live = live  # the query side; loaded from the directory on first use when None
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -273,12 +273,14 @@ class Recommender:
         row = None if user is None else self.user_row(user)
         live = self.live
         features = None if row is None or self.user_features is None else self.user_features[row]
-        cached, source = None, "history"
+        cached, source, codes = None, "history", None
         if live.has_interest_ids:
             source = "generator"
             if interests == "cache" and row is not None and self.interest_ids is not None:
                 cached, source = cached_interests(self.interest_ids[row], self.interest_log_probs[row]), "cache"
-        queries, slot_ids, codes = live.queries(item_rows + 1, features, cached)
+        queries, slot_ids = live.queries(item_rows + 1, features, cached)
+        if slot_ids is not None:  # the stored cache's codes are the export's; the generator's are looked up
+            codes = self.interest_codes[row] if source == "cache" else live.codes_of(slot_ids)
         excluded = {self.item_row(t) for t in (exclude or [])}
         if exclude_history:
             excluded |= set(item_rows.tolist())
@@ -307,10 +309,10 @@ class Recommender:
         """A :class:`Recommendation`; ``codes [K, C]`` are the code tuples of the queries (or ``None``)."""
         return Recommendation(
             user=token,
-            items=[self.item_tokens[i] for i in items],
-            scores=[float(s) for s in scores],
-            interest_slots=[int(s) for s in slots],
-            interest_codes=None if codes is None else [[int(c) for c in codes[s]] for s in slots],
+            items=[self.item_tokens[i] for i in items.tolist()],
+            scores=np.asarray(scores, dtype=np.float64).tolist(),
+            interest_slots=slots.tolist(),
+            interest_codes=None if codes is None else np.asarray(codes)[slots].tolist(),
             source=source,
         )
 

@@ -90,6 +90,30 @@ SPEED_ML100K = {
     "eval_repeats": 5,
 }
 
+# Scale measurements (benchmarks/scale.py): generated worlds of growing size, the same generator settings
+# but for users and items; about 50 interactions per user: 100k, 1M and 10M interactions.
+SCALE_SIZES = {"scale10k": (2_000, 10_000), "scale100k": (20_000, 100_000), "scale1m": (210_000, 1_000_000)}
+for _name, (_users, _items) in dict(SCALE_SIZES, scale_quick=(300, 3_000)).items():
+    DATASETS[_name] = {
+        "dataset": _name,
+        "config_files": ["dataset_configs/synthetic.yaml"],
+        "config": {"data_path": "{work}/data"},
+        "gemirec": {"interest_category_field": "category"},
+        "generate": {"users": _users, "items": _items, "mean-length": 50 if _name != "scale_quick" else 20,
+                     "seed": 2020},
+        "category_note": "leaf category (`category`)",
+    }
+SCALE = {
+    "datasets": list(SCALE_SIZES),
+    "models": ["SASRec", "ComiRecSA", "GemiRec"],
+    "cap_batches": 20,  # batches timed per epoch (per GemiRec stage); the epoch is extrapolated
+    "eval_batches": 4,
+    "train_batch_size": 1024,
+    "eval_batch_size": 64,
+    # RecBole's SASRec with CE would hold [batch, items] logits: its own sampled loss instead, at every size
+    "sasrec_config": {"loss_type": "BPR", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}},
+}
+
 BUDGETS = {
     "quick": {
         "description": "tiny test data, 1 seed, 1 epoch per model / per GemiRec stage, 4 models, 2 ablations",
@@ -118,6 +142,7 @@ BUDGETS = {
             "eval_users": 64,
             "eval_repeats": 3,
         },
+        "scale": dict(SCALE, datasets=["scale_quick"], cap_batches=3, eval_batches=1, train_batch_size=256),
     },
     "small": {
         "description": "ml-100k and a generated dataset (2,000 users), 3 seeds, baselines 4 epochs, GemiRec "
@@ -154,6 +179,7 @@ BUDGETS = {
         "dictionary_probe_epochs": 5,
         "jobs": 2,
         "speed": SPEED_ML100K,
+        "scale": SCALE,
     },
     "full": {
         "description": "ml-100k and a generated dataset (2,000 users), 3 seeds, paper-like epochs with early "

@@ -343,9 +343,48 @@ def speed_tasks(settings, where):
 
 
 # --- data ---------------------------------------------------------------------------------------------
-def prepare_data(settings, where):
-    """Generate the synthetic dataset(s) the budget needs (skipped when present)."""
-    names = set(settings["datasets"]) | set(settings["ablations"]) | {settings["speed"]["dataset"]}
+def scale_tasks(settings, where):
+    """One measurement per (scale dataset, model): :mod:`benchmarks.scale`."""
+    scale = settings.get("scale")
+    if not scale:
+        return []
+    protocol = protocol_file()
+    tasks = []
+    for dataset_name in scale["datasets"]:
+        dataset, files, base = dataset_spec(dataset_name, where["work"])
+        inter = os.path.join(base["data_path"], dataset, f"{dataset}.inter")
+        with open(inter, "rb") as f:
+            interactions = sum(1 for _ in f) - 1  # the header line
+        for model in scale["models"]:
+            name = f"scale__{dataset_name}__{model}"
+            config = dict(base, checkpoint_dir=os.path.join(where["work"], "runs", name, "saved"), seed=2020,
+                          user_split_seed=2020, train_batch_size=scale["train_batch_size"],
+                          eval_batch_size=scale["eval_batch_size"], MAX_ITEM_LIST_LENGTH=HISTORY_LENGTH,
+                          metrics=["Recall"], topk=[50], valid_metric="Recall@50", show_progress=False,
+                          epochs=1, stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+            if model == "GemiRec":
+                config.update(DATASETS[dataset_name]["gemirec"])
+            if model == "SASRec":
+                config.update(scale["sasrec_config"])
+            tasks.append({"kind": "scale", "name": name, "model": model, "dataset": dataset, "size": dataset_name,
+                          "config_files": [protocol] + files, "config": config, "threads": 1,
+                          "interactions": interactions, "cap_batches": scale["cap_batches"],
+                          "eval_batches": scale["eval_batches"],
+                          "out": os.path.join(where["results"], "scale", f"{dataset_name}__{model}.json")})
+    return tasks
+
+
+def prepare_data(settings, where, parts=("accuracy", "ablation", "speed", "scale")):
+    """Generate the synthetic dataset(s) the budget's ``parts`` need (skipped when present)."""
+    names = set()
+    if "accuracy" in parts:
+        names |= set(settings["datasets"])
+    if "ablation" in parts:
+        names |= set(settings["ablations"])
+    if "speed" in parts:
+        names.add(settings["speed"]["dataset"])
+    if "scale" in parts:
+        names |= set((settings.get("scale") or {}).get("datasets", ()))
     for name in sorted(names):
         generate = DATASETS[name].get("generate")
         if not generate:
@@ -393,7 +432,7 @@ def parse_args(argv):
     parser.add_argument("--results", default=None, help="where the JSON goes (default benchmarks/results/<budget>)")
     parser.add_argument("--docs", default=None, help="where the report and charts go (default docs/, quick: the results)")
     parser.add_argument("--jobs", type=int, default=None, help="accuracy runs at a time (default: the budget's)")
-    parser.add_argument("--only", default=None, help="comma-separated parts: accuracy, ablation, speed")
+    parser.add_argument("--only", default=None, help="comma-separated parts: accuracy, ablation, speed, scale")
     parser.add_argument("--no-report", action="store_true", help="measure only; build the report later")
     parser.add_argument("--code", default=None,
                         help="code to measure: a git revision (exported with git archive) or 'worktree'; default: "
@@ -406,8 +445,8 @@ def main(argv=None):
     args = parse_args(argv)
     settings = budget("quick" if args.quick else args.budget)
     where = paths(settings, args.out, args.results, args.docs)
-    parts = set((args.only or "accuracy,ablation,speed").split(","))
-    unknown = parts - {"accuracy", "ablation", "speed"}
+    parts = set((args.only or "accuracy,ablation,speed,scale").split(","))
+    unknown = parts - {"accuracy", "ablation", "speed", "scale"}
     if unknown:
         print(f"error: --only {args.only!r}: unknown part(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -419,7 +458,7 @@ def main(argv=None):
     update_meta(where, settings, argv, started, key=key)
     print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}, code: {CODE['source']}",
           flush=True)
-    prepare_data(settings, where)
+    prepare_data(settings, where, parts)
     runner = Runner(where, args.jobs or settings["jobs"])
     if "accuracy" in parts or "ablation" in parts:
         tasks = []
@@ -435,6 +474,12 @@ def main(argv=None):
             update_meta(where, settings, argv, started, key=key)
             print(f"speed part: code: {CODE['source']}", flush=True)
         runner.run_all(speed_tasks(settings, where), jobs=1)  # one at a time: nothing of ours competes
+    if "scale" in parts:
+        if key != "speed_code":
+            key = "speed_code"
+            pin_code(where, code_choice, key)
+            update_meta(where, settings, argv, started, key=key)
+        runner.run_all(scale_tasks(settings, where), jobs=1)  # one at a time: memory, and timings
     finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     update_meta(where, settings, argv, started, finished, key=key)
     print(f"{runner.done} measured, {runner.skipped} already there, {runner.failed} failed "

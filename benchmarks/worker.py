@@ -12,7 +12,7 @@ Kinds:
   besides the figures the wall time of every training epoch (per GemiRec stage), the dictionary
   utilisation every time GemiRec's trainer logs it, and for GemiRec optionally the dictionary probe
   (:func:`dictionary_probe`);
-* ``train_speed``, ``serving``, ``eval_speed`` - see :mod:`benchmarks.speed`.
+* ``train_speed``, ``serving``, ``eval_speed`` - see :mod:`benchmarks.speed`; ``scale`` - see :mod:`benchmarks.scale`.
 """
 
 import json
@@ -96,6 +96,8 @@ def run_accuracy(spec):
             "interest_prior_weight", "user_query", "joint_backbone_lr_scale", "generator_history_prior",
         ) if k in config}),
     }
+    loss = getattr(parts["model"], "loss_fct", None)
+    result["item_negatives_used"] = getattr(loss, "mode", None)  # as resolved (item_negatives: ~ depends on size)
     result.update(_plain(trainer.result_extras()))  # GemiRec: stage_losses, stage_best_valid
     if config["model"] == "GemiRec":
         from recbole_gemirec.diagnose import diagnose
@@ -166,9 +168,9 @@ def main(argv=None):
         spec = json.load(f)
     import recbole_gemirec  # noqa: F401  (numpy aliases, warnings) before anything imports RecBole
 
-    from benchmarks import speed  # after recbole_gemirec, like build
+    from benchmarks import scale, speed  # after recbole_gemirec, like build
 
-    kinds = dict(KINDS, **speed.KINDS)
+    kinds = dict(KINDS, **speed.KINDS, **scale.KINDS)
     set_threads(spec.get("threads", 1))
     start = time.time()
     try:

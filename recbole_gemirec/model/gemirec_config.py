@@ -92,7 +92,7 @@ CONFIG_RULES = {
     "joint_training": Boolean(),
     "interest_predictor": OneOf("gpt", "frequency"),
     "retrieval_interests": OneOf("target", "predicted", "both"),
-    "item_negatives": OneOf("full", "sampled", "in_batch"),
+    "item_negatives": Optional(OneOf("full", "sampled", "in_batch")),
     "logq_correction": Boolean(),
     "neg_sample_num": Integer(1),
     "interest_levels": Optional(Integer(1)),

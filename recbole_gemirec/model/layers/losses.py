@@ -9,12 +9,16 @@ References:
 """
 
 import math
+from logging import getLogger
 
 import torch
+from recbole.utils import set_color
 from torch import nn
 
 
 NEGATIVE_MODES = ("full", "sampled", "in_batch")
+# item_negatives: ~ keeps a full softmax up to this many items and samples beyond (default_negatives).
+FULL_SOFTMAX_MAX_ITEMS = 200_000
 
 
 def item_log_frequency(dataset, n_items):
@@ -25,10 +29,23 @@ def item_log_frequency(dataset, n_items):
     return (counts / counts.sum()).log().float()
 
 
+def default_negatives(default_mode, n_items):
+    """The item negatives of ``item_negatives: ~``: the model's ``default_mode``, except that a full
+    softmax over more than ``FULL_SOFTMAX_MAX_ITEMS`` items becomes the sampled one (its ``[batch, items]``
+    logits, and GemiRec's ``[batch, K, items]`` for the predicted interests, would not fit in memory)."""
+    if default_mode == "full" and n_items > FULL_SOFTMAX_MAX_ITEMS:
+        getLogger().warning(set_color(
+            f"item_negatives: ~ with {n_items:,} items: sampled softmax instead of the full one (above "
+            f"{FULL_SOFTMAX_MAX_ITEMS:,} items); set item_negatives: full to insist", "yellow"))
+        return "sampled"
+    return default_mode
+
+
 def item_softmax_loss(config, dataset, n_items, default_mode, neg_sample_num=1280, beta=0.0):
     """The item softmax a model's configuration asks for: ``item_negatives`` (``full``, ``sampled`` or
-    ``in_batch``; ``~`` = ``default_mode``), ``logq_correction`` for ``in_batch`` (default on)."""
-    mode = config["item_negatives"] or default_mode
+    ``in_batch``; ``~`` = ``default_mode``, sampled beyond ``FULL_SOFTMAX_MAX_ITEMS`` items, see
+    :func:`default_negatives`), ``logq_correction`` for ``in_batch`` (default on)."""
+    mode = config["item_negatives"] or default_negatives(default_mode, n_items)
     correct = config["logq_correction"]
     log_q = item_log_frequency(dataset, n_items) if mode == "in_batch" and correct is not False else None
     return SharedNegativeSoftmaxLoss(n_items, neg_sample_num=neg_sample_num, beta=beta, mode=mode, log_q=log_q)

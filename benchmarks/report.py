@@ -357,10 +357,9 @@ def _chart(chart_paths, name, caption):
 def _code_text(meta):
     """Which code the results measured: the accuracy runs' and, where it differs, the speed part's."""
     code = (meta.get("code") or {}).get("source") or "the working tree"
-    speed = (meta.get("speed_code") or {}).get("source")
-    if speed and speed != code:
-        return f"{code} (accuracy and ablations); speed section: {speed}"
-    return code
+    others = [(part, (meta.get(f"{part}_code") or {}).get("source")) for part in ("speed", "scale")]
+    others = [f"{part} section: {source}" for part, source in others if source and source != code]
+    return f"{code} (accuracy and ablations); " + "; ".join(others) if others else code
 
 
 def _header_values(data, settings, results):

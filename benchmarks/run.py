@@ -132,8 +132,9 @@ def pin_code(where, choice, key="code"):
 
     ``choice``: ``worktree``, a git revision (``HEAD``, a commit), or ``None`` - the commit already recorded
     under ``key`` in the results' ``meta.json`` (a resumed run keeps its code), else ``HEAD``. The accuracy
-    and ablation runs are pinned under ``code``, the speed measurements under ``speed_code``: a speed part
-    measured later than the accuracy rows measures its own commit, and the report says which. A revision is exported
+    and ablation runs are pinned under ``code``, the speed measurements under ``speed_code``, the scale
+    measurements under ``scale_code``: a part measured later than the accuracy rows measures its own
+    commit, and the report says which. A revision is exported
     with ``git archive`` (package, properties, dataset configs and the measuring side, ``benchmarks/``
     without its results) into ``<work>/code/<commit>``, so the workers run that commit's harness on that
     commit's package even after either changed in the working tree; nothing in the repository or its git
@@ -453,7 +454,7 @@ def main(argv=None):
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.makedirs(where["work"], exist_ok=True)
     code_choice = args.code or ("worktree" if settings["name"] == "quick" else None)
-    key = "code" if parts & {"accuracy", "ablation"} else "speed_code"
+    key = "code" if parts & {"accuracy", "ablation"} else "speed_code" if "speed" in parts else "scale_code"
     pin_code(where, code_choice, key)
     update_meta(where, settings, argv, started, key=key)
     print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}, code: {CODE['source']}",
@@ -475,10 +476,11 @@ def main(argv=None):
             print(f"speed part: code: {CODE['source']}", flush=True)
         runner.run_all(speed_tasks(settings, where), jobs=1)  # one at a time: nothing of ours competes
     if "scale" in parts:
-        if key != "speed_code":
-            key = "speed_code"
+        if key != "scale_code":
+            key = "scale_code"
             pin_code(where, code_choice, key)
             update_meta(where, settings, argv, started, key=key)
+            print(f"scale part: code: {CODE['source']}", flush=True)
         runner.run_all(scale_tasks(settings, where), jobs=1)  # one at a time: memory, and timings
     finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     update_meta(where, settings, argv, started, finished, key=key)

@@ -38,7 +38,7 @@ def _read(path):
 
 def load(results):
     """Every result file under ``results``, grouped: accuracy, ablation, speed, meta, errors."""
-    data = {"accuracy": {}, "ablation": {}, "speed": {}, "errors": [], "meta": {}}
+    data = {"accuracy": {}, "ablation": {}, "speed": {}, "scale": {}, "errors": [], "meta": {}}
     meta = os.path.join(results, "meta.json")
     if os.path.exists(meta):
         data["meta"] = _read(meta)
@@ -51,13 +51,40 @@ def load(results):
             dataset = os.path.basename(os.path.dirname(path))
             name, seed = os.path.basename(path)[:-5].rsplit("__seed", 1)
             data[part].setdefault(dataset, {}).setdefault(name, {})[int(seed)] = _read(path)
-    for path in sorted(glob.glob(os.path.join(results, "speed", "*.json"))):
-        if path.endswith(".error.json"):
-            if not os.path.exists(path[:-len(".error.json")]):
-                data["errors"].append(_read(path))
-            continue
-        data["speed"][os.path.basename(path)[:-5]] = _read(path)
+    for part in ("speed", "scale"):
+        for path in sorted(glob.glob(os.path.join(results, part, "*.json"))):
+            if path.endswith(".error.json"):
+                if not os.path.exists(path[:-len(".error.json")]):
+                    data["errors"].append(_read(path))
+                continue
+            data[part][os.path.basename(path)[:-5]] = _read(path)
     return data
+
+
+def aggregate_scale(scale):
+    """``{model: {"sizes": [per-size figures, smallest first], "exponents": {...}}}`` of the scale runs."""
+    from benchmarks.scale import growth_exponent
+
+    out = {}
+    for r in scale.values():
+        out.setdefault(r["model"], {"sizes": []})["sizes"].append({
+            "size": r["size"], "n_items": r["n_items"], "interactions": r["interactions"], "load_s": r["load_s"],
+            "epoch_s": r["epoch_s_extrapolated"], "stages": r["stages"], "eval_users_per_s": r["eval_users_per_s"],
+            "peak_rss_mb": r.get("peak_rss_mb"), "softmax": r["softmax"], "cap_batches": r["cap_batches"],
+        })
+    for entry in out.values():
+        sizes = sorted(entry["sizes"], key=lambda e: e["interactions"])
+        entry["sizes"] = sizes
+        inter = [e["interactions"] for e in sizes]
+        items = [e["n_items"] for e in sizes]
+        entry["exponents"] = {
+            "epoch_s vs interactions": growth_exponent(inter, [e["epoch_s"] for e in sizes]),
+            "load_s vs interactions": growth_exponent(inter, [e["load_s"] for e in sizes]),
+            "peak_rss_mb vs interactions": growth_exponent(inter, [e["peak_rss_mb"] for e in sizes]),
+            "seconds per evaluated user vs items": growth_exponent(
+                items, [1 / e["eval_users_per_s"] if e["eval_users_per_s"] else None for e in sizes]),
+        }
+    return out
 
 
 def aggregate_accuracy(runs):
@@ -264,10 +291,12 @@ def summarise(data):
         "gemirec_stages": stage_scores({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
                                          for d in sorted(set(data["accuracy"]) | set(data["ablation"]))}),
         "speed": aggregate_speed(data["speed"]),
+        "scale": aggregate_scale(data["scale"]),
         "diagnostics": aggregate_diagnostics({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
                                               for d in sorted(set(data["accuracy"]) | set(data["ablation"]))}),
     }
-    summary["targets"] = targets(accuracy, summary["speed"], summary["gemirec_stages"])
+    summary["targets"] = targets(accuracy, summary["speed"], summary["gemirec_stages"], summary["scale"],
+                                 data["meta"].get("machine", {}).get("memory_gib"))
     return summary
 
 

@@ -12,7 +12,11 @@ HEADLINE_GEMIREC = "GemiRec (interest cache + user tower)"
 HEADLINE_COMIREC = "ComiRecSA (extractor per request)"
 
 
-def targets(accuracy, speed_summary, gemirec_stages=None):
+# The scale target: every model trains and evaluates at this catalogue and this many interactions.
+SCALE_ITEMS, SCALE_INTERACTIONS = 1_000_000, 10_000_000
+
+
+def targets(accuracy, speed_summary, gemirec_stages=None, scale=None, memory_gib=None):
     """The issue's targets, each ``{target, measured, met}`` (met: True, False or None = not measured)."""
     rows = []
     gemirec_stages = gemirec_stages or {}
@@ -86,12 +90,30 @@ def targets(accuracy, speed_summary, gemirec_stages=None):
                 met = met and r is not None and r <= 1.5
         rows.append({"target": "training epoch <= 1.5x SASRec (every GemiRec stage)", "measured": ", ".join(parts),
                      "met": met})
-    evals = speed_summary["eval"].get("GemiRec", {})
-    if evals:
+    for model in ("GemiRec", "ComiRecSA"):
+        evals = speed_summary["eval"].get(model, {})
+        if not evals:
+            continue
         parts, met = [], True
         for catalogue, r in sorted(evals.items(), key=lambda kv: (kv[0] != "native", str(kv[0]))):
-            parts.append(f"{r['n_items']:,} items {fmt_ratio(r['ratio'])}")
-            met = met and r["ratio"] >= 0.8
-        rows.append({"target": "evaluation throughput >= 0.8x the matrix-multiply limit (GemiRec full_sort_predict + top-k)",
-                     "measured": ", ".join(parts), "met": met})
+            value = r.get("scoring_ratio", r["ratio"])
+            parts.append(f"{r['n_items']:,} items {fmt_ratio(value)}")
+            met = met and value >= 0.8
+        shares = [r["cache_share"] for r in evals.values() if r.get("cache_share") is not None]
+        if shares:
+            parts.append(f"cache rebuild {100 * max(shares):.0f}% of an evaluation at most")
+        rows.append({"target": f"evaluation: {model}'s multi-interest scoring + top-k >= 0.8x the matrix-multiply "
+                               "limit at every catalogue size", "measured": ", ".join(parts), "met": met})
+    if scale:
+        parts, met = [], True
+        for model, entry in sorted(scale.items()):
+            largest = entry["sizes"][-1]
+            fits = memory_gib is None or (largest["peak_rss_mb"] or 0) < 1024 * float(memory_gib)
+            reached = largest["n_items"] >= SCALE_ITEMS and largest["interactions"] >= SCALE_INTERACTIONS
+            parts.append(f"{model} {largest['n_items']:,} items / {largest['interactions']:,} interactions, "
+                         f"peak {largest['peak_rss_mb'] / 1024:.1f} GiB")
+            met = met and fits and reached
+        rows.append({"target": f"scale: every model trains and evaluates at {SCALE_ITEMS:,} items and "
+                               f"{SCALE_INTERACTIONS:,} interactions within the machine's memory",
+                     "measured": "; ".join(parts), "met": met})
     return rows

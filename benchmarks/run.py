@@ -441,6 +441,28 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def part_runs(settings, where, parts):
+    """``(meta.json key of the code, task maker, jobs)`` of each part asked for, in order. The accuracy and
+    ablation runs share one pinned commit (``code``), speed and scale have their own; the tasks are made
+    after pinning, since their files are looked up in the pinned code."""
+    def accuracy_and_ablation():
+        tasks = []
+        if "accuracy" in parts:  # seed-major, so that an interrupted run leaves complete seeds
+            tasks += sorted(accuracy_tasks(settings, where), key=lambda t: t["config"]["seed"])
+        if "ablation" in parts:  # after the accuracy runs they compare with, in the budget's dataset order
+            tasks += ablation_tasks(settings, where)
+        return tasks
+
+    runs = []
+    if parts & {"accuracy", "ablation"}:
+        runs.append(("code", accuracy_and_ablation, None))
+    if "speed" in parts:  # one at a time: nothing of ours competes with the timings
+        runs.append(("speed_code", lambda: speed_tasks(settings, where), 1))
+    if "scale" in parts:  # one at a time: memory, and timings
+        runs.append(("scale_code", lambda: scale_tasks(settings, where), 1))
+    return runs
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -454,34 +476,16 @@ def main(argv=None):
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.makedirs(where["work"], exist_ok=True)
     code_choice = args.code or ("worktree" if settings["name"] == "quick" else None)
-    key = "code" if parts & {"accuracy", "ablation"} else "speed_code" if "speed" in parts else "scale_code"
-    pin_code(where, code_choice, key)
-    update_meta(where, settings, argv, started, key=key)
-    print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}, code: {CODE['source']}",
-          flush=True)
-    prepare_data(settings, where, parts)
-    runner = Runner(where, args.jobs or settings["jobs"])
-    if "accuracy" in parts or "ablation" in parts:
-        tasks = []
-        if "accuracy" in parts:  # seed-major, so that an interrupted run leaves complete seeds
-            tasks += sorted(accuracy_tasks(settings, where), key=lambda t: t["config"]["seed"])
-        if "ablation" in parts:  # after the accuracy runs they compare with, in the budget's dataset order
-            tasks += ablation_tasks(settings, where)
-        runner.run_all(tasks)
-    if "speed" in parts:
-        if key != "speed_code":
-            key = "speed_code"
-            pin_code(where, code_choice, key)
-            update_meta(where, settings, argv, started, key=key)
-            print(f"speed part: code: {CODE['source']}", flush=True)
-        runner.run_all(speed_tasks(settings, where), jobs=1)  # one at a time: nothing of ours competes
-    if "scale" in parts:
-        if key != "scale_code":
-            key = "scale_code"
-            pin_code(where, code_choice, key)
-            update_meta(where, settings, argv, started, key=key)
-            print(f"scale part: code: {CODE['source']}", flush=True)
-        runner.run_all(scale_tasks(settings, where), jobs=1)  # one at a time: memory, and timings
+    print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}", flush=True)
+    runner = None
+    for key, make_tasks, jobs in part_runs(settings, where, parts):
+        pin_code(where, code_choice, key)
+        update_meta(where, settings, argv, started, key=key)
+        print(f"{key}: {CODE['source']}", flush=True)
+        if runner is None:  # the generator of the first part's code makes the data
+            prepare_data(settings, where, parts)
+            runner = Runner(where, args.jobs or settings["jobs"])
+        runner.run_all(make_tasks(), jobs=jobs)
     finished = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     update_meta(where, settings, argv, started, finished, key=key)
     print(f"{runner.done} measured, {runner.skipped} already there, {runner.failed} failed "

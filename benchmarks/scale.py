@@ -14,9 +14,9 @@ which adds the process's peak RSS):
   evaluation does. Reported as users per second.
 
 Memory stays bounded by construction: a batch's scores are ``[eval_batch_size, items]`` (never users x
-items), multi-interest scoring goes through item blocks (``max_interest_scores``), and a full softmax over
-more than 200,000 items becomes the sampled one (``item_negatives: ~``; the result records the softmax each
-model used). RecBole's SASRec would need ``[batch, items]`` logits for its CE loss, so it runs with RecBole's
+items), multi-interest scoring goes through item blocks (``max_interest_scores``), and a full softmax
+whose logits of one step would exceed 1 GiB becomes the sampled one (``item_negatives: ~``; the result
+records the softmax each model used). RecBole's SASRec would need ``[batch, items]`` logits for its CE loss, so it runs with RecBole's
 own sampled alternative, BPR with one uniform negative, at every size (``sasrec_config``).
 
 The growth exponent of a cost c between sizes is the least-squares slope of log c against log size

@@ -20,7 +20,8 @@ from benchmarks.budgets import budget  # noqa: E402
 QUICK = budget("quick")
 SECTIONS = ["## Targets", "## 1. Accuracy", "## 2. Ablations", "## 3. Interest dictionary utilisation",
             "## 4. Speed and memory", "### Training: one epoch", "### Serving: latency per user",
-            "### Evaluation: full-ranking throughput", "## Where we fall short", "## Reproducing",
+            "### Evaluation: full-ranking throughput", "### Scale: a growing catalogue and interaction count",
+            "## Where we fall short", "## Reproducing",
             "## Closing note: headline rows"]
 
 
@@ -73,8 +74,16 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     assert all(v["p99"] >= v["median"] > 0 for v in serving["latency_ms"].values())
     evaluation = _read(speed / "eval__GemiRec__native.json")
     assert evaluation["same_top_items"] and evaluation["ratio"] > 0
+    for model in ("SASRec", "ComiRecSA", "GemiRec"):
+        scale = _read(results / "scale" / f"scale_quick__{model}.json")
+        assert scale["n_items"] == 3000 and scale["interactions"] > 1000 and scale["peak_rss_mb"] > 0
+        assert all(0 < e["batches_timed"] <= 3 < e["epoch_batches"] or e["batches_timed"] == e["epoch_batches"]
+                   for e in scale["stages"].values())
+        assert scale["epoch_s_extrapolated"] > 0 and scale["eval_users_per_s"] > 0
+    assert set(scale["stages"]) == {"retrieval", "dictionary", "joint"} and scale["softmax"] == "full"
     meta = _read(results / "meta.json")
     assert meta["machine"]["nproc"] and meta["versions"]["torch"] and meta["invocations"][-1]["finished"]
+    assert meta["code"]["source"] == meta["speed_code"]["source"] == meta["scale_code"]["source"] == "working tree"
 
 
 @pytest.mark.slow
@@ -103,6 +112,15 @@ def test_a_rerun_skips_finished_runs_and_rebuilds_the_report(quick_run):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "0 measured" in proc.stdout and "0 failed" in proc.stdout
     assert (out / "benchmarks.md").exists()
+
+
+def test_growth_exponent_is_the_log_log_slope():
+    from benchmarks.scale import growth_exponent
+
+    assert growth_exponent([1e4, 1e5, 1e6], [2.0, 20.0, 200.0]) == 1.0
+    assert growth_exponent([1e4, 1e5, 1e6], [3.0, 3.0, 3.0]) == 0.0
+    assert growth_exponent([10, 100], [1.0, 100.0]) == 2.0
+    assert growth_exponent([10], [1.0]) is None and growth_exponent([10, 100], [None, 5.0]) is None
 
 
 def test_unknown_part_is_refused(capsys):

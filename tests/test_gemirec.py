@@ -315,16 +315,19 @@ def test_joint_generator_and_retrieval_terms_fall_on_a_fixed_batch(in_tmp):
     assert all(p.grad is None for p in model.item_embedding.parameters())  # joint_backbone_lr_scale 0: frozen
 
 
-def test_unset_item_negatives_is_the_full_softmax_up_to_a_catalogue_size_and_sampled_beyond(in_tmp, caplog):
-    from recbole_gemirec.model.layers.losses import FULL_SOFTMAX_MAX_ITEMS, default_negatives
+def test_unset_item_negatives_is_the_full_softmax_while_its_logits_fit_and_sampled_beyond(in_tmp, caplog):
+    from recbole_gemirec.model.layers.losses import FULL_SOFTMAX_MAX_LOGITS, default_negatives
 
-    _, parts = build(in_tmp)  # the YAML's item_negatives: ~ on the tiny catalogue
+    config, parts = build(in_tmp)  # the YAML's item_negatives: ~ on the tiny catalogue
     assert parts["model"].loss_fct.mode == "full"
-    assert default_negatives("full", FULL_SOFTMAX_MAX_ITEMS) == "full"
+    assert parts["model"]._queries_per_example() == config["interest_num"] + 2  # K, u and the target's interest
+    assert default_negatives("full", FULL_SOFTMAX_MAX_LOGITS // 512, 512) == "full"
     with caplog.at_level(logging.WARNING):
-        assert default_negatives("full", FULL_SOFTMAX_MAX_ITEMS + 1) == "sampled"
+        assert default_negatives("full", FULL_SOFTMAX_MAX_LOGITS // 512 + 1, 512) == "sampled"
     assert "sampled softmax instead of the full one" in caplog.text
-    assert default_negatives("in_batch", 10 * FULL_SOFTMAX_MAX_ITEMS) == "in_batch"
+    assert default_negatives("in_batch", 10 ** 9, 512) == "in_batch"
+    _, parts = build(in_tmp, train_batch_size=FULL_SOFTMAX_MAX_LOGITS, neg_sample_num=8)  # its logits would not fit
+    assert parts["model"].loss_fct.mode == "sampled"
 
 
 @pytest.mark.parametrize("mode", ["full", "sampled", "in_batch"])

@@ -98,12 +98,19 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
         self.loss_fct = item_softmax_loss(config, dataset, self.n_items, default_mode="full",
-                                          neg_sample_num=config["neg_sample_num"] or 1280)
+                                          neg_sample_num=config["neg_sample_num"] or 1280,
+                                          queries_per_example=self._queries_per_example())
         self.n_users = dataset.user_num
         self.register_buffer("interest_cache", torch.full((self.n_users, self.interest_num), -1, dtype=torch.long))
         self.register_buffer("interest_cache_log_prob", torch.zeros(self.n_users, self.interest_num))
         self.stage = STAGES[0]
         self.apply(self._init_weights)
+
+    def _queries_per_example(self):
+        """Queries scored against the item negatives per training example in the joint stage: the target
+        interest's, plus the K (and u) of ``retrieval_interests: predicted`` / ``both``."""
+        predicted = self.interest_num + int(self.user_query) if self.retrieval_interests in ("predicted", "both") else 0
+        return predicted + int(self.retrieval_interests in ("target", "both"))
 
     def _architecture(self, config, cardinalities):
         """What :meth:`build_query_parts` builds, from the configuration (docs/design.md §2)."""

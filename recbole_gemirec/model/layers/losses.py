@@ -17,8 +17,9 @@ from torch import nn
 
 
 NEGATIVE_MODES = ("full", "sampled", "in_batch")
-# item_negatives: ~ keeps a full softmax up to this many items and samples beyond (default_negatives).
-FULL_SOFTMAX_MAX_ITEMS = 200_000
+# item_negatives: ~ keeps a full softmax while one training step's logits over the catalogue stay within
+# this many floats (1 GiB), and samples beyond (default_negatives).
+FULL_SOFTMAX_MAX_LOGITS = 2 ** 28
 
 
 def item_log_frequency(dataset, n_items):
@@ -29,23 +30,28 @@ def item_log_frequency(dataset, n_items):
     return (counts / counts.sum()).log().float()
 
 
-def default_negatives(default_mode, n_items):
-    """The item negatives of ``item_negatives: ~``: the model's ``default_mode``, except that a full
-    softmax over more than ``FULL_SOFTMAX_MAX_ITEMS`` items becomes the sampled one (its ``[batch, items]``
-    logits, and GemiRec's ``[batch, K, items]`` for the predicted interests, would not fit in memory)."""
-    if default_mode == "full" and n_items > FULL_SOFTMAX_MAX_ITEMS:
+def default_negatives(default_mode, n_items, rows_per_step):
+    """The item negatives of ``item_negatives: ~``: the model's ``default_mode``, except that a full softmax
+    whose logits of one step, ``rows_per_step x n_items`` floats, exceed ``FULL_SOFTMAX_MAX_LOGITS`` becomes
+    the sampled one. ``rows_per_step`` is the batch size times the queries scored per example (GemiRec's
+    predicted-interest loss scores all K queries against every item), so the memory a step needs for its
+    logits stays bounded whatever the catalogue."""
+    if default_mode == "full" and rows_per_step * n_items > FULL_SOFTMAX_MAX_LOGITS:
+        limit = FULL_SOFTMAX_MAX_LOGITS // max(1, rows_per_step)
         getLogger().warning(set_color(
-            f"item_negatives: ~ with {n_items:,} items: sampled softmax instead of the full one (above "
-            f"{FULL_SOFTMAX_MAX_ITEMS:,} items); set item_negatives: full to insist", "yellow"))
+            f"item_negatives: ~ with {n_items:,} items: sampled softmax instead of the full one ({rows_per_step:,} "
+            f"score rows per step allow a full softmax up to {limit:,} items); set item_negatives: full to insist",
+            "yellow"))
         return "sampled"
     return default_mode
 
 
-def item_softmax_loss(config, dataset, n_items, default_mode, neg_sample_num=1280, beta=0.0):
+def item_softmax_loss(config, dataset, n_items, default_mode, neg_sample_num=1280, beta=0.0, queries_per_example=1):
     """The item softmax a model's configuration asks for: ``item_negatives`` (``full``, ``sampled`` or
-    ``in_batch``; ``~`` = ``default_mode``, sampled beyond ``FULL_SOFTMAX_MAX_ITEMS`` items, see
+    ``in_batch``; ``~`` = ``default_mode``, sampled where a full softmax's logits would not fit, see
     :func:`default_negatives`), ``logq_correction`` for ``in_batch`` (default on)."""
-    mode = config["item_negatives"] or default_negatives(default_mode, n_items)
+    rows = int(config["train_batch_size"] or 1) * int(queries_per_example)
+    mode = config["item_negatives"] or default_negatives(default_mode, n_items, rows)
     correct = config["logq_correction"]
     log_q = item_log_frequency(dataset, n_items) if mode == "in_batch" and correct is not False else None
     return SharedNegativeSoftmaxLoss(n_items, neg_sample_num=neg_sample_num, beta=beta, mode=mode, log_q=log_q)

@@ -268,12 +268,18 @@ def scale_section(scale, settings):
         for e in entry["sizes"]:
             stages = ", ".join(f"{stage} {_seconds(s['epoch_s_extrapolated'])}" for stage, s in sorted(e["stages"].items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else -1)) \
                 if len(e["stages"]) > 1 else ""
+            per_batch = ", ".join(f"{1000 * s['median_batch_s']:,.0f}" for _, s in
+                                  sorted(e["stages"].items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else -1))
             rows.append([model, f"{e['n_items']:,}", f"{e['interactions']:,}", num(e["load_s"], 1),
-                         _seconds(e["epoch_s"]) + (f" ({stages})" if stages else ""),
+                         _seconds(e["epoch_s"]) + (f" ({stages})" if stages else ""), per_batch,
                          num(e["eval_users_per_s"], 0), num(e["peak_rss_mb"] / 1024 if e["peak_rss_mb"] else None, 2),
                          e["softmax"]])
     lines.append(md_table(["model", "items", "interactions", "load s", "epoch s (extrapolated; per stage)",
-                           "eval users/s", "peak RSS GiB", "softmax"], rows))
+                           "ms per batch (per stage)", "eval users/s", "peak RSS GiB", "softmax"], rows))
+    lines.append("")
+    lines.append("An epoch costs its batches (proportional to the interactions) times the cost of one batch; where "
+                 "the cost of a batch grows with the catalogue (the *ms per batch* column), the epoch grows faster "
+                 "than the interactions.")
     lines.append("")
     names = list(next(iter(scale.values()))["exponents"])
     lines.append("Growth exponents (least-squares slope of log cost against log size over the sizes measured; 1 = "

@@ -134,7 +134,7 @@ def _served(model, rows, n_items, rng):
             "dim": dim, "index": {"type": "flat", "params": params}, "live": True}
     tokens = {"users": [f"u{i}" for i in range(len(rows))], "items": [str(t) for t in range(n_items)]}
     recommender = Recommender(None, meta, tokens, arrays, index,
-                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"], n_items + 1))
+                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"]))
     faiss.omp_set_num_threads(1)
     return recommender
 

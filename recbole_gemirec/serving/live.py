@@ -108,10 +108,9 @@ def _read_weights(directory):
 class LiveModel:
     """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
 
-    def __init__(self, model, max_length, n_items):
+    def __init__(self, model, max_length):
         self.model = model
         self.max_length = max_length
-        self.n_items = n_items
         self.has_interest_ids = bool(model.has_interest_ids)
         self.uses_features = bool(getattr(model, "architecture", {}).get("feature_cardinalities"))
         self._functions = {}  # with stored interests or not -> the query function (see _compiled)
@@ -149,7 +148,7 @@ class LiveModel:
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise DataError(f"{weights_path}: {name!r} holds NaN or infinite values")
-        return cls(model, int(architecture["max_seq_length"]), meta["n_items"] + 1)
+        return cls(model, int(architecture["max_seq_length"]))
 
     def queries(self, item_ids, features=None, cached=None):
         """The queries of one history.

@@ -243,8 +243,8 @@ class Recommender:
         """Top-``n`` items for a history given now, as a :class:`Recommendation`.
 
         The queries are computed from ``history`` at request time by the exported query side of the model
-        (no RecBole, no dataset; :mod:`recbole_gemirec.serving.live`), so a user whose history changed
-        since the export, or a user it never saw, is served.
+        (no RecBole configuration, dataset or data loader; :mod:`recbole_gemirec.serving.live`), so a user
+        whose history changed since the export, or a user it never saw, is served.
 
         Args:
             history: item tokens the user interacted with, oldest first (the last ``max_history`` are read).

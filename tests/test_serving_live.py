@@ -233,9 +233,31 @@ def test_live_recommendation_through_the_command_line(gemirec, tmp_path):
     assert json.loads(new.stdout)["user"] is None and json.loads(new.stdout)["source"] == "generator"
     table = _serving_cli(["recommend", "--index", export, "--history", *history, "-n", "3"], tmp_path)
     assert table.returncode == 0 and "new user" in table.stdout
-    bad = _serving_cli(["recommend", "--index", export, "--history", "no-such-item"], tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "'no-such-item'" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    for args, message in ((["--history", "no-such-item"], "'no-such-item'"),
+                          (["--history", history[0], "--interests", "fresh"], "interests='fresh' is unknown"),
+                          (["--history", history[0], "--user", user, "--user", user], "at most once"),
+                          (["--user", user, "--interests", "generator"], "apply to --history"),
+                          (["--user", user, "--exclude-history"], "apply to --history"),
+                          ([], "needs --user TOKEN")):
+        bad = _serving_cli(["recommend", "--index", export] + args, tmp_path)
+        assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and message in bad.stderr, args
+        assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_an_earlier_stage_is_served_live_with_the_user_vector(tmp_path):
+    from recbole_gemirec.serving import Recommender, export_model
+
+    result = train_tiny(tmp_path, "GemiRec", **GEMIREC)
+    retrieval = str(tmp_path / result["checkpoint"]).replace("-joint.pth", "-retrieval.pth")
+    meta = export_model(retrieval, str(tmp_path / "export"))
+    assert meta["kind"] == "multi_interest" and meta["interests"] == 1 and meta["live"] is True
+    recommender = Recommender.load(tmp_path / "export")
+    user = recommender.user_tokens[3]
+    stored = recommender.recommend(user, n=5)
+    history = recommender.item_tokens[:7]
+    live = recommender.recommend_history(history, n=5, user=user)
+    assert live.source == "history" and live.interest_codes is None and set(live.interest_slots) == {0}
+    assert len(live.items) == 5 and stored.items
 
 
 @pytest.mark.parametrize("model,settings", [

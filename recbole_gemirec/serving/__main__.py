@@ -46,7 +46,7 @@ def parse_args(argv):
                      "with --history at most one)")
     rec.add_argument("--history", nargs="+", default=None, metavar="ITEM",
                      help="serve from these item tokens, oldest first, instead of the stored queries")
-    rec.add_argument("--interests", default="cache", help="with --history (GemiRec): cache (the user's stored "
+    rec.add_argument("--interests", default=None, help="with --history (GemiRec): cache (the user's stored "
                      "interests; the generator for a new user, default) or generator (chosen from the history now)")
     rec.add_argument("--exclude-history", action="store_true", help="with --history: never recommend its items")
     rec.add_argument("-n", type=int, default=20, help="items per user (default 20)")
@@ -121,12 +121,14 @@ def run_recommend(args):
         raise ConfigError("recommend needs --user TOKEN (stored queries) or --history ITEM [ITEM ...]")
     if args.history is not None and len(args.user) > 1:
         raise ConfigError("--history serves one user: give --user at most once with it")
+    if args.history is None and (args.interests is not None or args.exclude_history):
+        raise ConfigError("--interests and --exclude-history apply to --history ITEM [ITEM ...] only")
     recommender = Recommender.load(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
     if args.history is None:
         results = recommender.recommend(args.user, n=args.n, exclude=args.exclude)
     else:
         results = [recommender.recommend_history(args.history, n=args.n, user=args.user[0] if args.user else None,
-                                                 interests=args.interests, exclude=args.exclude,
+                                                 interests=args.interests or "cache", exclude=args.exclude,
                                                  exclude_history=args.exclude_history)]
     if args.json:
         payload = [r.as_dict() for r in results]

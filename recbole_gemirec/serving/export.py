@@ -4,7 +4,7 @@ What a model serves with (docs/design.md §2.4): every user has K query vectors,
 best inner product with any of them. For GemiRec in its joint stage the K queries are exactly what
 ``GemiRec.interest_vectors`` gives: the fusion of each of the user's *cached* interests with the user
 vector u. u depends on the user's history, so the export runs the model once per user, on one history,
-and stores the results; serving never runs the model (nor the GPT) again.
+and stores the results; serving those stored queries never runs the model (nor the GPT) again.
 
 Which history (``history``):
 

@@ -106,6 +106,9 @@ def run_recbole_gemirec(
     if not config["single_spec"]:
         import torch.distributed as dist
 
+        # every rank has finished its last collective before any tears the group down: destroying it while
+        # another rank still communicates can abort the process inside gloo's threads
+        dist.barrier()
         dist.destroy_process_group()
     if result_file:
         write_result(result_file, result)

@@ -28,13 +28,8 @@ import math
 import statistics
 import time
 
-import numpy as np
-
 from benchmarks.build import build
-
-
-class _EpochCap(Exception):
-    """Raised by the timed loss after the capped number of batches: ends ``train_epoch`` early."""
+from benchmarks.speed import timed_epoch
 
 
 def growth_exponent(sizes, costs):
@@ -46,24 +41,6 @@ def growth_exponent(sizes, costs):
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     var = sum((x - mx) ** 2 for x in xs)
     return None if var == 0 else round(sum((x - mx) * (y - my) for x, y in points) / var, 3)
-
-
-def capped_epoch(trainer, model, train_data, cap):
-    """Train at most ``cap`` batches of one epoch; ``(batch times [s], batches of the whole epoch)``."""
-    stamps = []
-
-    def timed_loss(interaction):
-        stamps.append(time.perf_counter())
-        if len(stamps) > cap:
-            raise _EpochCap
-        return model.calculate_loss(interaction)
-
-    try:
-        trainer.train_epoch(train_data, 0, loss_func=timed_loss)
-        stamps.append(time.perf_counter())
-    except _EpochCap:
-        pass
-    return np.diff(np.array(stamps)).tolist(), len(train_data)
 
 
 def run_scale(spec):
@@ -91,7 +68,7 @@ def run_scale(spec):
             t0 = time.perf_counter()
             trainer.enter_stage(index)  # GemiRec's dictionary stage runs k-means over every item here
             entry["stage_init_s"] = round(time.perf_counter() - t0, 3)
-        steps, batches = capped_epoch(trainer, model, train_data, cap)
+        steps, batches = timed_epoch(trainer, model, train_data, cap)
         median = statistics.median(steps[1:] or steps)  # the first batch pays one-off costs
         entry.update({"batches_timed": len(steps), "epoch_batches": batches, "median_batch_s": round(median, 5),
                       "epoch_s_extrapolated": round(median * batches, 2)})

@@ -48,6 +48,29 @@ def _median(values):
 
 
 # --- training epochs ----------------------------------------------------------------------------------
+class _EpochCap(Exception):
+    """Raised by the timed loss after the capped number of batches: ends ``train_epoch`` early."""
+
+
+def timed_epoch(trainer, model, train_data, cap=None):
+    """One epoch through ``trainer.train_epoch`` with every batch timed, stopped after ``cap`` batches
+    (``None``: the whole epoch); ``(batch times [s], batches of the whole epoch)``."""
+    stamps = []
+
+    def timed_loss(interaction):
+        stamps.append(time.perf_counter())
+        if cap is not None and len(stamps) > cap:
+            raise _EpochCap
+        return model.calculate_loss(interaction)
+
+    try:
+        trainer.train_epoch(train_data, 0, loss_func=timed_loss)
+        stamps.append(time.perf_counter())
+    except _EpochCap:
+        pass
+    return np.diff(np.array(stamps)).tolist(), len(train_data)
+
+
 def run_train_speed(spec):
     config, parts = build(spec)
     trainer, model, train_data = parts["trainer"], parts["model"], parts["train_data"]
@@ -61,16 +84,9 @@ def run_train_speed(spec):
             t0 = time.perf_counter()
             trainer.enter_stage(index)  # the dictionary stage initialises its codebooks here (k-means)
             entry["stage_init_s"] = round(time.perf_counter() - t0, 4)
-        stamps = []
-
-        def timed_loss(interaction, stamps=stamps):
-            stamps.append(time.perf_counter())
-            return model.calculate_loss(interaction)
-
         t0 = time.perf_counter()
-        trainer.train_epoch(train_data, 0, loss_func=timed_loss)
+        steps, _ = timed_epoch(trainer, model, train_data)
         t1 = time.perf_counter()
-        steps = np.diff(np.array(stamps + [t1])).tolist()
         entry.update({
             "epoch_wall_s": round(t1 - t0, 4),
             "batches": len(steps),

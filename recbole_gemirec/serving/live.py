@@ -206,7 +206,7 @@ class LiveModel:
 
         key = with_interests
         if key not in self._functions:
-            eager = _QueryFunction(self.model, self.uses_features, with_interests)
+            eager = _query_function(self.model, self.uses_features, with_interests)
             function = eager
             try:
                 with warnings.catch_warnings():
@@ -221,24 +221,23 @@ class LiveModel:
 
 
 def _split(inputs, with_features, with_interests):
-    """``(item_seq, item_seq_len, user_features, interests)`` of :class:`_QueryFunction`'s flat inputs."""
+    """``(item_seq, item_seq_len, user_features, interests)`` of the query function's flat inputs."""
     features = inputs[2] if with_features else None
     interests = tuple(inputs[-2:]) if with_interests else None
     return inputs[0], inputs[1], features, interests
 
 
-class _QueryFunction:
-    """``queries_from_history`` of a model with a fixed set of inputs, returning the queries only."""
+def _query_function(model, with_features, with_interests):
+    """``queries_from_history`` of ``model`` with a fixed set of inputs, returning the queries only, as an
+    ``nn.Module`` (what ``torch.jit.trace`` takes)."""
+    import torch
 
-    def __new__(cls, model, with_features, with_interests):
-        import torch
+    class QueryFunction(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
 
-        class QueryFunction(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
+        def forward(self, *inputs):
+            return self.model.queries_from_history(*_split(inputs, with_features, with_interests))[0]
 
-            def forward(self, *inputs):
-                return self.model.queries_from_history(*_split(inputs, with_features, with_interests))[0]
-
-        return QueryFunction().eval()
+    return QueryFunction().eval()

@@ -21,7 +21,7 @@ from benchmarks.report_numbers import (
     fmt, fmt_ratio, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio, stage_order,
 )
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
-from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID, STAGES
+from recbole_gemirec.model.gemirec import STAGES
 
 SINGLE_VECTOR = {"Pop": "popularity (no user state)", "SASRec": "K = 1", "GRU4Rec": "K = 1"}
 
@@ -139,7 +139,7 @@ def stage_section(stages, accuracy):
                 if m != "GemiRec" and r.get("valid_recall@50")]
         best = max(base) if base else (None, None)
         for name, r in table.items():
-            tau = ", ".join(f"{t:g}: {v:.4f}" for t, v in zip(PRIOR_WEIGHT_GRID, r.get("tau_grid") or [])) or "-"
+            tau = ", ".join(f"{t}: {v:.4f}" for t, v in zip(r.get("tau_labels") or [], r.get("tau_grid") or [])) or "-"
             rows.append([dataset, name, r["seeds"], fmt(r["retrieval_best"]),
                          " -> ".join(f"{v:.4f}" for v in r["joint_epochs"]) or "-", fmt(r["joint_best"]), tau,
                          f"{best[0]:.4f} ({best[1]})" if best[0] is not None else "-"])
@@ -151,7 +151,7 @@ def stage_section(stages, accuracy):
         "interests, and the test figures come from the joint stage's best epoch (each stage selects on the "
         "valid split by itself). Means over the seeds that recorded them.", "",
         md_table(["data", "row", "seeds", "retrieval stage, best", "joint stage, per epoch", "joint stage, best epoch",
-                  "tau of the interest prior on that epoch (chosen: the best)", "best baseline (valid)"], rows), ""])
+                  "scoring on that epoch: tau of the interest prior, within-interest or not (chosen: the best)", "best baseline (valid)"], rows), ""])
 
 
 def ratios_section(accuracy):

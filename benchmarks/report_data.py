@@ -9,7 +9,7 @@ import statistics
 from benchmarks.budgets import ABLATIONS
 from benchmarks.report_numbers import mean_of, median, ratio, stats
 from benchmarks.report_targets import targets
-from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
+from recbole_gemirec.model.gemirec import scoring_candidates, scoring_label
 
 
 METRIC_COLUMNS = ["recall@20", "recall@50", "ndcg@20", "ndcg@50", "hit@20", "hit@50", "amr@50", "cur@50"]
@@ -249,8 +249,8 @@ def stage_scores(runs):
                          if any(v["stage"] == "retrieval" for v in p)]
             # with interest_prior_weight: auto the last validations of the joint stage are the tau grid, tried on
             # the best epoch's weights (scoring only), not epochs
-            grid = [len(PRIOR_WEIGHT_GRID) if (r.get("config") or {}).get("interest_prior_weight") == "auto" else 0
-                    for r in seeds.values() if r.get("valid_scores")]
+            candidates = [_scoring_candidates(r.get("config") or {}) for r in seeds.values() if r.get("valid_scores")]
+            grid = [len(c) for c in candidates]
             joint = [[v["score"] for v in p if v["stage"] == "joint"] for p in per]
             tau = [j[len(j) - g:] for j, g in zip(joint, grid) if g and len(j) > g]
             joint = [j[: len(j) - g] if g and len(j) > g else j for j, g in zip(joint, grid)]
@@ -261,10 +261,17 @@ def stage_scores(runs):
                 "joint_epochs": [statistics.fmean(e) for e in zip(*joint)] if joint else [],
                 "joint_best": stats([max(j) for j in joint]),
                 "tau_grid": [statistics.fmean(t) for t in zip(*tau)] if tau else [],
+                "tau_labels": [scoring_label(*c) for c in candidates[0]] if candidates else [],
                 # the model that is tested: the best epoch under the tau chosen on valid
                 "final": stats([max(t) for t in tau]) if tau else stats([max(j) for j in joint]),
             }
     return out
+
+
+def _scoring_candidates(config):
+    """The scoring choices a run tried on valid after its joint stage (results written before
+    ``interest_masking`` existed scored without masking)."""
+    return scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False))
 
 
 # The diagnostics of recbole_gemirec.diagnose shown per GemiRec row (test split), and their column titles.

@@ -173,13 +173,13 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
         oracle.append(ranked)
     oracle = torch.tensor(oracle, dtype=torch.long)
     user = model.user_vector(interaction)
-    oracle_queries = model.fusion(model.dictionary.code_embedding(model.interest_codes(oracle)), user)
+    oracle_queries = model.fused_queries(oracle.to(user.device), user, interaction[model.ITEM_SEQ])
     oracle_scores = max_interest_scores(oracle_queries, model.item_embedding.weight)
     for n in topn:
         hits = _hits_at(oracle_scores, targets, n)
         sums.add(f"recall@{n}/oracle_interests", sum(h / len(t) for h, t in zip(hits, targets) if t),
                  sum(1 for t in targets if t))
-    queries = model.fusion(model.dictionary.code_embedding(model.interest_codes(model.interest_cache[users])), user)
+    queries = model.fused_queries(model.interest_cache[users], user, interaction[model.ITEM_SEQ])
     cosine = F.cosine_similarity(queries, user.unsqueeze(1).expand_as(queries), dim=-1)
     sums.add("cosine/query_user", cosine.mean(dim=1).sum(), len(targets))
 

@@ -260,6 +260,45 @@ def test_user_query_scores_with_u_next_to_the_interest_queries(in_tmp):
     assert torch.allclose(vectors[:, 1:, -1], 2.0 * log_prob)  # tau * log p(m_k)
 
 
+def test_interest_masking_lets_each_interest_query_score_only_its_own_items(in_tmp):
+    from recbole_gemirec.model.gemirec_queries import MASK_PENALTY
+
+    _, parts = build(in_tmp, interest_masking=True, interest_weighting="log_joint", user_query=True,
+                     user_query_log_weight=-1.0, interest_prior_weight=1.0)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    interaction = next(iter(parts["test_data"]))[0]
+    with torch.no_grad():
+        vectors, items = model.interest_vectors(interaction), model.item_embeddings()
+        ids, log_prob = model.cached_interests(interaction)
+        scores = torch.einsum("bkd,nd->bkn", vectors, items)[:, :, 1:]  # without the padding item
+        own = ids.unsqueeze(-1) == model.item_interest_ids(torch.arange(1, model.n_items)).view(1, 1, -1)
+        merged = model.full_sort_predict(interaction)[:, 1:]
+    interest_scores = scores[:, 1:]
+    assert bool((interest_scores[~own] < -MASK_PENALTY / 2).all()) and bool((interest_scores[own] > -100).all())  # other interests' items: out
+    # within its interest a query's scores are a log-softmax shifted by tau * log p(m_k); u's by its log weight
+    in_interest = torch.logsumexp(interest_scores.masked_fill(~own, float("-inf")), dim=-1)
+    assert torch.allclose(in_interest, log_prob, atol=1e-4)
+    assert torch.allclose(torch.logsumexp(scores[:, 0], dim=-1), torch.full_like(in_interest[:, 0], -1.0), atol=1e-4)
+    outside = ~own.any(dim=1)  # items of no cached interest are scored by u alone
+    assert torch.allclose(merged[outside], scores[:, 0][outside], atol=1e-5)
+
+
+def test_fusion_history_reads_the_mean_embedding_of_the_history_items_of_each_interest(in_tmp):
+    _, parts = build(in_tmp, fusion_history=True)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    seq = batch_of(parts)[model.ITEM_SEQ][:4]
+    seq_ids = model.item_interest_ids(seq).masked_fill(seq == 0, -1)
+    present, absent = int(seq_ids[0, 0]), int(seq_ids.max()) + 1  # an interest of user 0's history, and one of nobody's
+    with torch.no_grad():
+        summary = model.history_in_interests(torch.tensor([[present, absent]] * 4), seq)
+    members = seq[0][seq_ids[0] == present]
+    assert torch.allclose(summary[0, 0, :-1], model.item_embedding(members).mean(dim=0), atol=1e-6)
+    assert torch.isclose(summary[0, 0, -1], torch.log1p(torch.tensor(float(len(members)))))
+    assert bool((summary[:, 1] == 0).all())
+
+
 def test_generator_history_prior_adds_log_counts_of_the_history_interests(in_tmp):
     _, parts = build(in_tmp, generator_history_prior=True)
     model = parts["model"].eval()

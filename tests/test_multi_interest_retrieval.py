@@ -41,6 +41,28 @@ def test_concat_fusion_is_the_mlp_alone_and_residual_adds_the_user_vector():
     assert torch.allclose(residual(interests, user) - concat(interests, user), user.unsqueeze(1).expand(-1, 3, -1))
 
 
+def test_interest_id_embedding_separates_interests_with_equal_codewords():
+    torch.manual_seed(0)
+    fusion = InterestFusion(code_size=6, embedding_size=4, n_interests=3)
+    fusion.interest_embedding.weight.data.normal_()
+    same_codewords, user = torch.randn(2, 1, 6).expand(-1, 2, -1), torch.randn(2, 4)
+    queries = fusion(same_codewords, user, torch.tensor([[0, 1], [0, 1]]))
+    assert not torch.allclose(queries[:, 0], queries[:, 1])  # told apart by their ids alone
+    plain = InterestFusion(code_size=6, embedding_size=4)
+    plain.mlp.load_state_dict(fusion.mlp.state_dict())
+    fusion.interest_embedding.weight.data.zero_()
+    assert torch.allclose(fusion(same_codewords, user, torch.tensor([[0, 1], [0, 1]])), plain(same_codewords, user))
+
+
+def test_history_input_widens_the_fusion_and_changes_the_query():
+    torch.manual_seed(0)
+    fusion = InterestFusion(code_size=6, embedding_size=4, history_size=5)
+    interests, user = torch.randn(2, 3, 6), torch.randn(2, 4)
+    history = torch.randn(2, 3, 5)
+    assert fusion.mlp[0].in_features == 6 + 4 + 5
+    assert not torch.allclose(fusion(interests, user, history=history), fusion(interests, user, history=history * 0))
+
+
 def test_in_batch_softmax_masks_repeated_targets_and_corrects_by_log_popularity():
     g = torch.Generator().manual_seed(0)
     table = torch.randn(5, 4, generator=g)

@@ -41,6 +41,23 @@ from recbole_gemirec.model.gemirec_config import STAGES
 PRIOR_WEIGHT_GRID = (0.5, 1.0, 2.0, 4.0)
 
 
+def scoring_candidates(prior_weight, masking):
+    """The ``(interest_masking, tau)`` pairs tried on the valid split after the joint stage, in order:
+    every tau of the grid under ``interest_prior_weight: auto`` (else the configured one), each without
+    and with masking under ``interest_masking: auto`` (else as configured). Empty when nothing is to be
+    chosen. ``prior_weight`` and ``masking`` are the configuration's values."""
+    taus = PRIOR_WEIGHT_GRID if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
+    masks = (False, True) if masking == "auto" else (bool(masking),)
+    if len(taus) == 1 and len(masks) == 1:
+        return []
+    return [(mask, tau) for mask in masks for tau in taus]
+
+
+def scoring_label(mask, tau):
+    """How a scoring candidate is named in logs and the benchmark report."""
+    return f"{'within-interest ' if mask else ''}tau {tau:g}"
+
+
 def first_category_table(dataset, field):
     """Category index per internal item id (first value of a multi-valued field), ``-1`` for none."""
     return first_category_tokens(dataset, field) - 1  # token 0 is RecBole's padding value
@@ -71,6 +88,8 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         weight = config["interest_prior_weight"]
         # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
         self.prior_weight_auto = weight == "auto"
+        # (interest_masking, tau) pairs chosen among on the valid split after the joint stage
+        self.scoring_candidates = scoring_candidates(weight, config["interest_masking"])
         self.joint_backbone_lr_scale = float(self.setting(config, "joint_backbone_lr_scale"))
         self.seed = config["seed"]
 
@@ -320,13 +339,13 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         codes = self.frozen_codes[items] if bool(self.codes_frozen) else None
         return self.dictionary.loss(self.item_embedding(items), codes)
 
-    def _predicted_interest_loss(self, generator_logits, user, pos_items):
+    def _predicted_interest_loss(self, generator_logits, user, item_seq, pos_items):
         """``retrieval_interests: predicted``: the retrieval loss with the user's K predicted interests
         (the interest cache's selection, no gradient into the generator), each item scored by the max over
         the K queries - the same scoring as inference - against the configured item negatives."""
         with torch.no_grad():
             chosen, log_prob = self.select_interests(generator_logits.detach())
-        queries = self.scoring_queries(chosen, log_prob, user)  # [B, K, D (+ 1)]
+        queries = self.scoring_queries(chosen, log_prob, user, item_seq)  # [B, K, D (+ 1)]
         table = self.item_embeddings()
         positive = torch.einsum("bkd,bd->bk", queries, table[pos_items]).max(dim=1).values
         shared = self.loss_fct.draw_negatives(pos_items.device)  # the same negatives for every query
@@ -334,11 +353,11 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
                                  for k in range(queries.shape[1])], dim=1).max(dim=1).values
         return self.loss_fct.loss_from_logits(positive, negatives)
 
-    def _target_interest_loss(self, generator_logits, target_ids, user, pos_items):
+    def _target_interest_loss(self, generator_logits, target_ids, user, item_seq, pos_items):
         """The paper's MIRM loss: the query of the target's own interest against the item negatives and
         the same target under hard and easy negative interests."""
         negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
-        queries = self.fused_queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user)
+        queries = self.fused_queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user, item_seq)
         target_emb = self.item_embedding(pos_items)
         interest_negative = torch.einsum("bnd,bd->bn", queries[:, 1:], target_emb)
         interest_negative = interest_negative.masked_fill(negatives < 0, float("-inf"))
@@ -356,11 +375,11 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             generator_logits = generator_logits.clamp(min=-1e9)
         else:
             generator_loss = self.generator.loss(generator_logits, target_ids)
-        user = self.user_vector(interaction)
+        user, item_seq = self.user_vector(interaction), interaction[self.ITEM_SEQ]
         retrieval = generator_loss.new_zeros(())
         if self.retrieval_interests in ("target", "both"):
-            retrieval = retrieval + self._target_interest_loss(generator_logits, target_ids, user, pos_items)
+            retrieval = retrieval + self._target_interest_loss(generator_logits, target_ids, user, item_seq, pos_items)
         if self.retrieval_interests in ("predicted", "both"):
-            retrieval = retrieval + self._predicted_interest_loss(generator_logits, user, pos_items)
+            retrieval = retrieval + self._predicted_interest_loss(generator_logits, user, item_seq, pos_items)
         dictionary_loss = self._dictionary_loss(interaction) if self.joint_training else retrieval.new_zeros(())
         return w_dict * dictionary_loss, w_gen * generator_loss, w_ret * retrieval

@@ -99,8 +99,12 @@ CONFIG_RULES = {
     "joint_codes": OneOf("frozen", "live"),
     "interest_weighting": OneOf("none", "log_prob", "log_joint"),
     "fusion": OneOf("residual", "concat"),
+    "fusion_interest_embedding": Boolean(),
+    "fusion_history": Boolean(),
     "joint_backbone_lr_scale": Real(0),
     "user_query": Boolean(),
+    "user_query_log_weight": Real(-20, 0),
+    "interest_masking": Either(OneOf("auto"), Boolean()),
     "generator_history_prior": Boolean(),
     "interest_distribution": OneOf("softmax", "repeat_explore"),
     "interest_prior_weight": Either(OneOf("auto"), Real(0)),
@@ -115,6 +119,7 @@ RELATIONS = [
     "loss_weights has at least one positive weight",
     "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
     "interest_source: category needs interest_category_field",
+    "interest_masking (true or auto) needs interest_weighting log_prob or log_joint",
     "interest_category_field is a token/token_seq field in the header of <dataset>.item",
     "every user_feature_fields entry is a field in the header of <dataset>.user",
 ]
@@ -149,6 +154,10 @@ def check_relations(config):
     if config["interest_source"] == "category" and not config["interest_category_field"]:
         fail("interest_source", "category", "'learned', or 'category' together with interest_category_field",
              "interest_category_field is not set, so there is no category to use as the dictionary")
+    if config["interest_masking"] not in (False, None) and config["interest_weighting"] == "none":
+        fail("interest_masking", config["interest_masking"], "false, or true/auto together with interest_weighting "
+             "log_prob or log_joint", "masked scoring adds each query's normaliser to its bias column, which "
+             "interest_weighting: none leaves out")
     check_category_field(config, "interest_category_field")
     check_user_feature_fields(config)
 

@@ -31,10 +31,16 @@ ARCHITECTURE_KEYS = (
     "n_items", "embedding_size", "max_seq_length", "feature_cardinalities",
     "interest_source", "n_categories", "interest_dictionary_sizes", "interest_dim", "commitment_beta",
     "interest_levels", "gpt_hidden", "gpt_layers", "gpt_heads", "gpt_dropout", "interest_distribution",
-    "tower_layers", "tower_heads", "dropout_prob", "fusion",
+    "tower_layers", "tower_heads", "dropout_prob", "fusion", "fusion_interest_embedding",
+    "fusion_history",
     "interest_num", "interest_code_limit", "interest_predictor", "generator_history_prior",
-    "user_query", "interest_weighting", "joint_training",
+    "user_query", "user_query_log_weight", "interest_weighting", "interest_masking", "joint_training",
 )
+
+# Penalty of the interest-masking columns: an item outside a query's interest scores about this much lower
+# under it (per differing code level), so it never outranks an item the query may score; matches add an
+# exact 0, so scores within the interest are unchanged.
+MASK_PENALTY = 1.0e4
 
 
 def default_interest_levels(sizes, n_items, items_per_interest=ITEMS_PER_INTEREST):
@@ -74,6 +80,7 @@ class GemiRecQueries:
         self.history_prior = bool(arch["generator_history_prior"])
         self.interest_distribution = arch["interest_distribution"]
         self.user_query = bool(arch["user_query"])
+        self.user_query_log_weight = float(arch.get("user_query_log_weight") or 0.0)
         self.interest_weighting = arch["interest_weighting"]
         self.joint_training = bool(arch["joint_training"])
         n_items = int(arch["n_items"])
@@ -108,8 +115,15 @@ class GemiRecQueries:
             self.embedding_size, arch["max_seq_length"], arch["tower_layers"], arch["tower_heads"],
             arch["dropout_prob"], cardinalities,
         )
-        self.fusion = InterestFusion(self.dictionary.code_size, self.embedding_size, residual=arch["fusion"] != "concat")
+        self.fusion = InterestFusion(
+            self.dictionary.code_size, self.embedding_size, residual=arch["fusion"] != "concat",
+            n_interests=self.n_interests if arch.get("fusion_interest_embedding") else 0,
+            history_size=self.embedding_size + 1 if arch.get("fusion_history") else 0,
+        )
+        self.fusion_history = bool(arch.get("fusion_history"))
         self.register_buffer("prior_weight", torch.tensor(1.0))  # tau of the scoring bias
+        # interest_masking as in force (auto: chosen on valid after the joint stage, then stored with the weights)
+        self.register_buffer("masking", torch.tensor(arch.get("interest_masking") is True))
         # Item codes fixed at the joint stage's start (joint_codes: frozen); codes_frozen says whether they are.
         self.register_buffer("frozen_codes", torch.zeros(n_items, self.dictionary.levels, dtype=torch.long))
         self.register_buffer("codes_frozen", torch.zeros((), dtype=torch.bool))
@@ -118,6 +132,16 @@ class GemiRecQueries:
         self.architecture.update(interest_levels=self.interest_levels, n_categories=n_categories,
                                  feature_cardinalities=cardinalities)
 
+    @property
+    def interest_masking(self):
+        """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
+        return bool(self.masking)
+
+    def set_scoring(self, masking, prior_weight):
+        """Put ``interest_masking`` and tau in force (they are buffers: checkpoints and exports keep them)."""
+        self.masking.fill_(bool(masking))
+        self.prior_weight.fill_(float(prior_weight))
+
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K', D'], interest ids aligned with them [B, K'] or None)`` of histories
         ``item_seq [B, L]`` (left-aligned, zero-padded). In the joint stage the interests are
@@ -125,11 +149,11 @@ class GemiRecQueries:
         ``None``, the predictor's top-K under the code limit, chosen now; before it the one query is u."""
         user = self.user_vector_of(item_seq, item_seq_len, user_features)
         if self.stage != "joint":
-            return self.with_bias(user.unsqueeze(1), user.new_zeros(user.shape[0], 1)), None
+            return self.scoring_columns(user.unsqueeze(1), user.new_zeros(user.shape[0], 1)), None
         if interests is None:
             interests = self.select_interests(self.interest_scores_of(item_seq, item_seq_len, user_features))
         ids, log_prob = interests
-        return self.scoring_queries(ids, log_prob, user), self.query_slot_ids(ids)
+        return self.scoring_queries(ids, log_prob, user, item_seq), self.query_slot_ids(ids)
 
     # --- parts ------------------------------------------------------------------------------------
     def user_vector_of(self, item_seq, item_seq_len, user_features=None):
@@ -175,38 +199,78 @@ class GemiRecQueries:
         chosen = fill_missing(select_interests(scores, self.interest_codes, self.interest_num, self.code_limit))
         return chosen, interest_log_probs(scores, self.interest_predictor).gather(1, chosen)
 
-    def fused_queries(self, interest_ids, user):
-        """Fused queries ``[B, N, D]`` of interest ids ``[B, N]`` (codewords detached when the dictionary
-        is frozen, GemiRec-J)."""
+    def fused_queries(self, interest_ids, user, item_seq):
+        """Fused queries ``[B, N, D]`` of interest ids ``[B, N]`` for users of vector ``user`` and history
+        ``item_seq`` (codewords detached when the dictionary is frozen, GemiRec-J)."""
         interest_emb = self.dictionary.code_embedding(self.interest_codes(interest_ids))
         if not self.joint_training:
             interest_emb = interest_emb.detach()
-        return self.fusion(interest_emb, user)
+        history = self.history_in_interests(interest_ids, item_seq) if self.fusion_history else None
+        return self.fusion(interest_emb, user, interest_ids, history)
 
-    def scoring_queries(self, ids, log_prob, user):
+    def history_in_interests(self, interest_ids, item_seq):
+        """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the
+        history's items of that interest and log(1 + their count); zeros where the history has none
+        (``fusion_history``)."""
+        seq_ids = self.item_interest_ids(item_seq).masked_fill(item_seq == 0, -1)
+        seq_emb = self.item_embedding(item_seq)
+        match = (interest_ids.unsqueeze(-1) == seq_ids.unsqueeze(1)).to(seq_emb.dtype)  # [B, N, L]
+        count = match.sum(dim=-1, keepdim=True)
+        mean = torch.bmm(match, seq_emb) / count.clamp(min=1.0)
+        return torch.cat([mean, torch.log1p(count)], dim=-1)
+
+    def scoring_queries(self, ids, log_prob, user, item_seq):
         """The vectors items are scored with for interests ``ids [B, K]`` of probabilities ``log_prob``:
-        the fused queries, u first with ``user_query``, and the bias column of ``interest_weighting``."""
-        queries = self.fused_queries(ids, user)
-        if self.user_query:  # u itself as one more query, over "any interest" (log-probability 0)
+        the fused queries, u first with ``user_query`` (log-probability ``user_query_log_weight``), the
+        bias column of ``interest_weighting`` and the columns of ``interest_masking``."""
+        queries = self.fused_queries(ids, user, item_seq)
+        if self.user_query:  # u itself as one more query, over "any interest"
             queries = torch.cat([user.unsqueeze(1), queries], dim=1)
-            log_prob = torch.cat([log_prob.new_zeros(log_prob.shape[0], 1), log_prob], dim=1)
+            log_prob = torch.cat([log_prob.new_full((log_prob.shape[0], 1), self.user_query_log_weight), log_prob], dim=1)
+        slots = self.query_slot_ids(ids)
         bias = self.prior_weight * log_prob
-        if self.interest_weighting == "log_joint":
-            bias = bias - catalogue_logsumexp(queries, self.item_embedding.weight[1:])
-        return self.with_bias(queries, bias)
+        if self.interest_masking or self.interest_weighting == "log_joint":
+            # each query's scores become a log-softmax over the items it may score: the catalogue, or its
+            # interest's items under masking (raw inner products of different interests' items are not
+            # comparable: each interest query is trained against the whole catalogue)
+            unnormalised = self.scoring_columns(queries, torch.zeros_like(bias), slots)
+            bias = bias - catalogue_logsumexp(unnormalised, self.item_embeddings()[1:])
+        return self.scoring_columns(queries, bias, slots)
 
-    def with_bias(self, queries, bias):
-        """``queries`` with the bias column of ``interest_weighting`` (unchanged under ``none``)."""
-        if self.interest_weighting == "none":
-            return queries
-        return torch.cat([queries, bias.unsqueeze(-1).to(queries.dtype)], dim=-1)
+    def scoring_columns(self, queries, bias, slot_ids=None):
+        """``queries [B, K, D]`` with the bias column of ``interest_weighting`` (none under ``none``) and,
+        with ``interest_masking``, one column per codeword of the interest's code levels: ``0`` for the
+        query's own codeword and ``-MASK_PENALTY`` for the others (all zero for u, ``slot_ids`` -1, and
+        for every query when ``slot_ids`` is None), against the items' one-hot codes in
+        :meth:`item_embeddings`."""
+        parts = [queries]
+        if self.interest_weighting != "none":
+            parts.append(bias.unsqueeze(-1).to(queries.dtype))
+        if self.interest_masking:
+            if slot_ids is None:
+                slot_ids = queries.new_full(queries.shape[:2], -1, dtype=torch.long)
+            onehot = self.code_one_hots(self.interest_codes(slot_ids.clamp(min=0)), queries.dtype)
+            parts.append(((onehot - 1.0) * MASK_PENALTY).masked_fill((slot_ids < 0).unsqueeze(-1), 0.0))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else queries
+
+    def code_one_hots(self, codes, dtype):
+        """``codes [..., interest_levels]`` -> the concatenated one-hot of each level ``[..., sum of the
+        levels' sizes]``."""
+        sizes = [int(size) for size in self.dictionary.sizes[: self.interest_levels]]
+        return torch.cat([nn.functional.one_hot(codes[..., level], size).to(dtype)
+                          for level, size in enumerate(sizes)], dim=-1)
 
     def item_embeddings(self):
-        """The item table queries are scored against (a column of ones for the bias, unless ``none``)."""
+        """The item table queries are scored against: the item embeddings, a column of ones for the bias
+        (unless ``interest_weighting: none``) and the items' one-hot interest codes (``interest_masking``)."""
         table = self.item_embedding.weight
-        if self.interest_weighting == "none":
-            return table
-        return torch.cat([table, table.new_ones(table.shape[0], 1)], dim=1)
+        parts = [table]
+        if self.interest_weighting != "none":
+            parts.append(table.new_ones(table.shape[0], 1))
+        if self.interest_masking:
+            items = torch.arange(table.shape[0], device=table.device)
+            parts.append(self.code_one_hots(self.item_codes(items)[:, : self.interest_levels], table.dtype))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else table
 
     def query_slot_ids(self, ids):
         """Interest ids aligned with :meth:`scoring_queries`' rows ``[B, K']`` (-1: the query u of

@@ -52,18 +52,34 @@ class UserTower(nn.Module):
 class InterestFusion(nn.Module):
     """z_fusion: one query per interest, u_k = u + MLP(concat(e_m, u)) (``residual``, our default: every
     query starts from the user vector the retrieval stage learned) or u_k = MLP(concat(e_m, u)) (the
-    paper's form, config ``fusion: concat``)."""
+    paper's form, config ``fusion: concat``).
 
-    def __init__(self, code_size, embedding_size, residual=True):
+    Two inputs beyond the paper, each a config key (docs/gemirec.md):
+
+    * ``n_interests > 0`` (``fusion_interest_embedding``): e_m is the interest's codewords plus a learned
+      embedding of the interest id. The codewords are shaped by the dictionary's job (reconstructing
+      items), the extra embedding by retrieval alone.
+    * ``history_size > 0`` (``fusion_history``): the MLP also reads what the user did in that interest,
+      ``h_m`` = the mean embedding of the history's items of interest m and log(1 + their count) (zeros
+      for an interest absent from the history), so a query of a seen interest starts from the user's own
+      items there, as a multi-interest extractor's interest vector does.
+    """
+
+    def __init__(self, code_size, embedding_size, residual=True, n_interests=0, history_size=0):
         super().__init__()
         self.residual = residual
+        self.interest_embedding = nn.Embedding(n_interests, code_size) if n_interests > 0 else None
         self.mlp = nn.Sequential(
-            nn.Linear(code_size + embedding_size, embedding_size), nn.GELU(),
+            nn.Linear(code_size + embedding_size + history_size, embedding_size), nn.GELU(),
             nn.Linear(embedding_size, embedding_size),
         )
 
-    def forward(self, interest_emb, user):
-        """``interest_emb [B, K, C*d]``, ``user [B, D]`` -> queries ``[B, K, D]``."""
+    def forward(self, interest_emb, user, interest_ids=None, history=None):
+        """``interest_emb [B, K, C*d]`` (their ids ``[B, K]`` with an interest embedding; the history
+        summary ``[B, K, history_size]`` with ``history_size``), ``user [B, D]`` -> queries ``[B, K, D]``."""
+        if self.interest_embedding is not None:
+            interest_emb = interest_emb + self.interest_embedding(interest_ids)
         user = user.unsqueeze(1).expand(-1, interest_emb.shape[1], -1)
-        fused = self.mlp(torch.cat([interest_emb, user], dim=-1))
+        inputs = [interest_emb, user] if history is None else [interest_emb, user, history]
+        fused = self.mlp(torch.cat(inputs, dim=-1))
         return user + fused if self.residual else fused

@@ -154,8 +154,8 @@ class GemiRecTrainer(ExtensionTrainer):
                 self.load_best()
             if stage == "dictionary":
                 self.log_utilisation("end of stage")
-            if stage == "joint" and getattr(self.model, "prior_weight_auto", False) and valid_data is not None:
-                self._choose_prior_weight(valid_data, saved)
+            if stage == "joint" and getattr(self.model, "scoring_candidates", None) and valid_data is not None:
+                self._choose_scoring(valid_data, saved)
                 result = (self.best_valid_score, self.best_valid_result)
         self.resumed = False
         self._log_stage_choice()
@@ -169,23 +169,26 @@ class GemiRecTrainer(ExtensionTrainer):
         return result
 
     @torch.no_grad()
-    def _choose_prior_weight(self, valid_data, saved):
-        """``interest_prior_weight: auto``: try each tau of the model's grid on the valid split with the best
-        joint-stage weights (scoring only, nothing is retrained), keep the best and store it in the stage's
-        checkpoint, so the test split and serving use the value chosen on valid."""
-        from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID
+    def _choose_scoring(self, valid_data, saved):
+        """``interest_prior_weight: auto`` and/or ``interest_masking: auto``: try each ``(masking, tau)`` of
+        the model's candidates on the valid split with the best joint-stage weights (scoring only, nothing
+        is retrained), keep the best and store it in the stage's checkpoint, so the test split and serving
+        use what was chosen on valid."""
+        from recbole_gemirec.model.gemirec import scoring_label
 
         scores, results = {}, {}
-        for tau in PRIOR_WEIGHT_GRID:
-            self.model.prior_weight.fill_(tau)
-            score, results[tau] = self._valid_epoch(valid_data)  # listeners see every tau's validation
-            scores[tau] = float(score)
-        best = max(scores, key=lambda tau: (scores[tau], -abs(tau - 1.0)))  # ties: the value nearest 1
-        self.model.prior_weight.fill_(best)
+        for mask, tau in self.model.scoring_candidates:
+            self.model.set_scoring(mask, tau)
+            score, results[mask, tau] = self._valid_epoch(valid_data)  # listeners see every candidate's validation
+            scores[mask, tau] = float(score)
+        # ties: no masking, then the tau nearest 1
+        best = max(scores, key=lambda c: (scores[c], not c[0], -abs(c[1] - 1.0)))
+        self.model.set_scoring(*best)
         self.best_valid_score, self.best_valid_result = scores[best], results[best]
         self.stage_best["joint"] = scores[best]
-        self.logger.info(set_color("interest_prior_weight", "blue") + f": valid {self.config['valid_metric']} by tau "
-                         + ", ".join(f"{tau:g}: {score:.4f}" for tau, score in scores.items()) + f"; chose {best:g}")
+        self.logger.info(set_color("scoring", "blue") + f": valid {self.config['valid_metric']} by "
+                         + ", ".join(f"{scoring_label(*c)}: {score:.4f}" for c, score in scores.items())
+                         + f"; chose {scoring_label(*best)}")
         if saved and os.path.exists(self.saved_model_file):
             epoch = load_checkpoint(self.saved_model_file, map_location=self.device).get("epoch", 0)
             self._save_checkpoint(epoch, saved_model_file=self.saved_model_file)

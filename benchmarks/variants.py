@@ -95,8 +95,12 @@ def run_variant(args, overrides):
     trainer.fit_stage(parts["train_data"], parts["valid_data"])
     trainer.remove_hooks("validated")
     trainer.load_best()
-    out = {"not_loaded": [k for k in own if k not in keep], "history": history,
+    joint_valid = float(trainer.best_valid_score)
+    if model.scoring_candidates:  # as GemiRecTrainer.fit does after the joint stage
+        trainer._choose_scoring(parts["valid_data"], saved=True)
+    out = {"not_loaded": [k for k in own if k not in keep], "history": history, "joint_valid": joint_valid,
            "best_valid": float(trainer.best_valid_score), "prior_weight": float(model.prior_weight),
+           "interest_masking": model.interest_masking,
            "diagnostics": diagnose(model, parts["valid_data"], parts["train_data"]._dataset)}
     if args.test:
         out["test"] = _floats(trainer.evaluate(parts["test_data"], load_best_model=False))

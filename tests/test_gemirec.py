@@ -284,6 +284,25 @@ def test_interest_masking_lets_each_interest_query_score_only_its_own_items(in_t
     assert torch.allclose(merged[outside], scores[:, 0][outside], atol=1e-5)
 
 
+def test_masking_item_columns_follow_the_frozen_codes(in_tmp):
+    _, parts = build(in_tmp, interest_masking=True, interest_weighting="log_joint", interest_levels=1)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    model.start_joint_stage()
+    width = model.embedding_size + 1
+
+    def expected():
+        codes = model.frozen_codes[:, 0]
+        return torch.nn.functional.one_hot(codes, int(model.dictionary.sizes[0])).float()
+
+    assert torch.equal(model.item_embeddings()[:, width:], expected())
+    with torch.no_grad():
+        model.frozen_codes[:, 0] = (model.frozen_codes[:, 0] + 1) % int(model.dictionary.sizes[0])
+    assert torch.equal(model.item_embeddings()[:, width:], expected())  # rebuilt, not the stale table
+    model.load_state_dict(dict(model.state_dict(), frozen_codes=torch.zeros_like(model.frozen_codes)))
+    assert bool((model.item_embeddings()[:, width] == 1).all())  # a loaded checkpoint's codes
+
+
 def test_fusion_history_reads_the_mean_embedding_of_the_history_items_of_each_interest(in_tmp):
     _, parts = build(in_tmp, fusion_history=True)
     model = parts["model"].eval()

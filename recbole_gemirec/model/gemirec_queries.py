@@ -174,12 +174,18 @@ class GemiRecQueries:
         """The interest id (code prefix of ``interest_levels`` levels) of item ids."""
         return self.dictionary.interest_ids(self.item_codes(items)[..., : self.interest_levels])
 
+    def history_interest_ids(self, item_seq, codes=None):
+        """Interest ids of a history's items ``[B, L]``, -1 at padding; ``codes`` are the items' code
+        tuples where the caller already has them."""
+        codes = self.item_codes(item_seq) if codes is None else codes
+        return self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
+
     def interest_scores_of(self, item_seq, item_seq_len, user_features=None):
         """The predictor's ranking of all interests for each history ``[B, n_interests]``: GPT logits
         (log-probabilities under ``interest_distribution: repeat_explore``), or history frequency for
         the GemiRec-M ablation."""
         codes = self.item_codes(item_seq)
-        ids = self.dictionary.interest_ids(codes[..., : self.interest_levels]).masked_fill(item_seq == 0, -1)
+        ids = self.history_interest_ids(item_seq, codes)
         if self.interest_predictor == "frequency":
             return history_frequency_scores(ids, self.n_interests)
         state = self.generator.next_interest_state(
@@ -212,7 +218,7 @@ class GemiRecQueries:
         """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the
         history's items of that interest and log(1 + their count); zeros where the history has none
         (``fusion_history``)."""
-        seq_ids = self.item_interest_ids(item_seq).masked_fill(item_seq == 0, -1)
+        seq_ids = self.history_interest_ids(item_seq)
         seq_emb = self.item_embedding(item_seq)
         match = (interest_ids.unsqueeze(-1) == seq_ids.unsqueeze(1)).to(seq_emb.dtype)  # [B, N, L]
         count = match.sum(dim=-1, keepdim=True)
@@ -227,15 +233,17 @@ class GemiRecQueries:
         if self.user_query:  # u itself as one more query, over "any interest"
             queries = torch.cat([user.unsqueeze(1), queries], dim=1)
             log_prob = torch.cat([log_prob.new_full((log_prob.shape[0], 1), self.user_query_log_weight), log_prob], dim=1)
-        slots = self.query_slot_ids(ids)
         bias = self.prior_weight * log_prob
+        columns = self.scoring_columns(queries, torch.zeros_like(bias), self.query_slot_ids(ids))
+        if self.interest_weighting == "none":
+            return columns
         if self.interest_masking or self.interest_weighting == "log_joint":
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
             # interest's items under masking (raw inner products of different interests' items are not
             # comparable: each interest query is trained against the whole catalogue)
-            unnormalised = self.scoring_columns(queries, torch.zeros_like(bias), slots)
-            bias = bias - catalogue_logsumexp(unnormalised, self.item_embeddings()[1:])
-        return self.scoring_columns(queries, bias, slots)
+            bias = bias - catalogue_logsumexp(columns, self.item_embeddings()[1:])
+        dim = queries.shape[-1]  # the bias column follows the query vector
+        return torch.cat([columns[..., :dim], bias.unsqueeze(-1).to(columns.dtype), columns[..., dim + 1:]], dim=-1)
 
     def scoring_columns(self, queries, bias, slot_ids=None):
         """``queries [B, K, D]`` with the bias column of ``interest_weighting`` (none under ``none``) and,
@@ -268,9 +276,24 @@ class GemiRecQueries:
         if self.interest_weighting != "none":
             parts.append(table.new_ones(table.shape[0], 1))
         if self.interest_masking:
-            items = torch.arange(table.shape[0], device=table.device)
-            parts.append(self.code_one_hots(self.item_codes(items)[:, : self.interest_levels], table.dtype))
+            parts.append(self.item_code_one_hots(table))
         return torch.cat(parts, dim=1) if len(parts) > 1 else table
+
+    def item_code_one_hots(self, table):
+        """The one-hot interest codes of every item ``[n_items, sum of the levels' sizes]`` (masking's
+        columns of :meth:`item_embeddings`). While the codes are frozen they are a function of
+        ``frozen_codes`` alone, so the table is built once and kept until that buffer changes (its
+        version counter, device or dtype); live codes are rebuilt on every call."""
+        frozen = bool(self.codes_frozen)
+        key = (self.frozen_codes.data_ptr(), self.frozen_codes._version, table.device, table.dtype, self.interest_levels)
+        cached = getattr(self, "_code_one_hot_cache", None)
+        if frozen and cached is not None and cached[0] == key:
+            return cached[1]
+        items = torch.arange(table.shape[0], device=table.device)
+        onehots = self.code_one_hots(self.item_codes(items)[:, : self.interest_levels], table.dtype)
+        if frozen:
+            self._code_one_hot_cache = (key, onehots)
+        return onehots
 
     def query_slot_ids(self, ids):
         """Interest ids aligned with :meth:`scoring_queries`' rows ``[B, K']`` (-1: the query u of

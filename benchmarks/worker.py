@@ -95,6 +95,7 @@ def run_accuracy(spec):
             "item_negatives", "sampled_softmax", "interest_levels", "retrieval_interests", "interest_weighting",
             "interest_prior_weight", "user_query", "joint_backbone_lr_scale", "generator_history_prior",
             "fusion_interest_embedding", "fusion_history", "interest_masking", "user_query_log_weight",
+            "target_softmax",
         ) if k in config}),
     }
     loss = getattr(parts["model"], "loss_fct", None)

@@ -399,3 +399,28 @@ def test_every_item_softmax_trains_all_three_joint_terms(in_tmp, mode):
     assert len(terms) == 3 and all(torch.isfinite(t) and t.item() > 0 for t in terms)
     sum(terms).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.parameters())
+
+
+def test_within_interest_target_softmax_ranks_the_target_among_its_interests_items_only(in_tmp):
+    _, parts = build(in_tmp, target_softmax="interest", retrieval_interests="target", interest_levels=1)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    model.start_joint_stage()
+    interaction = batch_of(parts)[torch.arange(2)]  # two rows: some items are in neither's interest nor history
+    pos = interaction[model.POS_ITEM_ID]
+    with torch.no_grad():
+        _, _, retrieval = model.calculate_loss(interaction)
+        target_ids = model.item_interest_ids(pos)
+        query = model.fused_queries(target_ids.unsqueeze(1), model.user_vector(interaction), interaction[model.ITEM_SEQ])[:, 0]
+        logits = query @ model.item_embedding.weight.t()
+        same = model.item_interest_ids(torch.arange(model.n_items)).unsqueeze(0) == target_ids.unsqueeze(1)
+        same[:, 0] = False
+        expected = (torch.logsumexp(logits.masked_fill(~same, float("-inf")), dim=1) - logits.gather(1, pos[:, None])[:, 0]).mean()
+        assert torch.isclose(retrieval, expected, atol=1e-5)
+        assert bool((same.sum(dim=1) < model.n_items - 1).any())  # some interest is a strict part of the catalogue
+        # the items of other interests (and not in a history, which u reads) do not enter the loss
+        others = ~same.any(dim=0)
+        others[interaction[model.ITEM_SEQ].unique()] = False
+        assert bool(others[1:].any())
+        model.item_embedding.weight[others] *= 5.0
+        assert torch.isclose(model.calculate_loss(interaction)[2], retrieval, atol=1e-5)

@@ -83,6 +83,7 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         # load parameters info
         self.loss_weights = [float(w) for w in config["loss_weights"]]
         self.retrieval_interests = config["retrieval_interests"]
+        self.target_softmax = self.setting(config, "target_softmax")
         self.kmeans_init = config["kmeans_init"]
         self.joint_codes = config["joint_codes"] or "frozen"
         weight = config["interest_prior_weight"]
@@ -356,12 +357,26 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
     def _target_interest_loss(self, generator_logits, target_ids, user, item_seq, pos_items):
         """The paper's MIRM loss: the query of the target's own interest against the item negatives and
         the same target under hard and easy negative interests."""
+        if self.target_softmax == "interest":
+            return self._within_interest_loss(target_ids, user, item_seq, pos_items)
         negatives = self.sampler.sample(generator_logits, target_ids, self.item_interest_ids)
         queries = self.fused_queries(torch.cat([target_ids.unsqueeze(1), negatives.clamp(min=0)], 1), user, item_seq)
         target_emb = self.item_embedding(pos_items)
         interest_negative = torch.einsum("bnd,bd->bn", queries[:, 1:], target_emb)
         interest_negative = interest_negative.masked_fill(negatives < 0, float("-inf"))
         return self.loss_fct(queries[:, 0], pos_items, self.item_embedding.weight, interest_negative)
+
+    def _within_interest_loss(self, target_ids, user, item_seq, pos_items):
+        """``target_softmax: interest``: the query of the target's interest against the other items of that
+        interest only, so it learns p(item | interest, user) while the generator learns p(interest | user);
+        under within-interest scoring (``interest_masking``) their sum is the factorised log p(item | user).
+        Interest negatives do not apply: another interest's query never scores this item under masking."""
+        query = self.fused_queries(target_ids.unsqueeze(1), user, item_seq)[:, 0]
+        logits = query @ self.item_embedding.weight.t()
+        outside = self.all_item_interest_ids().unsqueeze(0) != target_ids.unsqueeze(1)
+        outside[:, 0] = True  # the padding item
+        logits = logits.masked_fill(outside, float("-inf"))
+        return nn.functional.cross_entropy(logits, pos_items)
 
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""

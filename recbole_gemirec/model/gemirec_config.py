@@ -105,6 +105,7 @@ CONFIG_RULES = {
     "user_query": Boolean(),
     "user_query_log_weight": Real(-20, 0),
     "interest_masking": Either(OneOf("auto"), Boolean()),
+    "target_softmax": OneOf("catalogue", "interest"),
     "generator_history_prior": Boolean(),
     "interest_distribution": OneOf("softmax", "repeat_explore"),
     "interest_prior_weight": Either(OneOf("auto"), Real(0)),

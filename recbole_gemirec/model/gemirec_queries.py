@@ -281,19 +281,27 @@ class GemiRecQueries:
 
     def item_code_one_hots(self, table):
         """The one-hot interest codes of every item ``[n_items, sum of the levels' sizes]`` (masking's
-        columns of :meth:`item_embeddings`). While the codes are frozen they are a function of
-        ``frozen_codes`` alone, so the table is built once and kept until that buffer changes (its
-        version counter, device or dtype); live codes are rebuilt on every call."""
+        columns of :meth:`item_embeddings`)."""
+        return self.per_item_table("one_hots", table.dtype, lambda codes: self.code_one_hots(codes, table.dtype))
+
+    def all_item_interest_ids(self):
+        """The interest id of every item ``[n_items]`` (row 0 is the padding item)."""
+        return self.per_item_table("interest_ids", None, self.dictionary.interest_ids)
+
+    def per_item_table(self, name, dtype, build):
+        """``build(code prefixes of every item [n_items, interest_levels])``. While the codes are frozen it
+        is a function of ``frozen_codes`` alone, so it is built once and kept until that buffer changes
+        (its version counter or device), a hot path's saving; live codes rebuild it on every call."""
         frozen = bool(self.codes_frozen)
-        key = (self.frozen_codes.data_ptr(), self.frozen_codes._version, table.device, table.dtype, self.interest_levels)
-        cached = getattr(self, "_code_one_hot_cache", None)
-        if frozen and cached is not None and cached[0] == key:
-            return cached[1]
-        items = torch.arange(table.shape[0], device=table.device)
-        onehots = self.code_one_hots(self.item_codes(items)[:, : self.interest_levels], table.dtype)
+        key = (self.frozen_codes.data_ptr(), self.frozen_codes._version, dtype, self.interest_levels)
+        cache = self.__dict__.setdefault("_per_item_tables", {})
+        if frozen and name in cache and cache[name][0] == key:
+            return cache[name][1]
+        items = torch.arange(self.frozen_codes.shape[0], device=self.frozen_codes.device)
+        value = build(self.item_codes(items)[:, : self.interest_levels])
         if frozen:
-            self._code_one_hot_cache = (key, onehots)
-        return onehots
+            cache[name] = (key, value)
+        return value
 
     def query_slot_ids(self, ids):
         """Interest ids aligned with :meth:`scoring_queries`' rows ``[B, K']`` (-1: the query u of

@@ -129,6 +129,7 @@ def _served(model, rows, n_items, rng):
     import torch
 
     from recbole_gemirec.serving import Recommender, build_index
+    from recbole_gemirec.serving.index import has_bias_column, indexed_columns
     from recbole_gemirec.serving.export import compute_queries
     from recbole_gemirec.serving.live import LiveModel, query_side
 
@@ -137,7 +138,8 @@ def _served(model, rows, n_items, rng):
     items = (rng.standard_normal((n_items, dim), dtype=np.float32) / math.sqrt(table)).astype(np.float32)
     if dim > table:  # the bias column of GemiRec's interest_weighting: ones, as item_embeddings() has
         items[:, table:] = 1.0
-    index, params = build_index(items, "flat")
+    query_bias = has_bias_column(items)
+    index, params = build_index(indexed_columns(items, query_bias), "flat")
     batch = _stack(rows)
     exported = compute_queries(model, batch, batch_size=len(rows))
     spec, weights = query_side(model)
@@ -147,7 +149,7 @@ def _served(model, rows, n_items, rng):
                                                 "user_features") if exported[name] is not None}
     arrays["item_vectors"] = items
     meta = {"model": type(model).__name__, "n_items": n_items, "interests": exported["queries"].shape[1],
-            "dim": dim, "index": {"type": "flat", "params": params}, "live": True}
+            "dim": dim, "query_bias": query_bias, "index": {"type": "flat", "params": params}, "live": True}
     tokens = {"users": [f"u{i}" for i in range(len(rows))], "items": [str(t) for t in range(n_items)]}
     recommender = Recommender(None, meta, tokens, arrays, index,
                               live=LiveModel(live_model, spec["architecture"]["max_seq_length"]))

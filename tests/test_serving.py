@@ -69,6 +69,8 @@ def test_exact_index_recommends_the_top_n_of_full_sort_predict(gemirec_checkpoin
     assert stage == "joint"
     recommender = Recommender.load(exports["test"])
     assert recommender.meta["kind"] == "gemirec" and recommender.meta["history"] == "test"
+    # the items' column of ones is not indexed: each query's last value is added after the search
+    assert recommender.meta["query_bias"] and recommender.index.d == recommender.meta["dim"] - 1
     checked = 0
     for batch in test_data:
         interaction = batch[0]
@@ -264,6 +266,17 @@ def test_tampered_or_inconsistent_exports_are_refused(exports, tmp_path):
     with pytest.raises(DataError, match="not a readable faiss index"):
         Recommender.load(junk_index)
 
+    bias_flag = _tampered(source, tmp_path, "bias_flag")
+    meta = json.loads((bias_flag / "meta.json").read_text())
+    meta["query_bias"] = "yes"
+    (bias_flag / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="'query_bias' must be true or false, found 'yes'"):
+        Recommender.load(bias_flag)
+    meta["query_bias"] = False  # the index holds one column fewer than meta.json's dim then
+    (bias_flag / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="vectors of size 64; expected .* of size 65"):
+        Recommender.load(bias_flag)
+
     incomplete = _tampered(source, tmp_path, "incomplete")
     os.remove(incomplete / "meta.json")
     with pytest.raises(DataError, match="meta.json is missing"):
@@ -311,6 +324,23 @@ def test_ivf_and_hnsw_recall_against_the_exact_index(exports, capsys):
         assert recall >= 0.9, (kind, recall)
     ivf = Recommender.load(exports["ivf"], nprobe=8)  # every cell: exact
     assert [r.items for r in ivf.recommend(users, n=10)] == truth
+
+
+def test_a_bias_column_is_added_after_the_search_with_the_scores_of_the_full_table():
+    from recbole_gemirec.serving import build_index
+    from recbole_gemirec.serving.index import has_bias_column, indexed_columns, search
+
+    items, queries = _clustered_catalogue(n_items=500, dim=8)
+    with_ones = np.hstack([items, np.ones((len(items), 1), np.float32)])
+    queries = np.hstack([queries[:20], np.linspace(-3, 0, 20, dtype=np.float32)[:, None]])
+    assert has_bias_column(with_ones) and not has_bias_column(items) and not has_bias_column(with_ones[:, -1:])
+    full, _ = build_index(with_ones)
+    split, _ = build_index(indexed_columns(with_ones, True))
+    assert split.d == 8
+    expected_scores, expected_rows = search(full, queries, 10)
+    scores, rows = search(split, queries, 10, query_bias=True)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
 
 
 def test_merge_keeps_each_items_best_interest():

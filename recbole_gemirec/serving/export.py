@@ -35,7 +35,9 @@ index file (faiss's own binary format, not pickle):
     user_features.npy   int64   [users, F]      models that read user features: each user's feature ids
     query_model.json, query_model.npz           the live query side (recbole_gemirec.serving.live)
     item_vectors.npy    float32 [items, D]      the indexed item vectors (row r = internal item r + 1)
-    items.faiss         the faiss index over item_vectors (the padding item 0 is never indexed)
+    items.faiss         the faiss index over item_vectors (the padding item 0 is never indexed); when their
+                        last column is all ones (meta.json "query_bias": true) the index holds the others
+                        and each query's last value is a bias added to its scores after the search
 
 Other models: any multi-interest model of the extension (K queries, no code tuples) and RecBole's
 single-vector sequential models whose ``full_sort_predict`` is ``forward(history) @ item_embedding``
@@ -52,7 +54,7 @@ import numpy as np
 import torch
 
 from recbole_gemirec.errors import ConfigError, DataError
-from recbole_gemirec.serving.index import build_index, resolve_params
+from recbole_gemirec.serving.index import build_index, has_bias_column, indexed_columns, resolve_params
 from recbole_gemirec.serving.live import QUERY_MODEL_FILE, WEIGHTS_FILE, query_side
 
 FORMAT = "recbole_gemirec.serving/1"
@@ -327,7 +329,9 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
     config, model, dataset, test_data, stage = load_for_serving(checkpoint, config_dict)
     rows = user_histories(dataset, config, test_data, history)
     exported = compute_queries(model, rows, batch_size or config["eval_batch_size"], config["device"])
-    index, params = build_index(exported["items"], index_type, index_params, seed=config["seed"])
+    query_bias = has_bias_column(exported["items"])
+    index, params = build_index(indexed_columns(exported["items"], query_bias), index_type, index_params,
+                                seed=config["seed"])
 
     os.makedirs(out_dir, exist_ok=True)
     meta_path = os.path.join(out_dir, META_FILE)
@@ -376,6 +380,7 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
         "n_items": int(exported["items"].shape[0]),
         "interests": int(k),
         "dim": int(dim),
+        "query_bias": query_bias,
         "code_levels": int(exported["interest_codes"].shape[-1]) if exported["interest_codes"] is not None else None,
         "dictionary_sizes": model.interest_code_sizes if exported["interest_codes"] is not None else None,
         "interest_code_limit": config["interest_code_limit"] if exported["kind"] == "gemirec" else None,

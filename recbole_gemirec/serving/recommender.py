@@ -81,6 +81,7 @@ class Recommender:
         self.interest_log_probs = arrays.get("interest_log_probs")
         self.user_features = arrays.get("user_features")
         self.index = index
+        self.query_bias = bool(meta.get("query_bias", False))  # the queries' last column: a bias, not indexed
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
         self._live = live  # the query side; loaded from the directory on first use when None
@@ -218,7 +219,7 @@ class Recommender:
         if batch == 0 or n <= 0:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
             return [empty] * batch
-        scores, found = search(self.index, np.ascontiguousarray(queries.reshape(-1, dim)), n + len(excluded))
+        scores, found = search(self.index, queries.reshape(-1, dim), n + len(excluded), self.query_bias)
         scores = scores.reshape(batch, k, -1)
         found = found.reshape(batch, k, -1)
         return [merge_interest_lists(scores[b], found[b], n, excluded) for b in range(batch)]
@@ -375,8 +376,9 @@ def _check_meta(directory, meta):
     needed = {"queries.npy", "item_vectors.npy", INDEX_FILE, TOKENS_FILE}
     if meta["kind"] == "gemirec":
         needed |= {"interest_ids.npy", "interest_codes.npy"}
-    if meta.get("live") is not None and not isinstance(meta["live"], bool):
-        raise DataError(f"{path}: 'live' must be true or false, found {meta['live']!r}")
+    for flag in ("live", "query_bias"):
+        if meta.get(flag) is not None and not isinstance(meta[flag], bool):
+            raise DataError(f"{path}: '{flag}' must be true or false, found {meta[flag]!r}")
     if meta.get("live"):
         needed |= {QUERY_MODEL_FILE, WEIGHTS_FILE} | ({LOG_PROBS_FILE} if meta["kind"] == "gemirec" else set())
     files = meta["files"]
@@ -462,7 +464,8 @@ def _check_index(path, index, meta):
     kind = index_kind(index)
     if kind != meta["index"]["type"]:
         raise DataError(f"{path} is a {kind or type(index).__name__} index, but meta.json records {meta['index']['type']!r}")
-    if index.ntotal != meta["n_items"] or index.d != meta["dim"]:
-        raise DataError(f"{path} holds {index.ntotal} vectors of size {index.d}; expected {meta['n_items']} of size {meta['dim']}")
+    dim = meta["dim"] - int(bool(meta.get("query_bias")))  # the bias column is not indexed
+    if index.ntotal != meta["n_items"] or index.d != dim:
+        raise DataError(f"{path} holds {index.ntotal} vectors of size {index.d}; expected {meta['n_items']} of size {dim}")
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise DataError(f"{path} does not score by inner product")

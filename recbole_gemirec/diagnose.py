@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_gemirec.data.categories import first_category_tokens
+from recbole_gemirec.model.interest_cache import interest_log_probs
 from recbole_gemirec.model.interest_generator import InterestGenerator
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender, max_interest_scores
 
@@ -147,7 +148,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
     probabilities = torch.softmax(scores, dim=1) if model.interest_predictor == "gpt" else \
         scores.clamp(min=0).nan_to_num(0.0)
     item_seq = interaction[model.ITEM_SEQ]
-    history = model.item_interest_ids(item_seq).masked_fill(item_seq == 0, -1)
+    history = model.history_interest_ids(item_seq)
     frequency = InterestGenerator.history_counts(history, model.n_interests)
     for level in range(1, model.interest_levels + 1):
         level_targets = [_level_ids(model, torch.tensor(t), level).tolist() if t else [] for t in target_ids]
@@ -173,8 +174,11 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
         oracle.append(ranked)
     oracle = torch.tensor(oracle, dtype=torch.long)
     user = model.user_vector(interaction)
-    oracle_queries = model.fused_queries(oracle.to(user.device), user, interaction[model.ITEM_SEQ])
-    oracle_scores = max_interest_scores(oracle_queries, model.item_embedding.weight)
+    # scored as the model scores its cache (u, bias, masking), the generator's probabilities of these interests
+    oracle = oracle.to(user.device)
+    oracle_log_prob = interest_log_probs(scores, model.interest_predictor).gather(1, oracle)
+    oracle_queries = model.scoring_queries(oracle, oracle_log_prob, user, item_seq)
+    oracle_scores = max_interest_scores(oracle_queries, model.item_embeddings())
     for n in topn:
         hits = _hits_at(oracle_scores, targets, n)
         sums.add(f"recall@{n}/oracle_interests", sum(h / len(t) for h, t in zip(hits, targets) if t),

@@ -35,6 +35,7 @@ def test_model_recall_is_recboles_recall_and_every_share_is_a_share(checkpoint, 
             assert value is None or 0.0 <= value <= 1.0, key
         if key.startswith("cosine"):
             assert -1.0 <= value <= 1.0 + 1e-6, key
+    assert 0.0 <= found["recall@10/oracle_interests"] <= 1.0
     assert found["next_interest_hit@5/level1/generator"] >= found["next_interest_hit@1/level1/generator"]
     assert {"unseen_interest_hit@5/generator", "unseen_interest_hit@5/popularity"} <= set(found)
 

@@ -187,3 +187,43 @@ def test_recbole_run_recbole_and_load_data_and_model_with_only_the_startup_hook(
     lines = proc.stdout.strip().splitlines()
     assert "'recall@10'" in lines[-2] and "'ndcg@10'" in lines[-2]
     assert lines[-1] == "SASRec SASRec True"
+
+
+RANK_WITH_RECBOLE = (
+    "import sys, torch\n"
+    "import recbole_gemirec\n"
+    "from recbole.quick_start import load_data_and_model\n"
+    "from recbole.utils.case_study import full_sort_topk\n"
+    "config, model, dataset, train_data, valid_data, test_data = load_data_and_model(sys.argv[1])\n"
+    "uids = dataset.token2id(dataset.uid_field, sys.argv[2].split(','))\n"
+    "scores, items = full_sort_topk(uids, model, test_data, k=5, device=config['device'])\n"
+    "print(int(model.interest_masking), float(model.prior_weight), model.fusion_history, model.target_softmax)\n"
+    "print(';'.join(','.join(str(int(i)) for i in row) for row in items))\n"
+)
+
+
+def test_gemirec_opt_in_scoring_survives_recboles_loader_and_case_study(in_tmp):
+    """A GemiRec trained with the opt-in keys (masking chosen on valid, history fusion, the within-interest
+    target softmax) is ranked by RecBole's own load_data_and_model + full_sort_topk as the trained model
+    ranks, with the scoring chosen on valid in force."""
+    from recbole.utils.case_study import full_sort_topk
+
+    from conftest import train_tiny
+    from recbole_gemirec.quick_start import load_data_and_model
+
+    result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", gpt_layers=1,
+                        interest_masking="auto", interest_weighting="log_joint", fusion_history=True,
+                        target_softmax="interest", stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+    checkpoint = str(in_tmp / result["checkpoint"])
+    config, model, dataset, _, _, test_data = load_data_and_model(checkpoint)
+    users = ["1", "2", "3"]
+    _, expected = full_sort_topk(dataset.token2id(dataset.uid_field, users), model, test_data, k=5,
+                                 device=config["device"])
+    proc = subprocess.run(
+        [sys.executable, "-c", RANK_WITH_RECBOLE, checkpoint, ",".join(users)], capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1"),
+        cwd=in_tmp, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scoring, ranked = proc.stdout.strip().splitlines()[-2:]
+    assert scoring == f"{int(model.interest_masking)} {float(model.prior_weight)} True interest"
+    assert ranked == ";".join(",".join(str(int(i)) for i in row) for row in expected)

@@ -370,13 +370,16 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         """``target_softmax: interest``: the query of the target's interest against the other items of that
         interest only, so it learns p(item | interest, user) while the generator learns p(interest | user);
         under within-interest scoring (``interest_masking``) their sum is the factorised log p(item | user).
-        Interest negatives do not apply: another interest's query never scores this item under masking."""
+        Interest negatives do not apply: another interest's query never scores this item under masking. The
+        item negatives are the configured ones (``item_negatives``), those of other interests left out."""
         query = self.fused_queries(target_ids.unsqueeze(1), user, item_seq)[:, 0]
-        logits = query @ self.item_embedding.weight.t()
-        outside = self.all_item_interest_ids().unsqueeze(0) != target_ids.unsqueeze(1)
-        outside[:, 0] = True  # the padding item
-        logits = logits.masked_fill(outside, float("-inf"))
-        return nn.functional.cross_entropy(logits, pos_items)
+        table = self.item_embedding.weight
+        shared = self.loss_fct.draw_negatives(pos_items.device)  # the configured item negatives, as elsewhere
+        negative = self.loss_fct.negative_logits(query, pos_items, table, shared)
+        column_ids = self.loss_fct.negative_item_ids(pos_items, shared)
+        outside = self.all_item_interest_ids()[column_ids].unsqueeze(0) != target_ids.unsqueeze(1)
+        positive = (query * table[pos_items]).sum(dim=-1)
+        return self.loss_fct.loss_from_logits(positive, negative.masked_fill(outside, float("-inf")))
 
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""

@@ -106,6 +106,15 @@ class SharedNegativeSoftmaxLoss(nn.Module):
             return None
         return torch.randint(1, self.n_items, (self.neg_sample_num,), device=device)
 
+    def negative_item_ids(self, positive, negatives=None):
+        """The item id of each column of :meth:`negative_logits` ``[N]``: the sampled ids (``negatives``),
+        the batch's targets (``in_batch``) or every item (``full``)."""
+        if self.mode == "sampled":
+            return negatives
+        if self.mode == "in_batch":
+            return positive
+        return torch.arange(self.n_items, device=positive.device)
+
     def negative_logits(self, user, positive, item_table, negatives=None):
         """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row.
         ``negatives``: the sampled ids to use (:meth:`draw_negatives`; drawn here when ``None``)."""

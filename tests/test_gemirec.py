@@ -424,3 +424,31 @@ def test_within_interest_target_softmax_ranks_the_target_among_its_interests_ite
         assert bool(others[1:].any())
         model.item_embedding.weight[others] *= 5.0
         assert torch.isclose(model.calculate_loss(interaction)[2], retrieval, atol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [{}, {"fusion_interest_embedding": True, "fusion_history": True,
+                                           "interest_masking": True}])
+def test_a_serving_instance_keeps_the_fusions_interest_part_and_computes_the_same_queries(in_tmp, settings):
+    _, parts = build(in_tmp, **settings)
+    model = parts["model"].eval()
+    into_joint_stage(model)
+    with torch.no_grad():
+        model.item_embedding.weight.normal_()  # a model whose item codes differ from item to item
+        model.fusion.mlp[0].bias.normal_()
+    from recbole_gemirec.serving.live import query_side
+
+    spec, weights = query_side(model)  # what an export writes
+    served = type(model).for_serving(spec["architecture"])
+    served.load_state_dict({key: torch.from_numpy(value) for key, value in weights.items()})
+    batch = batch_of(parts)
+    seq, lengths = batch[model.ITEM_SEQ][:6], batch[model.ITEM_SEQ_LEN][:6]
+    features = model.user_features_of(batch[:6]) if hasattr(model, "user_features_of") else None
+    with torch.no_grad():
+        interests = served.select_interests(served.interest_scores_of(seq, lengths, features))
+        before, slots = served.queries_from_history(seq, lengths, features, interests)
+        served.freeze_for_serving()
+        table = served.__dict__["_serving_interest_hidden"]
+        after, slots_after = served.queries_from_history(seq, lengths, features, interests)
+    assert table.shape == (served.n_interests, served.embedding_size)
+    assert torch.allclose(after, before, atol=1e-5) and torch.equal(slots_after, slots)
+    assert not torch.allclose(before[:, 1], before[:, 2], atol=1e-4)  # distinct interests, distinct queries

@@ -63,6 +63,21 @@ def test_history_input_widens_the_fusion_and_changes_the_query():
     assert not torch.allclose(fusion(interests, user, history=history), fusion(interests, user, history=history * 0))
 
 
+@pytest.mark.parametrize("residual", [True, False])
+def test_the_split_first_layer_is_the_mlp_over_the_concatenated_inputs(residual):
+    torch.manual_seed(0)
+    fusion = InterestFusion(code_size=6, embedding_size=4, residual=residual, n_interests=3, history_size=5)
+    fusion.interest_embedding.weight.data.normal_()
+    interests, user, history = torch.randn(2, 3, 6), torch.randn(2, 4), torch.randn(2, 3, 5)
+    ids = torch.tensor([[0, 1, 2], [2, 2, 0]])
+    inputs = torch.cat([interests + fusion.interest_embedding(ids), user.unsqueeze(1).expand(-1, 3, -1), history], -1)
+    expected = fusion.mlp(inputs) + (user.unsqueeze(1) if residual else 0.0)
+    assert torch.allclose(fusion(interests, user, ids, history), expected, atol=1e-6)
+    # the interest's part looked up per interest, as a serving model keeps it, gives the same queries
+    table = fusion.interest_hidden(interests.reshape(6, 6), ids.reshape(6)).reshape(2, 3, 4)
+    assert torch.allclose(fusion.combine(table, user, history), expected, atol=1e-6)
+
+
 def test_in_batch_softmax_masks_repeated_targets_and_corrects_by_log_popularity():
     g = torch.Generator().manual_seed(0)
     table = torch.randn(5, 4, generator=g)

@@ -208,11 +208,24 @@ class GemiRecQueries:
     def fused_queries(self, interest_ids, user, item_seq):
         """Fused queries ``[B, N, D]`` of interest ids ``[B, N]`` for users of vector ``user`` and history
         ``item_seq`` (codewords detached when the dictionary is frozen, GemiRec-J)."""
+        history = self.history_in_interests(interest_ids, item_seq) if self.fusion_history else None
+        table = self.__dict__.get("_serving_interest_hidden")
+        if table is not None:
+            return self.fusion.combine(table[interest_ids], user, history)
         interest_emb = self.dictionary.code_embedding(self.interest_codes(interest_ids))
         if not self.joint_training:
             interest_emb = interest_emb.detach()
-        history = self.history_in_interests(interest_ids, item_seq) if self.fusion_history else None
         return self.fusion(interest_emb, user, interest_ids, history)
+
+    @torch.no_grad()
+    def freeze_for_serving(self):
+        """Keep what depends on the final weights alone: the fusion's interest part for every interest
+        (:meth:`InterestFusion.interest_hidden`, ``[n_interests, D]``), so a request looks its interests up
+        instead of decoding their codes and running that part of the fusion's first layer. Only for an
+        instance that no longer trains (the serving side calls it after loading the weights)."""
+        ids = torch.arange(self.n_interests, device=self.item_embedding.weight.device)
+        emb = self.dictionary.code_embedding(self.interest_codes(ids))
+        self.__dict__["_serving_interest_hidden"] = self.fusion.interest_hidden(emb, ids)
 
     def history_in_interests(self, interest_ids, item_seq):
         """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the
@@ -234,16 +247,14 @@ class GemiRecQueries:
             queries = torch.cat([user.unsqueeze(1), queries], dim=1)
             log_prob = torch.cat([log_prob.new_full((log_prob.shape[0], 1), self.user_query_log_weight), log_prob], dim=1)
         bias = self.prior_weight * log_prob
-        columns = self.scoring_columns(queries, torch.zeros_like(bias), self.query_slot_ids(ids))
-        if self.interest_weighting == "none":
-            return columns
+        slot_ids = self.query_slot_ids(ids)
         if self.interest_masking or self.interest_weighting == "log_joint":
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
             # interest's items under masking (raw inner products of different interests' items are not
             # comparable: each interest query is trained against the whole catalogue)
-            bias = bias - catalogue_logsumexp(columns, self.item_embeddings()[1:])
-        dim = queries.shape[-1]  # the bias column follows the query vector
-        return torch.cat([columns[..., :dim], bias.unsqueeze(-1).to(columns.dtype), columns[..., dim + 1:]], dim=-1)
+            unbiased = self.scoring_columns(queries, torch.zeros_like(bias), slot_ids)
+            bias = bias - catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
+        return self.scoring_columns(queries, bias, slot_ids)
 
     def scoring_columns(self, queries, bias, slot_ids=None):
         """``queries [B, K, D]`` with the bias column of ``interest_weighting`` (none under ``none``) and,

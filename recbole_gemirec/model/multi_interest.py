@@ -128,6 +128,10 @@ class MultiInterestRecommender(SequentialRecommender):
         model.build_query_parts(dict(architecture))
         return model.eval()
 
+    def freeze_for_serving(self):
+        """Called once the weights of a query-only instance are loaded for good: precompute what depends
+        on the weights alone (nothing by default; GemiRec keeps its fusion's per-interest part)."""
+
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K, D], interest ids aligned with them [B, K] or None)`` from histories laid out
         as RecBole's (``item_seq [B, L]`` left-aligned, zero-padded). ``user_features [B, F]`` and

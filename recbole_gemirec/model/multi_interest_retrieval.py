@@ -19,6 +19,7 @@ its own interest than under a wrong one, which keeps the K queries of a user apa
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
 
@@ -69,6 +70,7 @@ class InterestFusion(nn.Module):
         super().__init__()
         self.residual = residual
         self.interest_embedding = nn.Embedding(n_interests, code_size) if n_interests > 0 else None
+        self.history_size = history_size
         self.mlp = nn.Sequential(
             nn.Linear(code_size + embedding_size + history_size, embedding_size), nn.GELU(),
             nn.Linear(embedding_size, embedding_size),
@@ -77,9 +79,24 @@ class InterestFusion(nn.Module):
     def forward(self, interest_emb, user, interest_ids=None, history=None):
         """``interest_emb [B, K, C*d]`` (their ids ``[B, K]`` with an interest embedding; the history
         summary ``[B, K, history_size]`` with ``history_size``), ``user [B, D]`` -> queries ``[B, K, D]``."""
+        return self.combine(self.interest_hidden(interest_emb, interest_ids), user, history)
+
+    def interest_hidden(self, interest_emb, interest_ids=None):
+        """The interest's share of the MLP's first layer, ``W_e e_m + b`` ``[..., D]``. The first layer is
+        linear in the concatenation, so it splits into one part per input; this part depends on the
+        interest alone, so a model whose weights are final can keep it per interest
+        (:meth:`GemiRecQueries.freeze_for_serving`)."""
         if self.interest_embedding is not None:
             interest_emb = interest_emb + self.interest_embedding(interest_ids)
-        user = user.unsqueeze(1).expand(-1, interest_emb.shape[1], -1)
-        inputs = [interest_emb, user] if history is None else [interest_emb, user, history]
-        fused = self.mlp(torch.cat(inputs, dim=-1))
-        return user + fused if self.residual else fused
+        first = self.mlp[0]
+        return F.linear(interest_emb, first.weight[:, : interest_emb.shape[-1]], first.bias)
+
+    def combine(self, interest_hidden, user, history=None):
+        """Queries ``[B, K, D]`` from :meth:`interest_hidden` ``[B, K, D]``: the user's (and history's) share
+        of the first layer added (u's once per user, not once per interest), then the rest of the MLP."""
+        first, code_size = self.mlp[0], self.mlp[0].in_features - self.history_size - user.shape[-1]
+        hidden = interest_hidden + F.linear(user, first.weight[:, code_size: code_size + user.shape[-1]]).unsqueeze(1)
+        if history is not None:
+            hidden = hidden + F.linear(history, first.weight[:, code_size + user.shape[-1]:])
+        fused = self.mlp[2](self.mlp[1](hidden))
+        return user.unsqueeze(1) + fused if self.residual else fused

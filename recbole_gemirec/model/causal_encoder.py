@@ -17,6 +17,7 @@ class CausalSelfAttentionBlock(nn.Module):
     def __init__(self, hidden, heads, dropout):
         super().__init__()
         self.heads = heads
+        self.hidden, self.head_size = hidden, hidden // heads  # ints: a trace keeps them constant
         self.norm1 = nn.LayerNorm(hidden)
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = nn.Linear(hidden, hidden)
@@ -38,17 +39,17 @@ class CausalSelfAttentionBlock(nn.Module):
         """The block's output at one position per row, ``last [B]``, as ``[B, hidden]``: the same values as
         ``forward(x)[rows, last]`` (keys and values from every position up to ``last``), with the query,
         projection and MLP computed for B rows instead of B * T."""
-        batch, length, hidden = x.shape
+        batch, length = x.shape[0], x.shape[1]
         rows = torch.arange(batch, device=x.device)
-        split = hidden // self.heads
+        hidden = self.hidden
         normed = self.norm1(x)
         weight, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(batch, self.heads, 1, split)
+        q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
         k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
-        k, v = (t.view(batch, length, self.heads, split).transpose(1, 2) for t in (k, v))
-        visible = (torch.arange(length, device=x.device).unsqueeze(0) <= last.unsqueeze(1)).view(batch, 1, 1, length)
+        k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (k, v))
+        visible = (torch.arange(length, device=x.device).unsqueeze(0) <= last.unsqueeze(1)).view(-1, 1, 1, length)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
-        out = x[rows, last] + self.dropout(self.proj(attended.reshape(batch, hidden)))
+        out = x[rows, last] + self.dropout(self.proj(attended.reshape(-1, hidden)))
         return out + self.dropout(self.mlp(self.norm2(out)))
 
 

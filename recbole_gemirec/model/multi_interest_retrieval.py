@@ -45,8 +45,8 @@ class UserTower(nn.Module):
         positions = torch.arange(seq_emb.shape[1], device=seq_emb.device)
         x = self.dropout(seq_emb + self.position_embedding(positions))
         user = self.norm(encode_last(self.blocks, x, (item_seq_len - 1).clamp(min=0)))
-        if len(self.feature_embeddings) > 0:
-            user = user + sum(emb(user_features[:, i]) for i, emb in enumerate(self.feature_embeddings))
+        for i, emb in enumerate(self.feature_embeddings):
+            user = user + emb(user_features[:, i])
         return user
 
 
@@ -70,7 +70,7 @@ class InterestFusion(nn.Module):
         super().__init__()
         self.residual = residual
         self.interest_embedding = nn.Embedding(n_interests, code_size) if n_interests > 0 else None
-        self.history_size = history_size
+        self.code_size, self.embedding_size, self.history_size = code_size, embedding_size, history_size  # ints
         self.mlp = nn.Sequential(
             nn.Linear(code_size + embedding_size + history_size, embedding_size), nn.GELU(),
             nn.Linear(embedding_size, embedding_size),
@@ -89,14 +89,14 @@ class InterestFusion(nn.Module):
         if self.interest_embedding is not None:
             interest_emb = interest_emb + self.interest_embedding(interest_ids)
         first = self.mlp[0]
-        return F.linear(interest_emb, first.weight[:, : interest_emb.shape[-1]], first.bias)
+        return F.linear(interest_emb, first.weight[:, : self.code_size], first.bias)
 
     def combine(self, interest_hidden, user, history=None):
         """Queries ``[B, K, D]`` from :meth:`interest_hidden` ``[B, K, D]``: the user's (and history's) share
         of the first layer added (u's once per user, not once per interest), then the rest of the MLP."""
-        first, code_size = self.mlp[0], self.mlp[0].in_features - self.history_size - user.shape[-1]
-        hidden = interest_hidden + F.linear(user, first.weight[:, code_size: code_size + user.shape[-1]]).unsqueeze(1)
+        first, start, end = self.mlp[0], self.code_size, self.code_size + self.embedding_size
+        hidden = interest_hidden + F.linear(user, first.weight[:, start:end]).unsqueeze(1)
         if history is not None:
-            hidden = hidden + F.linear(history, first.weight[:, code_size + user.shape[-1]:])
+            hidden = hidden + F.linear(history, first.weight[:, end:])
         fused = self.mlp[2](self.mlp[1](hidden))
         return user.unsqueeze(1) + fused if self.residual else fused

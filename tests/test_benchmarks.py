@@ -154,3 +154,24 @@ def test_the_committed_report_is_its_committed_results_regenerated_byte_for_byte
     budget_name = re.search(r"from the JSON in `benchmarks/results/(\w+)/`", text).group(1)
     report.main(["--budget", budget_name, "--docs", str(tmp_path)])
     assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == text
+
+
+def test_interest_source_choice_takes_the_better_valid_joint_stage_and_reports_its_test(tmp_path):
+    from benchmarks import interest_source_choice as choice
+
+    def write(part, name, seed, retrieval, joint, test_recall):
+        path = tmp_path / part / "toy" / f"{name}__seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"stage_best_valid": {"retrieval": retrieval, "joint": joint}, "best_valid_score": joint,
+                                    "test_result": {"recall@50": test_recall, "amr@50": 0.0, "cur@50": 0.1}}))
+
+    write("accuracy", "GemiRec", 2020, 0.50, 0.51, 0.40)
+    write("ablation", "GemiRec-I", 2020, 0.49, 0.53, 0.30)  # better on valid, worse on test: valid decides
+    write("accuracy", "GemiRec", 2021, 0.50, 0.52, 0.45)
+    write("ablation", "GemiRec-I", 2021, 0.50, 0.52, 0.60)  # a tie goes to the learned dictionary
+    write("accuracy", "GemiRec", 2022, 0.50, 0.52, 0.45)  # no GemiRec-I record: the seed is left out
+    rows = choice.rows(str(tmp_path), "toy")
+    assert [(r["seed"], r["choice"]) for r in rows] == [(2020, "category"), (2021, "learned")]
+    text = choice.table("toy", rows)
+    assert "| 2020 | 0.5000 -> 0.5100 | 0.4900 -> 0.5300 | category | 0.4000 | 0.3000 | 0.3000 |" in text
+    assert "joint adds +0.0150 | joint adds +0.0300" in text and "| 0.3750 (AMR" in text  # (0.30 + 0.45) / 2

@@ -373,13 +373,9 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         Interest negatives do not apply: another interest's query never scores this item under masking. The
         item negatives are the configured ones (``item_negatives``), those of other interests left out."""
         query = self.fused_queries(target_ids.unsqueeze(1), user, item_seq)[:, 0]
-        table = self.item_embedding.weight
-        shared = self.loss_fct.draw_negatives(pos_items.device)  # the configured item negatives, as elsewhere
-        negative = self.loss_fct.negative_logits(query, pos_items, table, shared)
-        column_ids = self.loss_fct.negative_item_ids(pos_items, shared)
-        outside = self.all_item_interest_ids()[column_ids].unsqueeze(0) != target_ids.unsqueeze(1)
-        positive = (query * table[pos_items]).sum(dim=-1)
-        return self.loss_fct.loss_from_logits(positive, negative.masked_fill(outside, float("-inf")))
+        interest_of = self.all_item_interest_ids()
+        return self.loss_fct(query, pos_items, self.item_embedding.weight,
+                             leave_out=lambda ids: interest_of[ids].unsqueeze(0) != target_ids.unsqueeze(1))
 
     def _joint_losses(self, interaction):
         """(λ1 L_IDMM, λ2 L_MIPDM, λ3 L_MIRM), reported separately by RecBole's trainer."""

@@ -115,31 +115,30 @@ class SharedNegativeSoftmaxLoss(nn.Module):
             return positive
         return torch.arange(self.n_items, device=positive.device)
 
-    def negative_logits(self, user, positive, item_table, negatives=None):
+    def negative_logits(self, user, positive, item_table, negatives=None, leave_out=None):
         """``[B, N]`` logits of the negatives, ``-inf`` where an entry is not a negative for that row.
-        ``negatives``: the sampled ids to use (:meth:`draw_negatives`; drawn here when ``None``)."""
-        if self.mode == "sampled":
-            negatives = self.draw_negatives(user.device) if negatives is None else negatives
-            logits = user @ item_table[negatives].t()
-            not_negative = negatives.unsqueeze(0) == positive.unsqueeze(1)
-        elif self.mode == "in_batch":
-            logits = user @ item_table[positive].t()
-            if self.log_q is not None:
-                logits = logits - self.log_q[positive].unsqueeze(0)
-            not_negative = positive.unsqueeze(0) == positive.unsqueeze(1)
-        else:
-            logits = user @ item_table.t()
-            not_negative = torch.zeros_like(logits, dtype=torch.bool)
-            not_negative[:, 0] = True
-            not_negative.scatter_(1, positive.unsqueeze(1), True)
+        ``negatives``: the sampled ids to use (:meth:`draw_negatives`; drawn here when ``None``).
+        ``leave_out``: ``ids [N] -> bool [B, N]``, columns that are no negative of a row either (GemiRec's
+        within-interest softmax leaves out other interests' items)."""
+        if self.mode == "sampled" and negatives is None:
+            negatives = self.draw_negatives(user.device)
+        ids = self.negative_item_ids(positive, negatives)
+        logits = user @ (item_table if self.mode == "full" else item_table[ids]).t()
+        if self.mode == "in_batch" and self.log_q is not None:
+            logits = logits - self.log_q[ids].unsqueeze(0)
+        not_negative = ids.unsqueeze(0) == positive.unsqueeze(1)
+        if self.mode == "full":
+            not_negative[:, 0] = True  # the padding item
+        if leave_out is not None:
+            not_negative = not_negative | leave_out(ids)
         return logits.masked_fill(not_negative, -math.inf)
 
-    def forward(self, user, positive, item_table, extra_negative_logits=None):
+    def forward(self, user, positive, item_table, extra_negative_logits=None, leave_out=None):
         """Mean loss of ``user [B, D]`` against target ids ``positive [B]`` over ``item_table [n_items, D]``;
         ``extra_negative_logits [B, M]`` (e.g. GemiRec's interest negatives, ``-inf`` = absent) join the
-        negatives."""
+        negatives; ``leave_out`` as in :meth:`negative_logits`."""
         positive_logit = (user * item_table[positive]).sum(dim=-1)
-        negative = self.negative_logits(user, positive, item_table)
+        negative = self.negative_logits(user, positive, item_table, leave_out=leave_out)
         if extra_negative_logits is not None and extra_negative_logits.shape[1] > 0:
             negative = torch.cat([negative, extra_negative_logits], dim=1)
         return self.loss_from_logits(positive_logit, negative)

@@ -61,8 +61,7 @@ def table(dataset, dataset_rows):
         lines.append(f"| {row['seed']} | {cells[0]} | {cells[1]} | {row['choice']} | {tests[0]} | {tests[1]} | "
                      f"{row[row['choice']]['test']['recall@50']:.4f} |")
     if dataset_rows:
-        mean = {key: np.mean([r[source]["test"][m] for r in dataset_rows])
-                for source in SOURCES for m in TEST_METRICS for key in [(source, m)]}
+        mean = {(s, m): np.mean([r[s]["test"][m] for r in dataset_rows]) for s in SOURCES for m in TEST_METRICS}
         chosen = {m: np.mean([r[r["choice"]]["test"][m] for r in dataset_rows]) for m in TEST_METRICS}
         gain = {s: np.mean([r[s]["joint"] - r[s]["retrieval"] for r in dataset_rows]) for s in SOURCES}
         lines.append(f"| mean | joint adds {gain['learned']:+.4f} | joint adds {gain['category']:+.4f} | | "

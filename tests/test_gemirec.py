@@ -447,7 +447,7 @@ def test_a_serving_instance_keeps_the_fusions_interest_part_and_computes_the_sam
         interests = served.select_interests(served.interest_scores_of(seq, lengths, features))
         before, slots = served.queries_from_history(seq, lengths, features, interests)
         served.freeze_for_serving()
-        table = served.__dict__["_serving_interest_hidden"]
+        table = served.serving_interest_hidden
         after, slots_after = served.queries_from_history(seq, lengths, features, interests)
     assert table.shape == (served.n_interests, served.embedding_size)
     assert torch.allclose(after, before, atol=1e-5) and torch.equal(slots_after, slots)

@@ -128,6 +128,7 @@ class GemiRecQueries:
         self.register_buffer("frozen_codes", torch.zeros(n_items, self.dictionary.levels, dtype=torch.long))
         self.register_buffer("codes_frozen", torch.zeros((), dtype=torch.bool))
         self.stage = arch.get("stage") or "joint"  # GemiRec sets its own; a serving instance is told
+        self.serving_interest_hidden = None  # set by freeze_for_serving (a plain attribute: not in the state dict)
         self.architecture = {key: arch.get(key) for key in ARCHITECTURE_KEYS}
         self.architecture.update(interest_levels=self.interest_levels, n_categories=n_categories,
                                  feature_cardinalities=cardinalities)
@@ -209,9 +210,8 @@ class GemiRecQueries:
         """Fused queries ``[B, N, D]`` of interest ids ``[B, N]`` for users of vector ``user`` and history
         ``item_seq`` (codewords detached when the dictionary is frozen, GemiRec-J)."""
         history = self.history_in_interests(interest_ids, item_seq) if self.fusion_history else None
-        table = self.__dict__.get("_serving_interest_hidden")
-        if table is not None:
-            return self.fusion.combine(table[interest_ids], user, history)
+        if self.serving_interest_hidden is not None:
+            return self.fusion.combine(self.serving_interest_hidden[interest_ids], user, history)
         interest_emb = self.dictionary.code_embedding(self.interest_codes(interest_ids))
         if not self.joint_training:
             interest_emb = interest_emb.detach()
@@ -225,7 +225,7 @@ class GemiRecQueries:
         instance that no longer trains (the serving side calls it after loading the weights)."""
         ids = torch.arange(self.n_interests, device=self.item_embedding.weight.device)
         emb = self.dictionary.code_embedding(self.interest_codes(ids))
-        self.__dict__["_serving_interest_hidden"] = self.fusion.interest_hidden(emb, ids)
+        self.serving_interest_hidden = self.fusion.interest_hidden(emb, ids)
 
     def history_in_interests(self, interest_ids, item_seq):
         """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the

@@ -113,8 +113,9 @@ class LiveModel:
         self.model = model
         self.max_length = max_length
         self.has_interest_ids = bool(model.has_interest_ids)
-        self.uses_features = bool(getattr(model, "architecture", {}).get("feature_cardinalities"))
-        self._cardinalities = np.asarray(getattr(model, "architecture", {}).get("feature_cardinalities") or [], np.int64)
+        cardinalities = (getattr(model, "architecture", None) or {}).get("feature_cardinalities") or []
+        self._cardinalities = np.asarray(cardinalities, dtype=np.int64)
+        self.uses_features = len(self._cardinalities) > 0
         self._functions = {}  # with stored interests or not -> the query function (see _compiled)
 
     @classmethod

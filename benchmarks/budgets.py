@@ -25,10 +25,13 @@ ABLATIONS = [
     # GemiRec-I runs without the dictionary stage (nothing to learn; run.py sets its epochs to 0).
     ("GemiRec-I", "preset-category dictionary (no learned quantisation; no dictionary stage)",
      {"interest_source": "category"}, -19.6),
-    ("GemiRec-J", "no joint training (dictionary frozen after its stage)", {"joint_training": False}, -10.4),
+    # GemiRec-J and -K only mean something for a learned dictionary: they pin it (the default, auto, may
+    # keep the category interests instead)
+    ("GemiRec-J", "no joint training (dictionary frozen after its stage)",
+     {"joint_training": False, "interest_source": "learned"}, -10.4),
     ("GemiRec-U", "no user features", {"use_user_features": False}, -21.4),
     ("GemiRec-M", "frequency instead of the GPT", {"interest_predictor": "frequency"}, -25.0),
-    ("GemiRec-K", "no k-means initialisation", {"kmeans_init": False}, -9.4),
+    ("GemiRec-K", "no k-means initialisation", {"kmeans_init": False, "interest_source": "learned"}, -9.4),
 ]
 
 # Settings every accuracy run shares (docs/design.md §4-5): the user protocol, the same metrics, selection on valid.

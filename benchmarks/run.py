@@ -435,23 +435,34 @@ def parse_args(argv):
     parser.add_argument("--jobs", type=int, default=None, help="accuracy runs at a time (default: the budget's)")
     parser.add_argument("--only", default=None, help="comma-separated parts: accuracy, ablation, speed, scale")
     parser.add_argument("--no-report", action="store_true", help="measure only; build the report later")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated: only the accuracy runs of these models (ablations: GemiRec) of the budget")
+    parser.add_argument("--datasets", default=None, help="comma-separated: only the runs on these datasets of the budget")
     parser.add_argument("--code", default=None,
                         help="code to measure: a git revision (exported with git archive) or 'worktree'; default: "
                              "the commit recorded in the results' meta.json, else HEAD (quick: worktree)")
     return parser.parse_args(argv)
 
 
-def part_runs(settings, where, parts):
+def selected(task, models=None, datasets=None):
+    """Whether an accuracy or ablation task is among ``models`` and ``datasets`` (``None``: all); its name is
+    ``<kind>__<dataset>__<model or ablation row>__seed<seed>``, and an ablation row counts as GemiRec."""
+    _, dataset, _, _ = task["name"].split("__")
+    return (models is None or task["model"] in models) and (datasets is None or dataset in datasets)
+
+
+def part_runs(settings, where, parts, models=None, datasets=None):
     """``(meta.json key of the code, task maker, jobs)`` of each part asked for, in order. The accuracy and
     ablation runs share one pinned commit (``code``), speed and scale have their own; the tasks are made
-    after pinning, since their files are looked up in the pinned code."""
+    after pinning, since their files are looked up in the pinned code. ``models`` / ``datasets`` keep only
+    some of the accuracy and ablation runs (the budget itself, and so the report, stays whole)."""
     def accuracy_and_ablation():
         tasks = []
         if "accuracy" in parts:  # seed-major, so that an interrupted run leaves complete seeds
             tasks += sorted(accuracy_tasks(settings, where), key=lambda t: t["config"]["seed"])
         if "ablation" in parts:  # after the accuracy runs they compare with, in the budget's dataset order
             tasks += ablation_tasks(settings, where)
-        return tasks
+        return [task for task in tasks if selected(task, models, datasets)]
 
     runs = []
     if parts & {"accuracy", "ablation"}:
@@ -473,12 +484,18 @@ def main(argv=None):
     if unknown:
         print(f"error: --only {args.only!r}: unknown part(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    models, datasets = (None if arg is None else set(arg.split(",")) for arg in (args.models, args.datasets))
+    for what, chosen, allowed in (("--models", models, settings["models"]), ("--datasets", datasets, settings["datasets"])):
+        if chosen is not None and not chosen <= set(allowed):
+            print(f"error: {what} {','.join(sorted(chosen))}: not in budget {settings['name']!r} "
+                  f"(allowed: {', '.join(allowed)})", file=sys.stderr)
+            return 2
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.makedirs(where["work"], exist_ok=True)
     code_choice = args.code or ("worktree" if settings["name"] == "quick" else None)
     print(f"budget {settings['name']}: results {where['results']}, report {where['docs']}", flush=True)
     runner = None
-    for key, make_tasks, jobs in part_runs(settings, where, parts):
+    for key, make_tasks, jobs in part_runs(settings, where, parts, models, datasets):
         pin_code(where, code_choice, key)
         update_meta(where, settings, argv, started, key=key)
         print(f"{key}: {CODE['source']}", flush=True)

@@ -83,3 +83,118 @@ def test_category_dictionary_ablation_runs_every_stage(in_tmp):
     parts["trainer"].fit(parts["train_data"], parts["valid_data"])
     assert list(parts["trainer"].stage_losses) == ["retrieval", "dictionary", "joint"]
     assert parts["trainer"].stage_losses["dictionary"] == [0.0]
+
+
+# --- interest_source: auto --------------------------------------------------------------------------
+def _auto_run(tmp_path, **overrides):
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.quick_start import build_run
+
+    settings = dict(interest_category_field="category", interest_source="auto", gpt_layers=1, stopping_step=10,
+                    stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 2}, checkpoint_dir=str(tmp_path / "saved"))
+    settings.update(overrides)
+    return build_run(Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],
+                            config_dict=tiny_config(**settings)))
+
+
+def _favour(trainer, source, bonus=1.0):
+    """Make ``source``'s joint stage validate ``bonus`` higher, so the comparison's outcome is known."""
+    finish = trainer._finish_joint_stage
+
+    def finish_and_favour(valid_data, saved):
+        score, result = finish(valid_data, saved)
+        if trainer.model.interest_source == source:
+            trainer.best_valid_score = score + bonus
+        return trainer.best_valid_score, result
+
+    trainer._finish_joint_stage = finish_and_favour
+
+
+def test_auto_tries_the_category_interests_only_where_they_can_serve(in_tmp):
+    assert _auto_run(in_tmp)["model"].interest_source_candidates == ("learned", "category")
+    assert _auto_run(in_tmp, interest_category_field=None)["model"].interest_source_candidates == ("learned",)
+    # tiny has 8 categories (+ "unknown"): fewer than 10 interests per user
+    assert _auto_run(in_tmp, interest_num=10)["model"].interest_source_candidates == ("learned",)
+    assert _auto_run(in_tmp, interest_source="category")["model"].interest_source_candidates == ("category",)
+
+
+@pytest.mark.parametrize("winner", ["learned", "category"])
+def test_auto_keeps_the_source_that_validates_better_and_its_checkpoint_rebuilds_as_it(in_tmp, winner):
+    from recbole_gemirec.checkpoint import load_checkpoint
+    from recbole_gemirec.quick_start import load_data_and_model
+
+    parts = _auto_run(in_tmp)
+    trainer, model = parts["trainer"], parts["model"]
+    started = []
+    trainer.add_hook("stage_started", started.append)
+    _favour(trainer, winner)
+    score, _ = trainer.fit(parts["train_data"], parts["valid_data"])
+    assert started == ["retrieval", "dictionary", "joint", "joint"]  # one joint stage per source
+    assert set(trainer.source_trials) == {"learned", "category"}
+    assert model.interest_source == winner and model.stage == "joint"
+    assert score == trainer.source_trials[winner]["score"] > trainer.source_trials[
+        {"learned": "category", "category": "learned"}[winner]]["score"]
+    extras = trainer.result_extras()
+    assert extras["interest_source"] == winner and set(extras["interest_source_valid"]) == {"learned", "category"}
+    tested = trainer.evaluate(parts["test_data"], load_best_model=True)
+
+    state = load_checkpoint(trainer.saved_model_file)
+    assert state["config"]["final"]["interest_source"] == winner
+    assert state["config"]["external"]["interest_source"] == winner  # the user's "auto" is resolved too
+    config, loaded, _, _, _, test_data = load_data_and_model(trainer.saved_model_file)
+    assert loaded.interest_source == winner
+    assert type(loaded.dictionary) is type(model.dictionary)
+    for name, value in model.state_dict().items():
+        if not name.startswith("interest_cache"):  # the cache is rebuilt from the histories a model is shown
+            assert torch.equal(value, loaded.state_dict()[name]), name
+    from recbole_gemirec.trainer.extension_trainer import ExtensionTrainer
+    again = ExtensionTrainer(config, loaded).evaluate(test_data, load_best_model=False)
+    assert dict(again) == dict(tested)
+
+
+def test_auto_without_checkpoints_keeps_the_chosen_weights_in_memory(in_tmp):
+    parts = _auto_run(in_tmp)
+    trainer, model = parts["trainer"], parts["model"]
+    _favour(trainer, "learned")
+    trainer.fit(parts["train_data"], parts["valid_data"], saved=False)
+    assert model.interest_source == "learned"
+    kept = trainer._trial_states["learned"]
+    for name, value in model.state_dict().items():
+        if not name.startswith("interest_cache"):
+            assert torch.equal(value, kept[name]), name
+    saved = os.listdir(in_tmp / "saved") if os.path.exists(in_tmp / "saved") else []
+    assert not [name for name in saved if name.endswith(".pth")], saved
+
+
+def test_a_run_stopped_in_the_second_candidates_joint_stage_resumes_there_and_still_compares_both(in_tmp):
+    from recbole_gemirec.checkpoint import load_checkpoint
+
+    whole = _auto_run(in_tmp)
+    whole["trainer"].fit(whole["train_data"], whole["valid_data"])
+    expected = {source: trial["score"] for source, trial in whole["trainer"].source_trials.items()}
+
+    parts = _auto_run(in_tmp)
+    trainer, model = parts["trainer"], parts["model"]
+    losses = model._joint_losses
+
+    def stop_in_the_category_stage(interaction):
+        if model.interest_source == "category" and trainer._epoch_idx == 1:
+            raise KeyboardInterrupt
+        return losses(interaction)
+
+    model._joint_losses = stop_in_the_category_stage
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(parts["train_data"], parts["valid_data"])
+    last = trainer.last_file("joint")
+    state = load_checkpoint(last)
+    assert state["config"]["final"]["interest_source"] == "category" and state["epoch"] == 0
+    assert set(state["extra"]["interest_source_trials"]) == {"learned"}
+
+    again = _auto_run(in_tmp)
+    assert again["model"].interest_source == "learned"  # as the configuration builds it
+    again["trainer"].resume_checkpoint(last)
+    assert again["model"].interest_source == "category"
+    again["trainer"].fit(again["train_data"], again["valid_data"])
+    got = {source: trial["score"] for source, trial in again["trainer"].source_trials.items()}
+    assert got == pytest.approx(expected)
+    assert again["model"].interest_source == max(expected, key=lambda s: (expected[s], s == "learned"))

@@ -18,7 +18,7 @@ def build(tmp_path, model="GemiRec", **overrides):
 
     settings = dict(checkpoint_dir=str(tmp_path / "saved"))
     if model == "GemiRec":
-        settings.update(interest_category_field="category", gpt_layers=1, stopping_step=10,
+        settings.update(interest_category_field="category", interest_source="learned", gpt_layers=1, stopping_step=10,
                         stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 2})
     settings.update(overrides)
     config = Config(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(**settings))

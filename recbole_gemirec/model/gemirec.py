@@ -110,9 +110,12 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             self.item_category = None
         if config["interest_source"] == "category" and self.item_category is None:
             raise ValueError("interest_source=category needs interest_category_field set to an item field")
+        # the interest sources whose joint stages the trainer compares on valid (one unless interest_source: auto)
+        self.interest_source_candidates = self._interest_source_candidates(config)
 
         # define layers and loss
-        self.build_query_parts(self._architecture(config, cardinalities), self.item_category)
+        self._configured_architecture = self._architecture(config, cardinalities)
+        self.build_query_parts(self._configured_architecture, self.item_category)
         self.prior_weight.fill_(1.0 if weight in (None, "auto") else float(weight))
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
@@ -133,15 +136,62 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         return predicted + int(self.retrieval_interests in ("target", "both"))
 
     def _architecture(self, config, cardinalities):
-        """What :meth:`build_query_parts` builds, from the configuration (docs/design.md §2)."""
+        """What :meth:`build_query_parts` builds, from the configuration (docs/design.md §2); under
+        ``interest_source: auto`` the first candidate's (the learned dictionary)."""
         arch = {key: config[key] for key in ARCHITECTURE_KEYS}
         arch.update(
+            interest_source=self.interest_source_candidates[0],
             n_items=self.n_items, max_seq_length=self.max_seq_length, feature_cardinalities=list(cardinalities),
             n_categories=None, interest_dictionary_sizes=[int(s) for s in config["interest_dictionary_sizes"]],
             interest_distribution=config["interest_distribution"] or "softmax",
             interest_weighting=config["interest_weighting"] or "none",
         )
         return arch
+
+    def _interest_source_candidates(self, config):
+        """``interest_source: auto`` (beyond the paper; docs/gemirec.md): the learned dictionary, then the
+        category field's interests where there is one that gives at least ``interest_num`` interests; the
+        trainer keeps the one whose joint stage validates better. A distributed run keeps the learned
+        dictionary (its model is wrapped once, so its parts cannot be rebuilt between the two)."""
+        source = config["interest_source"]
+        if source != "auto":
+            return (source,)
+        if self.item_category is None:
+            return ("learned",)
+        n_interests = int(self.item_category.max().item()) + 2  # the categories and "unknown"
+        if config["interest_num"] > n_interests or not config["single_spec"]:
+            self.logger.info(set_color("GemiRec", "pink") + ": interest_source auto uses the learned dictionary "
+                             + ("alone in a distributed run" if config["interest_num"] <= n_interests else
+                                f"alone: the categories give {n_interests} interests, fewer than interest_num"))
+            return ("learned",)
+        return ("learned", "category")
+
+    @property
+    def interest_source(self):
+        """The interest source the model's parts are built for (``learned`` or ``category``)."""
+        return self.architecture["interest_source"]
+
+    def backbone_state(self):
+        """Copies of the item embeddings' and user tower's weights: what every interest source shares."""
+        return {name: tensor.detach().clone() for name, tensor in self.state_dict().items()
+                if name.split(".")[0] in ("item_embedding", "tower")}
+
+    def use_interest_source(self, source, backbone, seed):
+        """Rebuild the interest parts (dictionary, generator, fusion) for ``source``, freshly initialised from
+        ``seed``, on top of the shared ``backbone`` (:meth:`backbone_state`): how the trainer starts the joint
+        stage of another ``interest_source: auto`` candidate from the same retrieval stage."""
+        if source not in self.interest_source_candidates:
+            raise ValueError(f"interest source {source!r}; this model's candidates: {self.interest_source_candidates}")
+        device = self.item_embedding.weight.device
+        stage, tau = self.stage, float(self.prior_weight)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.build_query_parts(dict(self._configured_architecture, interest_source=source), self.item_category)
+            self.apply(self._init_weights)
+        self.load_state_dict(backbone, strict=False)
+        self.prior_weight.fill_(tau)
+        self.to(device)
+        self.set_stage(stage)
 
     @property
     def loss_names(self):

@@ -88,7 +88,7 @@ CONFIG_RULES = {
     "interest_num": Integer(1),
     "interest_code_limit": Integer(1),
     "stage_epochs": StageBudget(),
-    "interest_source": OneOf("learned", "category"),
+    "interest_source": OneOf("learned", "category", "auto"),
     "joint_training": Boolean(),
     "interest_predictor": OneOf("gpt", "frequency"),
     "retrieval_interests": OneOf("target", "predicted", "both"),
@@ -145,7 +145,7 @@ def check_relations(config):
     if n_interests > MAX_INTERESTS:
         fail("interest_dictionary_sizes", sizes, f"sizes whose product is at most {MAX_INTERESTS}",
              f"they make {n_interests} interests, one generator logit each")
-    if config["interest_source"] == "learned" and config["interest_num"] > n_interests:
+    if config["interest_source"] != "category" and config["interest_num"] > n_interests:
         fail("interest_num", config["interest_num"], f"an integer from 1 to {n_interests}",
              f"interest_dictionary_sizes={sizes} give only {n_interests} interests")
     weights = config["loss_weights"]
@@ -153,7 +153,7 @@ def check_relations(config):
         fail("loss_weights", weights, "three non-negative weights [dictionary, generator, retrieval] with at "
              "least one positive", "with every weight 0 the joint stage learns nothing")
     if config["interest_source"] == "category" and not config["interest_category_field"]:
-        fail("interest_source", "category", "'learned', or 'category' together with interest_category_field",
+        fail("interest_source", "category", "'learned', 'auto', or 'category' together with interest_category_field",
              "interest_category_field is not set, so there is no category to use as the dictionary")
     if config["interest_masking"] not in (False, None) and config["interest_weighting"] == "none":
         fail("interest_masking", config["interest_masking"], "false, or true/auto together with interest_weighting "

@@ -23,12 +23,20 @@ After every epoch of the dictionary and joint stages, codewords that no item use
 utilisation does not decay during joint training (``reseeding = False`` turns it off, for the benchmark's
 dictionary probe).
 
+Under ``interest_source: auto`` the joint stage runs once per interest source the model offers (the learned
+dictionary, then the category field's interests), each from the same retrieval-stage weights and each with
+its own scoring choice; the source that validates better is kept (ties: the learned dictionary, the paper's)
+and written into the run's configuration, so ``<run>-joint.pth`` rebuilds as what was chosen. The candidates
+already trained are recorded in every later checkpoint (``-joint-<source>.pth`` holds each one's best), so a
+run killed in the second joint stage resumes there and still compares both.
+
 Listeners see each stage's start (``stage_started``, after the dictionary's k-means: a distributed run
 shares rank 0's codebooks there) and every utilisation log (``dictionary_utilisation``);
 :mod:`recbole_gemirec.trainer.hooks` lists the events.
 """
 
 import os
+import shutil
 
 import torch
 from recbole.utils import set_color
@@ -56,6 +64,11 @@ class GemiRecTrainer(ExtensionTrainer):
         # stage -> best valid score of the stage in this process (for the log of which stage is final)
         self.stage_best = {}
         self.reseeding = True  # re-seed dead codewords after every dictionary and joint epoch
+        # interest_source: auto - source -> {"score", "result", "file"} of each joint stage trained so far, the
+        # states of those trained by this process, and the retrieval-stage weights every candidate starts from
+        self.source_trials = {}
+        self._trial_states = {}
+        self._joint_backbone = None
 
     @staticmethod
     def _stage_budget(stage_epochs):
@@ -79,10 +92,15 @@ class GemiRecTrainer(ExtensionTrainer):
         """The training loss of every epoch and the best valid score of every stage."""
         if not self.stage_losses:
             return {}
-        return {"stage_losses": self.stage_losses, "stage_best_valid": dict(self.stage_best)}
+        extras = {"stage_losses": self.stage_losses, "stage_best_valid": dict(self.stage_best)}
+        if self.source_trials:
+            extras["interest_source_valid"] = {source: trial["score"] for source, trial in self.source_trials.items()}
+            extras["interest_source"] = self.model.interest_source
+        return extras
 
     def checkpoint_extra(self):
-        return {"stage": self.stage, "stage_epochs": self.stage_epochs, "stage_losses": self.stage_losses}
+        return {"stage": self.stage, "stage_epochs": self.stage_epochs, "stage_losses": self.stage_losses,
+                "interest_source_trials": self.source_trials}
 
     def fault_context(self):
         return f" of the {self.stage} stage"
@@ -107,6 +125,8 @@ class GemiRecTrainer(ExtensionTrainer):
             if stage == "dictionary":
                 self.model.start_dictionary_stage()
             if stage == "joint":
+                if self._joint_backbone is None and len(self._source_candidates()) > 1:
+                    self._joint_backbone = self.model.backbone_state()
                 self.model.start_joint_stage()
             self.run_hooks("stage_started", stage)
             if stage == "dictionary":
@@ -122,6 +142,8 @@ class GemiRecTrainer(ExtensionTrainer):
         if stage not in STAGES:
             raise CheckpointError(f"checkpoint {resume_file} records stage {stage!r}; allowed: {', '.join(STAGES)}")
         self.run_file = self._run_file_of(resume_file, stage)
+        self.source_trials = dict(extra.get("interest_source_trials") or {})
+        self._rebuild_for_checkpoint(state)
         self.enter_stage(STAGES.index(stage), fresh=False)
         self._resume_from_state(state, resume_file)
         self.saved_model_file = self.stage_file(stage)
@@ -154,9 +176,11 @@ class GemiRecTrainer(ExtensionTrainer):
                 self.load_best()
             if stage == "dictionary":
                 self.log_utilisation("end of stage")
-            if stage == "joint" and getattr(self.model, "scoring_candidates", None) and valid_data is not None:
-                self._choose_scoring(valid_data, saved)
-                result = (self.best_valid_score, self.best_valid_result)
+            if stage == "joint":
+                result = self._finish_joint_stage(valid_data, saved)
+                if len(self._source_candidates()) > 1 and valid_data is not None:
+                    result = self._compare_interest_sources(train_data, valid_data, verbose, saved, show_progress,
+                                                            callback_fn)
         self.resumed = False
         self._log_stage_choice()
         return result
@@ -167,6 +191,102 @@ class GemiRecTrainer(ExtensionTrainer):
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         self.stage_best[self.stage] = self.best_valid_score
         return result
+
+    def _finish_joint_stage(self, valid_data, saved):
+        """The scoring choice after a joint stage (when the model has one to make); the stage's result."""
+        if getattr(self.model, "scoring_candidates", None) and valid_data is not None:
+            self._choose_scoring(valid_data, saved)
+        return self.best_valid_score, self.best_valid_result
+
+    # --- interest_source: auto ------------------------------------------------------------------
+    def _source_candidates(self):
+        return tuple(getattr(self.model, "interest_source_candidates", ()))
+
+    def _compare_interest_sources(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
+        """Train the joint stage of every interest source not tried yet, from the same retrieval-stage
+        weights, and keep the one that validates best (ties: the first candidate, the learned dictionary)."""
+        self._record_trial(saved)
+        for source in self._source_candidates():
+            if source in self.source_trials:
+                continue
+            self._start_candidate(source)
+            self.fit_stage(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            if saved and os.path.exists(self.saved_model_file):
+                self.load_best()
+            self._finish_joint_stage(valid_data, saved)
+            self._record_trial(saved)
+        order = self._source_candidates()
+        best = max(self.source_trials, key=lambda src: (self.source_trials[src]["score"], -order.index(src)))
+        if best != self.model.interest_source:
+            self._restore_trial(best, saved)
+        trial = self.source_trials[best]
+        self.best_valid_score, self.best_valid_result = trial["score"], trial["result"]
+        self.stage_best["joint"] = trial["score"]
+        self.logger.info(set_color("interest source", "blue") + f": valid {self.config['valid_metric']} "
+                         + ", ".join(f"{src}: {t['score']:.4f}" for src, t in self.source_trials.items())
+                         + f"; chose {best}")
+        return self.best_valid_score, self.best_valid_result
+
+    def _record_trial(self, saved):
+        """Keep the current candidate's best joint state: its valid score and result, and a copy of its
+        checkpoint (``<run>-joint-<source>.pth``) or, without checkpoints, of its weights."""
+        source = self.model.interest_source
+        path = None
+        if saved and os.path.exists(self.saved_model_file):
+            root, ext = os.path.splitext(self.saved_model_file)
+            path = f"{root}-{source}{ext}"
+            shutil.copyfile(self.saved_model_file, path)
+        else:
+            self._trial_states[source] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.source_trials[source] = {"score": float(self.best_valid_score), "result": self.best_valid_result,
+                                      "file": path}
+
+    def _shared_backbone(self):
+        """The retrieval-stage weights the candidates start from: kept at the joint stage's start, or (a
+        resumed run) read from the dictionary or retrieval stage's checkpoint, or else the current ones."""
+        if self._joint_backbone is not None:
+            return self._joint_backbone
+        for stage in ("dictionary", "retrieval"):
+            if os.path.exists(self.stage_file(stage)):
+                state = load_checkpoint(self.stage_file(stage), map_location=self.device)["state_dict"]
+                return {k: v for k, v in state.items() if k.split(".")[0] in ("item_embedding", "tower")}
+        return self.model.backbone_state()
+
+    def _use_source(self, source, backbone):
+        """Rebuild the model's interest parts for ``source`` and record it in the run's configuration,
+        so every checkpoint written from now on rebuilds as this source."""
+        self.model.use_interest_source(source, backbone, seed=int(self.config["seed"]) + 7919)
+        self.config["interest_source"] = source
+        if "interest_source" in self.config.external_config_dict:
+            self.config.external_config_dict["interest_source"] = source
+
+    def _start_candidate(self, source):
+        self.logger.info(set_color("interest source", "blue") + f": the joint stage again, with interest_source "
+                         f"{source}, from the same retrieval stage")
+        self._use_source(source, self._shared_backbone())
+        self.enter_stage(STAGES.index("joint"))
+
+    def _restore_trial(self, source, saved):
+        """Make the chosen candidate the model again, and its state the joint stage's checkpoint."""
+        trial = self.source_trials[source]
+        self._use_source(source, self.model.backbone_state())
+        if source in self._trial_states:
+            self.model.load_state_dict(self._trial_states[source])
+            epoch = 0
+        else:
+            state = load_checkpoint(trial["file"], map_location=self.device)
+            self.load_model_state(state, trial["file"])
+            epoch = state.get("epoch", 0)
+        self.model.set_stage("joint")
+        if saved:
+            self._save_checkpoint(epoch, saved_model_file=self.saved_model_file)
+
+    def _rebuild_for_checkpoint(self, state):
+        """A resumed ``interest_source: auto`` run whose checkpoint holds another candidate than the model
+        was built as: rebuild the model's interest parts as that one before its weights are loaded."""
+        saved = ((state.get("config") or {}).get("final") or {}).get("interest_source")
+        if saved in self._source_candidates() and saved != self.model.interest_source:
+            self._use_source(saved, self.model.backbone_state())
 
     @torch.no_grad()
     def _choose_scoring(self, valid_data, saved):

@@ -128,6 +128,24 @@ def test_unknown_part_is_refused(capsys):
     assert "bogus" in capsys.readouterr().err
 
 
+def test_models_and_datasets_outside_the_budget_are_refused(capsys):
+    assert bench_run.main(["--quick", "--models", "GemiRec,Bogus", "--out", "/nonexistent/never-written"]) == 2
+    assert "Bogus" in capsys.readouterr().err
+    assert bench_run.main(["--quick", "--datasets", "nowhere", "--out", "/nonexistent/never-written"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_the_filters_keep_only_the_named_models_and_datasets_of_the_tasks():
+    def task(kind, dataset, row, model):
+        return {"name": f"{kind}__{dataset}__{row}__seed2020", "model": model}
+
+    tasks = [task("accuracy", "ml-100k", "SASRec", "SASRec"), task("accuracy", "synthetic", "GemiRec", "GemiRec"),
+             task("ablation", "synthetic", "GemiRec-J", "GemiRec"), task("accuracy", "ml-100k", "GemiRec", "GemiRec")]
+    kept = [t["name"] for t in tasks if bench_run.selected(t, {"GemiRec"}, {"synthetic"})]
+    assert kept == ["accuracy__synthetic__GemiRec__seed2020", "ablation__synthetic__GemiRec-J__seed2020"]
+    assert [t for t in tasks if bench_run.selected(t)] == tasks
+
+
 def test_code_is_pinned_to_a_git_snapshot(tmp_path, monkeypatch):
     found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
     if found.returncode != 0:

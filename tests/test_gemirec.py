@@ -452,3 +452,28 @@ def test_a_serving_instance_keeps_the_fusions_interest_part_and_computes_the_sam
     assert table.shape == (served.n_interests, served.embedding_size)
     assert torch.allclose(after, before, atol=1e-5) and torch.equal(slots_after, slots)
     assert not torch.allclose(before[:, 1], before[:, 2], atol=1e-4)  # distinct interests, distinct queries
+
+
+def test_another_interest_source_is_rebuilt_on_the_same_backbone_with_fresh_parts_and_the_configured_scoring(in_tmp):
+    from recbole_gemirec.model.interest_dictionary import CategoryInterests, InterestDictionary
+
+    _, parts = build(in_tmp, interest_source="auto", gpt_layers=1)
+    model = parts["model"]
+    assert model.interest_source == "learned" and isinstance(model.dictionary, InterestDictionary)
+    into_joint_stage(model)
+    backbone = model.backbone_state()
+    assert backbone and all(name.split(".")[0] in ("item_embedding", "tower") for name in backbone)
+    model.prior_weight.fill_(4.0)  # as if the learned candidate's scoring choice had picked tau 4
+
+    model.use_interest_source("category", backbone, seed=11)
+    assert model.interest_source == "category" and isinstance(model.dictionary, CategoryInterests)
+    assert model.stage == "joint" and float(model.prior_weight) == 1.0
+    state = model.state_dict()
+    for name, value in backbone.items():
+        assert torch.equal(state[name], value), name
+    generator = {k: v.clone() for k, v in state.items() if k.startswith("generator.")}
+    model.use_interest_source("category", backbone, seed=11)  # the same seed builds the same parts
+    for name, value in generator.items():
+        assert torch.equal(model.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="candidates"):
+        build(in_tmp, interest_source="learned", gpt_layers=1)[1]["model"].use_interest_source("category", backbone, 1)

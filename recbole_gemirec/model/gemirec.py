@@ -116,7 +116,8 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         # define layers and loss
         self._configured_architecture = self._architecture(config, cardinalities)
         self.build_query_parts(self._configured_architecture, self.item_category)
-        self.prior_weight.fill_(1.0 if weight in (None, "auto") else float(weight))
+        self.initial_prior_weight = 1.0 if weight in (None, "auto") else float(weight)  # tau until a choice
+        self.prior_weight.fill_(self.initial_prior_weight)
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
@@ -182,14 +183,14 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         stage of another ``interest_source: auto`` candidate from the same retrieval stage."""
         if source not in self.interest_source_candidates:
             raise ValueError(f"interest source {source!r}; this model's candidates: {self.interest_source_candidates}")
-        device = self.item_embedding.weight.device
-        stage, tau = self.stage, float(self.prior_weight)
+        device, stage = self.item_embedding.weight.device, self.stage
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.build_query_parts(dict(self._configured_architecture, interest_source=source), self.item_category)
             self.apply(self._init_weights)
         self.load_state_dict(backbone, strict=False)
-        self.prior_weight.fill_(tau)
+        # the scoring (tau, masking) starts as configured: another candidate's choice is not this one's
+        self.prior_weight.fill_(self.initial_prior_weight)
         self.to(device)
         self.set_stage(stage)
 

@@ -9,8 +9,12 @@ retrieval-stage and joint-stage valid Recall@50 (what the joint stage adds over 
 vector), which of the two a valid-split choice takes, and the test Recall@50 / AMR@50 / CUR@50 of
 that choice next to each source's own. Test figures are only read, never used to choose.
 
-This is a post-hoc choice over two separate runs (each with its own retrieval stage), not a
-configuration key: ``interest_source: auto`` would train both joint stages from one retrieval stage.
+This is a post-hoc choice over two separate runs (each with its own retrieval stage). The configuration
+key ``interest_source: auto`` trains both joint stages from one retrieval stage instead; with
+``--auto DIR`` (the results directory of GemiRec runs under it, e.g. ``python -m benchmarks.run --budget
+converge --results DIR --only accuracy --models GemiRec``) a second table per dataset gives those runs'
+valid scores of both candidates, their choice and its test figures, next to the baselines of
+``--results`` on the same seeds.
 """
 
 import argparse
@@ -71,12 +75,64 @@ def table(dataset, dataset_rows):
     return "\n".join(lines)
 
 
+BASELINES = ("Pop", "SASRec", "ComiRecSA", "REMI")
+
+
+def _accuracy_record(results, dataset, model, seed):
+    path = os.path.join(results, "accuracy", dataset, f"{model}__seed{seed}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def auto_rows(auto_results, dataset, seeds=(2020, 2021, 2022)):
+    """One row per seed with an ``interest_source: auto`` GemiRec record: both candidates' valid scores
+    (from one retrieval stage), the source kept, and its test figures."""
+    out = []
+    for seed in seeds:
+        record = _accuracy_record(auto_results, dataset, "GemiRec", seed)
+        if record is None or "interest_source_valid" not in record:
+            continue
+        out.append({"seed": seed, "retrieval": record["stage_best_valid"]["retrieval"],
+                    "valid": record["interest_source_valid"], "choice": record["interest_source"],
+                    "test": {m: record["test_result"][m] for m in TEST_METRICS}})
+    return out
+
+
+def auto_table(dataset, dataset_rows, results):
+    """The auto runs' rows, their mean, and the mean of each baseline of ``results`` over the same seeds."""
+    lines = [f"**{dataset}, interest_source: auto** (valid {VALID_METRIC} of each candidate from one retrieval "
+             "stage; test of the one kept)", "",
+             "| seed | retrieval stage | learned | category | kept | test Recall@50 | AMR@50 | CUR@50 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in dataset_rows:
+        valid = [f"{row['valid'][s]:.4f}" if s in row["valid"] else "-" for s in SOURCES]
+        lines.append(f"| {row['seed']} | {row['retrieval']:.4f} | {valid[0]} | {valid[1]} | {row['choice']} | "
+                     + " | ".join(f"{row['test'][m]:.4f}" for m in TEST_METRICS) + " |")
+    if not dataset_rows:
+        return "\n".join(lines)
+    seeds = [row["seed"] for row in dataset_rows]
+    lines.append("| mean | | | | | " + " | ".join(
+        f"{np.mean([r['test'][m] for r in dataset_rows]):.4f}" for m in TEST_METRICS) + " |")
+    for model in BASELINES:
+        records = [_accuracy_record(results, dataset, model, seed) for seed in seeds]
+        if all(records):
+            lines.append(f"| {model} (same seeds) | | | | | " + " | ".join(
+                f"{np.mean([r['test_result'][m] for r in records]):.4f}" for m in TEST_METRICS) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=os.path.join("benchmarks", "results", "converge"))
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "synthetic", "synthetic2"])
+    parser.add_argument("--auto", default=None, help="results directory of GemiRec runs under interest_source: auto")
     args = parser.parse_args(argv)
-    print("\n\n".join(table(d, rows(args.results, d)) for d in args.datasets))
+    tables = [table(d, rows(args.results, d)) for d in args.datasets]
+    if args.auto:
+        tables += [auto_table(d, auto_rows(args.auto, d), args.results) for d in args.datasets]
+    print("\n\n".join(tables))
 
 
 if __name__ == "__main__":

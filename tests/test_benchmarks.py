@@ -193,3 +193,24 @@ def test_interest_source_choice_takes_the_better_valid_joint_stage_and_reports_i
     text = choice.table("toy", rows)
     assert "| 2020 | 0.5000 -> 0.5100 | 0.4900 -> 0.5300 | category | 0.4000 | 0.3000 | 0.3000 |" in text
     assert "joint adds +0.0150 | joint adds +0.0300" in text and "| 0.3750 (AMR" in text  # (0.30 + 0.45) / 2
+
+
+def test_the_auto_table_reads_both_candidates_the_choice_and_the_baselines_on_the_same_seeds(tmp_path):
+    from benchmarks import interest_source_choice as choice
+
+    def write(root, model, seed, recall, **extra):
+        path = tmp_path / root / "accuracy" / "toy" / f"{model}__seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dict(extra, test_result={"recall@50": recall, "amr@50": 0.01, "cur@50": 0.1})))
+
+    write("auto", "GemiRec", 2020, 0.50, stage_best_valid={"retrieval": 0.45}, interest_source="category",
+          interest_source_valid={"learned": 0.46, "category": 0.48})
+    write("auto", "GemiRec", 2021, 0.40, stage_best_valid={"retrieval": 0.45})  # not an auto run: left out
+    for seed, recall in ((2020, 0.30), (2021, 0.90)):
+        write("base", "SASRec", seed, recall)
+    rows = choice.auto_rows(str(tmp_path / "auto"), "toy")
+    assert [(r["seed"], r["choice"]) for r in rows] == [(2020, "category")]
+    text = choice.auto_table("toy", rows, str(tmp_path / "base"))
+    assert "| 2020 | 0.4500 | 0.4600 | 0.4800 | category | 0.5000 | 0.0100 | 0.1000 |" in text
+    assert "| SASRec (same seeds) | | | | | 0.3000 |" in text  # seed 2021 is not averaged in
+    assert "ComiRecSA" not in text  # no records: no row

@@ -151,6 +151,15 @@ def test_auto_keeps_the_source_that_validates_better_and_its_checkpoint_rebuilds
     again = ExtensionTrainer(config, loaded).evaluate(test_data, load_best_model=False)
     assert dict(again) == dict(tested)
 
+    # resuming the finished run from its newest -last checkpoint finds the kept source there too
+    resumed = _auto_run(in_tmp)
+    resumed["trainer"].resume_checkpoint(str(in_tmp / "saved"))
+    assert resumed["model"].interest_source == winner
+    _favour(resumed["trainer"], winner)
+    resumed["trainer"].fit(resumed["train_data"], resumed["valid_data"])
+    assert resumed["model"].interest_source == winner
+    assert resumed["trainer"].source_trials[winner]["score"] == pytest.approx(trainer.source_trials[winner]["score"])
+
 
 def test_auto_without_checkpoints_keeps_the_chosen_weights_in_memory(in_tmp):
     parts = _auto_run(in_tmp)

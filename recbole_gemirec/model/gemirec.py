@@ -172,9 +172,11 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         """The interest source the model's parts are built for (``learned`` or ``category``)."""
         return self.architecture["interest_source"]
 
-    def backbone_state(self):
-        """Copies of the item embeddings' and user tower's weights: what every interest source shares."""
-        return {name: tensor.detach().clone() for name, tensor in self.state_dict().items()
+    def backbone_state(self, state_dict=None):
+        """Copies of the item embeddings' and user tower's weights (of this model, or of a checkpoint's
+        ``state_dict``): what every interest source shares."""
+        state_dict = self.state_dict() if state_dict is None else state_dict
+        return {name: tensor.detach().clone() for name, tensor in state_dict.items()
                 if name.split(".")[0] in ("item_embedding", "tower")}
 
     def use_interest_source(self, source, backbone, seed):

@@ -249,7 +249,7 @@ class GemiRecTrainer(ExtensionTrainer):
         for stage in ("dictionary", "retrieval"):
             if os.path.exists(self.stage_file(stage)):
                 state = load_checkpoint(self.stage_file(stage), map_location=self.device)["state_dict"]
-                return {k: v for k, v in state.items() if k.split(".")[0] in ("item_embedding", "tower")}
+                return self.model.backbone_state(state)
         return self.model.backbone_state()
 
     def _use_source(self, source, backbone):
@@ -267,19 +267,24 @@ class GemiRecTrainer(ExtensionTrainer):
         self.enter_stage(STAGES.index("joint"))
 
     def _restore_trial(self, source, saved):
-        """Make the chosen candidate the model again, and its state the joint stage's checkpoint."""
+        """Make the chosen candidate the model again, and its state the joint stage's checkpoint and its
+        finished ``-last`` one (so resuming the finished run finds the same source in both)."""
         trial = self.source_trials[source]
         self._use_source(source, self.model.backbone_state())
+        self.enter_stage(STAGES.index("joint"), fresh=False)  # an optimiser over this source's parameters
         if source in self._trial_states:
             self.model.load_state_dict(self._trial_states[source])
             epoch = 0
         else:
             state = load_checkpoint(trial["file"], map_location=self.device)
             self.load_model_state(state, trial["file"])
+            if state.get("optimizer") is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
             epoch = state.get("epoch", 0)
         self.model.set_stage("joint")
         if saved:
             self._save_checkpoint(epoch, saved_model_file=self.saved_model_file)
+            self._save_checkpoint(epoch, saved_model_file=self.last_file("joint"), stopped_early=True)
 
     def _rebuild_for_checkpoint(self, state):
         """A resumed ``interest_source: auto`` run whose checkpoint holds another candidate than the model

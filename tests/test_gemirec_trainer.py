@@ -10,7 +10,7 @@ from conftest import TINY_YAML, read_json, run_cli, tiny_config
 
 @pytest.mark.slow
 def test_three_stage_run_through_the_cli_finishes_and_every_stage_loss_falls(tmp_path):
-    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--stopping_step=10",
+    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--interest_source=learned", "--stopping_step=10",
                     "--stage_epochs={'retrieval':4,'dictionary':4,'joint':4}", "--gpt_layers=2",
                     "--result_file=g.json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,7 +37,8 @@ def _trainer(tmp_path, stage_epochs):
     from recbole_gemirec.quick_start import build_run
 
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
-        interest_category_field="category", stage_epochs=stage_epochs, gpt_layers=2, stopping_step=10,
+        interest_category_field="category", interest_source="learned", stage_epochs=stage_epochs, gpt_layers=2,
+        stopping_step=10,
         checkpoint_dir=str(tmp_path / "saved")))
     return build_run(config)
 

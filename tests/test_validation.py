@@ -187,7 +187,8 @@ def test_every_key_the_package_reads_is_declared_so_the_typo_check_knows_it():
 
 @pytest.mark.slow
 def test_stage_epochs_list_form_runs_the_three_stages(tmp_path):
-    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--stage_epochs=[1,1,1]", "--gpt_layers=1",
+    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--interest_source=learned",
+                    "--stage_epochs=[1,1,1]", "--gpt_layers=1",
                     "--result_file=g.json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json

@@ -25,8 +25,8 @@ ABLATIONS = [
     # GemiRec-I runs without the dictionary stage (nothing to learn; run.py sets its epochs to 0).
     ("GemiRec-I", "preset-category dictionary (no learned quantisation; no dictionary stage)",
      {"interest_source": "category"}, -19.6),
-    # GemiRec-J and -K only mean something for a learned dictionary: they pin it (the default, auto, may
-    # keep the category interests instead)
+    # GemiRec-J and -K only mean something for a learned dictionary: they pin it (so that they keep their
+    # meaning under interest_source: auto too)
     ("GemiRec-J", "no joint training (dictionary frozen after its stage)",
      {"joint_training": False, "interest_source": "learned"}, -10.4),
     ("GemiRec-U", "no user features", {"use_user_features": False}, -21.4),

@@ -162,6 +162,49 @@ def test_auto_keeps_the_source_that_validates_better_and_its_checkpoint_rebuilds
     assert resumed["trainer"].source_trials[winner]["score"] == pytest.approx(trainer.source_trials[winner]["score"])
 
 
+RANK_AUTO_WITH_RECBOLE = (
+    "import sys\n"
+    "import recbole_gemirec\n"
+    "from recbole.quick_start import load_data_and_model\n"
+    "from recbole.utils.case_study import full_sort_topk\n"
+    "config, model, dataset, train_data, valid_data, test_data = load_data_and_model(sys.argv[1])\n"
+    "uids = dataset.token2id(dataset.uid_field, sys.argv[2].split(','))\n"
+    "scores, items = full_sort_topk(uids, model, test_data, k=5, device=config['device'])\n"
+    "print(model.interest_source, config['interest_source'], type(model.dictionary).__name__)\n"
+    "print(';'.join(','.join(str(int(i)) for i in row) for row in items))\n"
+)
+
+
+def test_auto_checkpoint_ranks_under_recboles_own_loader_and_case_study_as_the_kept_source(in_tmp):
+    """RecBole's ``load_data_and_model`` (not the extension's) rebuilds an ``auto`` run as the source it kept
+    (here the non-default one, the categories), and RecBole's ``full_sort_topk`` ranks with it as the trained
+    model does."""
+    import subprocess
+    import sys
+
+    from recbole.utils.case_study import full_sort_topk
+
+    from conftest import REPO_DIR
+
+    parts = _auto_run(in_tmp)
+    trainer, model = parts["trainer"], parts["model"]
+    _favour(trainer, "category")
+    trainer.fit(parts["train_data"], parts["valid_data"])
+    trainer.evaluate(parts["test_data"], load_best_model=True)  # the trained model as tested: best weights
+    users = ["1", "2", "3"]
+    dataset = parts["dataset"]
+    _, expected = full_sort_topk(dataset.token2id(dataset.uid_field, users), model, parts["test_data"], k=5,
+                                 device=trainer.config["device"])
+    proc = subprocess.run(
+        [sys.executable, "-c", RANK_AUTO_WITH_RECBOLE, trainer.saved_model_file, ",".join(users)],
+        capture_output=True, text=True, cwd=in_tmp, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    source, ranked = proc.stdout.strip().splitlines()[-2:]
+    assert source == "category category CategoryInterests"
+    assert ranked == ";".join(",".join(str(int(i)) for i in row) for row in expected)
+
+
 def test_auto_without_checkpoints_keeps_the_chosen_weights_in_memory(in_tmp):
     parts = _auto_run(in_tmp)
     trainer, model = parts["trainer"], parts["model"]

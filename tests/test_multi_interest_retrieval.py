@@ -32,6 +32,20 @@ def test_user_tower_reads_up_to_the_last_real_item():
     assert torch.allclose(tower(changed, lengths)[0], base[0], atol=1e-6)
 
 
+def test_user_tower_frozen_for_serving_adds_the_same_feature_embeddings_in_one_lookup():
+    torch.manual_seed(0)
+    tower = UserTower(8, max_length=5, layers=1, heads=2, dropout=0.0, feature_cardinalities=(3, 7, 2)).eval()
+    seq, lengths = torch.randn(4, 5, 8), torch.tensor([1, 3, 5, 2])
+    features = torch.tensor([[0, 6, 1], [2, 0, 0], [1, 3, 1], [2, 6, 0]])
+    with torch.no_grad():
+        base = tower(seq, lengths, features)
+        tower.freeze_for_serving()
+        assert tower.serving_features[0].shape == (12, 8)
+        served = tower(seq, lengths, features)
+    torch.testing.assert_close(served, base, rtol=1e-6, atol=1e-6)
+    assert "serving_features" not in str(list(tower.state_dict()))  # the weights stay the model's own
+
+
 def test_concat_fusion_is_the_mlp_alone_and_residual_adds_the_user_vector():
     torch.manual_seed(0)
     residual = InterestFusion(code_size=6, embedding_size=4)

@@ -47,7 +47,7 @@ class CausalSelfAttentionBlock(nn.Module):
         q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
         k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
         k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (k, v))
-        visible = (torch.arange(length, device=x.device).unsqueeze(0) <= last.unsqueeze(1)).view(-1, 1, 1, length)
+        visible = torch.arange(length, device=x.device) <= last.view(-1, 1, 1, 1)  # [B, 1, 1, T]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
         out = x[rows, last] + self.dropout(self.proj(attended.reshape(-1, hidden)))
         return out + self.dropout(self.mlp(self.norm2(out)))

@@ -221,11 +221,13 @@ class GemiRecQueries:
     def freeze_for_serving(self):
         """Keep what depends on the final weights alone: the fusion's interest part for every interest
         (:meth:`InterestFusion.interest_hidden`, ``[n_interests, D]``), so a request looks its interests up
-        instead of decoding their codes and running that part of the fusion's first layer. Only for an
-        instance that no longer trains (the serving side calls it after loading the weights)."""
+        instead of decoding their codes and running that part of the fusion's first layer, and the user
+        tower's feature tables laid end to end (:meth:`UserTower.freeze_for_serving`). Only for an instance
+        that no longer trains (the serving side calls it after loading the weights)."""
         ids = torch.arange(self.n_interests, device=self.item_embedding.weight.device)
         emb = self.dictionary.code_embedding(self.interest_codes(ids))
         self.serving_interest_hidden = self.fusion.interest_hidden(emb, ids)
+        self.tower.freeze_for_serving()
 
     def history_in_interests(self, interest_ids, item_seq):
         """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the

@@ -40,14 +40,28 @@ class UserTower(nn.Module):
         self.norm = nn.LayerNorm(embedding_size)
         self.dropout = nn.Dropout(dropout)
         self.feature_embeddings = nn.ModuleList([nn.Embedding(n, embedding_size) for n in feature_cardinalities])
+        self.serving_features = None  # set by freeze_for_serving
 
     def forward(self, seq_emb, item_seq_len, user_features=None):
-        positions = torch.arange(seq_emb.shape[1], device=seq_emb.device)
-        x = self.dropout(seq_emb + self.position_embedding(positions))
+        # the first L rows of the position table: position p's embedding, without an arange and a lookup
+        x = self.dropout(seq_emb + self.position_embedding.weight[: seq_emb.shape[1]])
         user = self.norm(encode_last(self.blocks, x, (item_seq_len - 1).clamp(min=0)))
+        if self.serving_features is not None:  # one lookup in the tables laid end to end (freeze_for_serving)
+            table, offsets = self.serving_features
+            return user + F.embedding(user_features + offsets, table).sum(dim=1)
         for i, emb in enumerate(self.feature_embeddings):
             user = user + emb(user_features[:, i])
         return user
+
+    @torch.no_grad()
+    def freeze_for_serving(self):
+        """Lay the user-feature tables end to end (with each table's first row as an offset), so a request
+        looks all its features up in one operation instead of one per feature; only for an instance that no
+        longer trains (a plain attribute, not in the state dict)."""
+        if len(self.feature_embeddings) > 1:
+            tables = [emb.weight for emb in self.feature_embeddings]
+            sizes = torch.tensor([0] + [t.shape[0] for t in tables[:-1]], device=tables[0].device)
+            self.serving_features = (torch.cat(tables), sizes.cumsum(0))
 
 
 class InterestFusion(nn.Module):

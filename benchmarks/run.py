@@ -188,12 +188,16 @@ def run_config(settings, model, seed, run_dir, dataset_name, extra=None):
     if model == "GemiRec":
         config["stage_epochs"] = dict(settings["stage_epochs"])
         config.update(DATASETS[dataset_name]["gemirec"])
+        config.update(settings.get("gemirec_config") or {})
     else:
         config["epochs"] = 1 if model == "Pop" else settings["baseline_epochs"]
         config["stopping_step"] = settings["stopping_step"]
         if model in MULTI_INTEREST_BASELINES:
             config.update(settings.get("baseline_config", {}))
     config.update(extra or {})
+    if model == "GemiRec" and config.get("interest_source") == "category":
+        # the category interests (GemiRec-I, or --gemirec-set) have no dictionary to learn: the stage is skipped
+        config["stage_epochs"] = dict(config["stage_epochs"], dictionary=0)
     return config
 
 
@@ -288,10 +292,6 @@ def ablation_tasks(settings, where):
                 run_dir = os.path.join(where["work"], "runs", name)
                 config = dict(base)
                 config.update(run_config(settings, "GemiRec", seed, run_dir, dataset_name, extra=switch))
-                if switch.get("interest_source") == "category":
-                    # GemiRec-I has no dictionary to learn; a dictionary-stage epoch fails in the model
-                    # (CategoryInterests.loss is a constant without gradient), so the stage is skipped
-                    config["stage_epochs"] = dict(config["stage_epochs"], dictionary=0)
                 tasks.append({
                     "kind": "accuracy", "name": name, "model": "GemiRec", "dataset": dataset, "ablation": row,
                     "config_files": [protocol] + files, "config": config, "threads": 1,
@@ -438,10 +438,40 @@ def parse_args(argv):
     parser.add_argument("--models", default=None,
                         help="comma-separated: only the accuracy runs of these models (ablations: GemiRec) of the budget")
     parser.add_argument("--datasets", default=None, help="comma-separated: only the runs on these datasets of the budget")
+    parser.add_argument("--gemirec-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="configuration added to every GemiRec run (YAML values, read as data): an opt-in "
+                             "setting measured at the budget, into its own --results")
     parser.add_argument("--code", default=None,
                         help="code to measure: a git revision (exported with git archive) or 'worktree'; default: "
                              "the commit recorded in the results' meta.json, else HEAD (quick: worktree)")
     return parser.parse_args(argv)
+
+
+def recorded_gemirec_config(where):
+    """The ``--gemirec-set`` settings a results directory's ``meta.json`` records (``{}`` for none), or
+    ``None`` where there is no ``meta.json`` yet: one directory never mixes GemiRec runs of two settings."""
+    path = os.path.join(where["results"], "meta.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return (json.load(f).get("budget") or {}).get("gemirec_config") or {}
+
+
+def key_values(pairs):
+    """``{key: value}`` of ``KEY=VALUE`` strings, each value parsed as YAML data (``yaml.safe_load``: numbers,
+    booleans, lists; never code). ValueError names the first pair that is not of that form."""
+    import yaml
+
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{pair!r}: expected KEY=VALUE")
+        try:
+            settings[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{pair!r}: the value is not YAML ({type(err).__name__})") from None
+    return settings
 
 
 def selected(task, models=None, datasets=None):
@@ -490,6 +520,18 @@ def main(argv=None):
             print(f"error: {what} {','.join(sorted(chosen))}: not in budget {settings['name']!r} "
                   f"(allowed: {', '.join(allowed)})", file=sys.stderr)
             return 2
+    try:
+        gemirec_config = key_values(args.gemirec_set)
+    except ValueError as err:
+        print(f"error: --gemirec-set {err}", file=sys.stderr)
+        return 2
+    if gemirec_config:
+        settings["gemirec_config"] = gemirec_config  # recorded in meta.json with the budget
+    recorded = recorded_gemirec_config(where)
+    if recorded is not None and recorded != gemirec_config:
+        print(f"error: {where['results']} holds GemiRec runs with --gemirec-set {recorded or 'nothing'}; this "
+              f"invocation gives {gemirec_config or 'nothing'}: use another --results", file=sys.stderr)
+        return 2
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.makedirs(where["work"], exist_ok=True)
     code_choice = args.code or ("worktree" if settings["name"] == "quick" else None)

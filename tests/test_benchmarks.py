@@ -146,6 +146,30 @@ def test_the_filters_keep_only_the_named_models_and_datasets_of_the_tasks():
     assert [t for t in tasks if bench_run.selected(t)] == tasks
 
 
+def test_gemirec_settings_reach_the_gemirec_runs_only_and_never_mix_in_one_results_directory(tmp_path, capsys):
+    assert bench_run.key_values(["interest_masking=true", "interest_source=category", "tau=0.5", "x=[1, 2]"]) == {
+        "interest_masking": True, "interest_source": "category", "tau": 0.5, "x": [1, 2]}
+    assert bench_run.key_values(["note=__import__('os')"]) == {"note": "__import__('os')"}  # data, never code
+    for bad in ("novalue", "=3", "k=[unclosed"):
+        with pytest.raises(ValueError, match="KEY=VALUE|not YAML"):
+            bench_run.key_values([bad])
+    assert bench_run.main(["--quick", "--gemirec-set", "oops", "--out", "/nonexistent/never-written"]) == 2
+    assert "'oops'" in capsys.readouterr().err
+
+    settings = dict(budget("quick"), gemirec_config={"interest_masking": True})
+    gemirec = bench_run.run_config(settings, "GemiRec", 2020, str(tmp_path), "synthetic")
+    sasrec = bench_run.run_config(settings, "SASRec", 2020, str(tmp_path), "synthetic")
+    assert gemirec["interest_masking"] is True and "interest_masking" not in sasrec
+    assert gemirec["stage_epochs"]["dictionary"] > 0
+    categories = dict(settings, gemirec_config={"interest_source": "category"})
+    assert bench_run.run_config(categories, "GemiRec", 2020, str(tmp_path), "synthetic")["stage_epochs"]["dictionary"] == 0
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "meta.json").write_text(json.dumps({"budget": {"gemirec_config": {"interest_masking": True}}}))
+    assert bench_run.main(["--quick", "--results", str(results), "--no-report"]) == 2
+    assert "another --results" in capsys.readouterr().err
+
 def test_code_is_pinned_to_a_git_snapshot(tmp_path, monkeypatch):
     found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True)
     if found.returncode != 0:

@@ -238,3 +238,26 @@ def test_the_auto_table_reads_both_candidates_the_choice_and_the_baselines_on_th
     assert "| 2020 | 0.4500 | 0.4600 | 0.4800 | category | 0.5000 | 0.0100 | 0.1000 |" in text
     assert "| SASRec (same seeds) | | | | | 0.3000 |" in text  # seed 2021 is not averaged in
     assert "ComiRecSA" not in text  # no records: no row
+
+
+def test_the_category_mixture_reference_ranks_pop_as_recbole_and_uses_the_history_categories():
+    """benchmarks.category_mixture: its Pop row is RecBole's Pop on the same split, and the mixture, which
+    reads each user's history categories, ranks differently from Pop. (RecBole's Pop adds one per item and
+    batch, however often the item occurs in it, so it counts interactions only with batches of one.)"""
+    from benchmarks.category_mixture import evaluate
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.quick_start import build_run
+    from recbole_gemirec.trainer.extension_trainer import ExtensionTrainer
+
+    protocol = os.path.join(REPO_DIR, "dataset_configs", "protocol_user.yaml")
+    tiny = os.path.join(REPO_DIR, "tests", "test_data", "tiny.yaml")
+    config = Config(model="Pop", dataset="tiny", config_file_list=[protocol, tiny],
+                    config_dict={"data_path": os.path.join(REPO_DIR, "tests", "test_data"), "category_field": "category",
+                                 "topk": [5], "metrics": ["Recall"], "valid_metric": "Recall@5", "train_batch_size": 1,
+                                 "checkpoint_dir": "/tmp/cm-saved"})
+    parts = build_run(config)
+    parts["trainer"].fit(parts["train_data"], parts["valid_data"], saved=False)
+    recbole_pop = ExtensionTrainer(config, parts["model"]).evaluate(parts["valid_data"], load_best_model=False)["recall@5"]
+    ours = evaluate(parts, "valid", n=5)
+    assert ours["Pop"] == pytest.approx(recbole_pop, abs=0.02)  # ties among equally popular items may differ
+    assert ours["mixture eps 0.0"] != ours["Pop"]

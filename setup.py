@@ -51,7 +51,7 @@ setup(
         "recbole_gemirec.dataset_configs": "dataset_configs",
     },
     package_data={
-        "recbole_gemirec.properties": ["model/*.yaml", "dataset/*.yaml", "hyper/*.hyper"],
+        "recbole_gemirec.properties": ["model/*.yaml", "dataset/*.yaml", "hyper/*.hyper", "presets/*.yaml"],
         "recbole_gemirec.dataset_configs": ["*.yaml"],
     },
     py_modules=["recbole_gemirec_startup"],

@@ -477,3 +477,50 @@ def test_another_interest_source_is_rebuilt_on_the_same_backbone_with_fresh_part
         assert torch.equal(model.state_dict()[name], value), name
     with pytest.raises(ValueError, match="candidates"):
         build(in_tmp, interest_source="learned", gpt_layers=1)[1]["model"].use_interest_source("category", backbone, 1)
+
+
+def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
+    """properties/presets/GemiRec-factorised-categories.yaml, given after the dataset's file: the category
+    interests with history-frequency probabilities, each interest query scoring only its interest's items as
+    a log-softmax over them; an item's score is then tau log p(interest) + log p(item | interest) or u's."""
+    import os
+
+    from conftest import REPO_DIR
+    from recbole_gemirec.quick_start import load_data_and_model, run_recbole_gemirec
+    from recbole_gemirec.model.interest_dictionary import CategoryInterests
+
+    preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
+    cwd = os.getcwd()
+    os.chdir(in_tmp)
+    try:
+        result = run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
+                                     config_dict=tiny_config(checkpoint_dir=str(in_tmp / "saved"), gpt_layers=1,
+                                                             interest_category_field="category",
+                                                             stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1}))
+    finally:
+        os.chdir(cwd)
+    config, model, _, _, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    assert isinstance(model.dictionary, CategoryInterests) and model.interest_masking
+    assert model.interest_predictor == "frequency" and model.target_softmax == "interest"
+    batch = next(iter(test_data))[0]
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch).view(len(batch), -1)
+        ids, log_prob = model.cached_interests(batch)
+        user = model.user_vector(batch)
+        queries = model.fused_queries(ids, user, batch[model.ITEM_SEQ])
+        table = model.item_embedding.weight
+        interest_of = model.all_item_interest_ids()
+        tau = float(model.prior_weight)
+        expected = torch.log_softmax(user @ table[1:].T, dim=-1)  # u over the catalogue, log weight 0
+        expected = torch.cat([expected.new_full((len(batch), 1), float("-inf")), expected], dim=1)
+        for k in range(ids.shape[1]):
+            own = interest_of.unsqueeze(0) == ids[:, k:k + 1]  # [B, n_items]
+            own[:, 0] = False
+            logits = (queries[:, k] @ table.T).masked_fill(~own, float("-inf"))
+            within = torch.log_softmax(logits, dim=-1) + tau * log_prob[:, k:k + 1]
+            expected = torch.maximum(expected, within)
+    # history frequencies: the top cached interest's probability is its share of the history
+    history = model.history_interest_ids(batch[model.ITEM_SEQ])
+    share = (history == ids[:, :1]).sum(dim=1) / (history >= 0).sum(dim=1)
+    assert torch.allclose(log_prob[:, 0].exp(), share.float(), atol=1e-3)
+    assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-3)

@@ -75,10 +75,27 @@ class Boolean(Spec):
 
 
 class String(Spec):
+    """A non-empty string; by default described as a field name."""
+
     description = "a field name (string)"
+
+    def __init__(self, description=None):
+        if description is not None:
+            self.description = description
 
     def accepts(self, value):
         return isinstance(value, str) and value != ""
+
+
+class Word(Spec):
+    """One of ``words``, in any letter case (RecBole lower-cases such settings itself)."""
+
+    def __init__(self, *words):
+        self.words = words
+        self.description = "one of " + ", ".join(repr(w) for w in words) + " (any case)"
+
+    def accepts(self, value):
+        return isinstance(value, str) and value.lower() in self.words
 
 
 class OneOf(Spec):
@@ -172,9 +189,9 @@ class Interval(Spec):
 
 
 class MappingOf(Spec):
-    def __init__(self, spec):
+    def __init__(self, spec, keys="field"):
         self.spec = spec
-        self.description = f"a mapping field: value, each value {spec}"
+        self.description = f"a mapping {keys}: value, each value {spec}"
 
     def accepts(self, value):
         return isinstance(value, dict) and all(isinstance(k, str) and self.spec.accepts(v) for k, v in value.items())

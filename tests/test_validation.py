@@ -89,6 +89,41 @@ BASELINE_CASES = [
      "eval_args.order", "'RO'", "'TO' for a sequential model"),
     (["--model=SASRec", "--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'TO', 'mode': 'all'}"],
      "eval_args.mode.valid", "'all'", "'full', 'labeled'"),
+    # RecBole's own keys with a value of the wrong type: a TypeError deep in RecBole, pandas or torch, or silently
+    # something else, without the check (RECBOLE_RULES)
+    (["--model=SASRec", "--field_separator=1"], "field_separator", "1", "a non-empty string"),
+    (["--model=SASRec", "--seq_separator=5"], "seq_separator", "5", "a non-empty string"),
+    (["--model=SASRec", "--encoding=5"], "encoding", "5", "a text encoding name"),
+    (["--model=SASRec", "--NEG_PREFIX=5"], "NEG_PREFIX", "5", "a field name (string)"),
+    (["--model=SASRec", "--ITEM_LIST_LENGTH_FIELD=5"], "ITEM_LIST_LENGTH_FIELD", "5", "a field name (string)"),
+    (["--model=SASRec", "--checkpoint_dir=5"], "checkpoint_dir", "5", "a directory path"),
+    (["--model=SASRec", "--load_col=abc"], "load_col", "'abc'", "each value one of '*' or a list"),
+    (["--model=SASRec", "--load_col={'inter':'user_id'}"], "load_col", "{'inter': 'user_id'}", "a list"),
+    (["--model=SASRec", "--unload_col=abc"], "unload_col", "'abc'", "a mapping"),
+    (["--model=SASRec", "--numerical_features=abc"], "numerical_features", "'abc'", "a list"),
+    (["--model=SASRec", "--rm_dup_inter=abc"], "rm_dup_inter", "'abc'", "'first', 'last'"),
+    (["--model=SASRec", "--state=LOUD"], "state", "'LOUD'", "'info', 'debug'"),
+    (["--model=SASRec", "--show_progress=abc"], "show_progress", "'abc'", "true or false"),
+    (["--model=SASRec", "--reproducibility=2"], "reproducibility", "2", "true or false"),
+    (["--model=SASRec", "--worker=-1"], "worker", "-1", "an integer >= 0"),
+    (["--model=SASRec", "--metric_decimal_place=abc"], "metric_decimal_place", "'abc'", "an integer >= 0"),
+    (["--model=SASRec", "--loss_decimal_place=-3"], "loss_decimal_place", "-3", "an integer >= 0"),
+    (["--model=SASRec", "--clip_grad_norm=abc"], "clip_grad_norm", "'abc'", "a mapping with max_norm"),
+    (["--model=SASRec", "--clip_grad_norm={'max_norm':-1}"], "clip_grad_norm", "{'max_norm': -1}",
+     "max_norm (a finite number > 0)"),
+    (["--model=GemiRec", "--clip_grad_norm={'max_norm':1,'p':2}"], "clip_grad_norm", "{'max_norm': 1, 'p': 2}",
+     "optionally norm_type"),
+    # columns a run cannot do without, checked against the .inter header (RecBole: KeyError / ValueError after
+    # reading every file)
+    (["--model=SASRec", "--TIME_FIELD=time"], "TIME_FIELD", "'time'", "a float column of"),
+    (["--model=SASRec", "--TIME_FIELD=~"], "TIME_FIELD", "None", "a float column of"),
+    (["--model=GemiRec", "--TIME_FIELD=user_id"], "TIME_FIELD", "'user_id'", "a float column of"),
+    (["--model=SASRec", "--TIME_FIELD=rating"], "load_col", "{'inter': ['user_id', 'item_id', 'timestamp']",
+     "'inter' list holds 'rating'"),
+    (["--model=SASRec", "--load_col={'inter':['user_id','timestamp']}"], "load_col",
+     "{'inter': ['user_id', 'timestamp']}", "'inter' list holds 'item_id'"),
+    (["--model=SASRec", "--unload_col={'inter':['user_id']}"], "load_col", "{'inter': ['user_id', 'item_id'",
+     "no unload_col['inter'] naming it"),
 ]
 
 

@@ -92,7 +92,8 @@ def _decoded_lines(path, encoding):
                 raise DataError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. utf-8)") from None
 
 
-def _parse_header(path, line, separator):
+def parse_header(path, line, separator):
+    """``{name: type}`` of a header line, or a :class:`DataError` naming the defect."""
     if line.startswith("\ufeff"):
         raise DataError(f"{path}: line 1: the file starts with a UTF-8 byte-order mark; RecBole would read it as "
                         "part of the first column name. Save the file as UTF-8 without BOM")
@@ -120,7 +121,7 @@ def _check_file(path, config):
     if first is None or not first[1].strip():
         raise DataError(f"{path}: the file is empty; line 1 must be the header (name:type columns)")
     header_line = first[1]
-    header = _parse_header(path, header_line, separator)
+    header = parse_header(path, header_line, separator)
     names, types = list(header), list(header.values())
     rows = 0
     for number, line in lines:

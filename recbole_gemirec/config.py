@@ -30,7 +30,25 @@ _WORDS = {"true": True, "false": False, "null": None, "~": None}
 
 
 class SafeConfigLoader(yaml.SafeLoader):
-    """YAML's safe loader (no Python tags) with RecBole's extra float spellings (``1e-3``, ``.5``)."""
+    """YAML's safe loader (no Python tags) with RecBole's extra float spellings (``1e-3``, ``.5``); a key
+    written twice in one mapping is refused (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base constructor words it
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found key {key!r} a second time (first on line {first.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 # RecBole's ``Config._build_yaml_loader`` adds this resolver to ``yaml.FullLoader``, which also builds
@@ -72,8 +90,25 @@ def read_config_files(file_list, loader=None):
             raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} holds a {type(loaded).__name__}, not a mapping of keys to values")
+        for key in loaded or {}:
+            if not isinstance(key, str):
+                raise ConfigError(f"config file {path}: key {key!r} is not a string ({type(key).__name__}); allowed: keys are "
+                                  "configuration names (strings such as learning_rate)")
+        if _contains_itself(loaded):
+            raise ConfigError(f"config file {path} holds a value that contains itself (a YAML alias such as "
+                              "'a: &x [*x]'); allowed: plain values, lists and mappings")
         values.update(loaded or {})
     return values
+
+
+def _contains_itself(value, _inside=()):
+    """Whether a loaded YAML value holds itself (``a: &x [*x]``): every later walk over it would recurse forever."""
+    if not isinstance(value, (list, dict)):
+        return False
+    if any(value is outer for outer in _inside):
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_contains_itself(item, _inside + (value,)) for item in items)
 
 
 def parse_value(text):

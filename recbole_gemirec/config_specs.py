@@ -26,6 +26,11 @@ class Spec:
         return self.description
 
 
+#: The largest integer a setting may hold when its spec names no maximum: torch, numpy and Python's
+#: ``itertools.islice`` (batching) take 64-bit integers, so a larger one fails deep inside them.
+INT64_MAX = 2 ** 63 - 1
+
+
 class Integer(Spec):
     def __init__(self, minimum=None, maximum=None):
         self.minimum, self.maximum = minimum, maximum
@@ -39,7 +44,15 @@ class Integer(Spec):
     def accepts(self, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             return False
+        if self.maximum is None and abs(value) > INT64_MAX:
+            return False
         return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+
+    def why(self, value):
+        if (isinstance(value, numbers.Integral) and not isinstance(value, bool) and self.maximum is None
+                and abs(value) > INT64_MAX):
+            return "it does not fit in 64 bits (at most 2**63 - 1)"
+        return None
 
 
 class Real(Spec):
@@ -116,6 +129,9 @@ class Optional(Spec):
 
     def accepts(self, value):
         return value is None or self.spec.accepts(value)
+
+    def why(self, value):
+        return None if value is None else self.spec.why(value)
 
 
 class Either(Spec):

@@ -41,7 +41,7 @@ from recbole_gemirec.errors import ConfigError
 # --- the tables ------------------------------------------------------------------------------------------
 # Keys every model run through the extension has (checked when the final configuration holds them).
 COMMON_RULES = {
-    "seed": Integer(),
+    "seed": Integer(0, 2 ** 32 - 1),  # numpy's np.random.seed range
     "epochs": Integer(0),
     "train_batch_size": Integer(1),
     "eval_batch_size": Integer(1),
@@ -196,6 +196,9 @@ def check_unknown_keys(external):
     recbole_keys, extension_keys = known_keys()
     known = recbole_keys | extension_keys
     for key in external:
+        if not isinstance(key, str):
+            raise ConfigError(f"{key!r}={external[key]!r} is not allowed: the key is a {type(key).__name__}; "
+                              "allowed: configuration keys are names (strings such as learning_rate)")
         if key in known:
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)

@@ -244,3 +244,38 @@ def test_an_unreadable_config_file_is_named(path, why, capsys):
     assert run_recbole_gemirec.main(["--model=SASRec", f"--config_files={path}"]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("error: config file " + path) and why in line and "allowed:" in line
+
+
+@pytest.mark.parametrize("text,words", [
+    ("epochs: 1\nlearning_rate: 0.01\nepochs: 2\n", ["found key 'epochs' a second time (first on line 1)", "line 3"]),
+    ("load_col:\n  inter: [user_id]\n  inter: [item_id]\n", ["found key 'inter' a second time"]),
+    ("1: 2\n", ["key 1 is not a string (int)", "allowed:"]),
+    ("a: &x [*x]\n", ["a value that contains itself", "allowed:"]),
+], ids=["repeated key", "repeated nested key", "integer key", "self-referencing alias"])
+def test_a_config_file_yaml_would_misread_is_named(text, words, tmp_path, monkeypatch, capsys):
+    # plain YAML keeps the last of two equal keys silently; a non-string key and a value that contains itself
+    # ended in a TypeError (difflib) and a RecursionError
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    status, err = run_main([f"--config_files={TINY_YAML} {bad}"], tmp_path, monkeypatch, capsys)
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: config file {bad}"), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("args,key,value,allowed", [
+    (["--train_batch_size=99999999999999999999999"], "train_batch_size", "99999999999999999999999",
+     "an integer >= 1"),
+    (["--model=SASRec", "--MAX_ITEM_LIST_LENGTH=99999999999999999999999"], "MAX_ITEM_LIST_LENGTH",
+     "99999999999999999999999", "an integer >= 1"),
+    (["--seed=-1"], "seed", "-1", "an integer >= 0 and <= 4294967295"),
+    (["--seed=99999999999999"], "seed", "99999999999999", "<= 4294967295"),
+], ids=["batch size beyond 64 bits", "optional key beyond 64 bits", "negative seed", "seed beyond numpy's"])
+def test_integers_torch_or_numpy_cannot_take_are_refused(args, key, value, allowed, tmp_path, monkeypatch, capsys):
+    # were a ValueError from itertools.islice in the first batch, a torch overflow, numpy's seed range
+    status, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_clear_error(status, err, key, value, allowed)
+    if "9999999999999999" in value and key != "seed":
+        assert "does not fit in 64 bits" in err

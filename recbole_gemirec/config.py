@@ -22,7 +22,7 @@ import yaml
 from recbole_gemirec import _compat  # noqa: F401  (numpy aliases before RecBole's Config runs)
 from recbole.config import Config as RecBoleConfig
 
-from recbole_gemirec.resources import dataset_properties, model_properties
+from recbole_gemirec.resources import dataset_properties, is_plain_name, model_properties
 
 # Types a command-line value may take, as RecBole's own conversion allows (anything else stays the string).
 _VALUE_TYPES = (str, int, float, list, tuple, dict, bool)
@@ -255,6 +255,12 @@ class Config(RecBoleConfig):
                 raise KeyError(
                     "dataset is not set: give it as an argument, in a config file, in config_dict or as --dataset=NAME"
                 )
+        if not is_plain_name(dataset):  # RecBole joins it into file, folder and log-file paths
+            from recbole_gemirec.errors import ConfigError
+
+            raise ConfigError(f"dataset={dataset!r} is not allowed: RecBole reads <data_path>/<dataset>/<dataset>.inter "
+                              "and names log files after it; allowed: a plain name without '/' or a leading '.' "
+                              "(ml-100k, tiny); put the folder's parent in data_path")
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):

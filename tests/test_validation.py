@@ -279,3 +279,25 @@ def test_integers_torch_or_numpy_cannot_take_are_refused(args, key, value, allow
     assert_clear_error(status, err, key, value, allowed)
     if "9999999999999999" in value and key != "seed":
         assert "does not fit in 64 bits" in err
+
+
+@pytest.mark.parametrize("dataset", ["../tiny", "", ".hidden", "a/b"])
+def test_a_dataset_name_that_is_a_path_is_refused(dataset, tmp_path, monkeypatch, capsys):
+    # '../tiny' was a FileNotFoundError traceback from RecBole's log-file handler (and read
+    # properties/dataset/../tiny.yaml); '' read '<data_path>/.inter'
+    monkeypatch.chdir(tmp_path)
+    status = run_recbole_gemirec.main(["--model=SASRec", f"--dataset={dataset}", f"--config_files={TINY_YAML}",
+                                       f"--data_path={TEST_DATA}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: dataset={dataset!r} is not allowed"), err
+    assert "allowed: a plain name" in lines[0]
+
+
+def test_a_protocol_given_as_a_path_lists_the_shipped_protocols(capsys):
+    # the list of allowed protocols was read next to the given path, so it came out empty
+    status = run_recbole_gemirec.main(["--model=SASRec", "--protocol=../../etc/passwd", f"--config_files={TINY_YAML}"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.strip().splitlines() == ["error: --protocol='../../etc/passwd' is unknown; allowed: loo, user"], err

@@ -184,9 +184,11 @@ class Config(RecBoleConfig):
 
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
-        except (ValueError, NotImplementedError, RuntimeError) as err:
+        except (ValueError, NotImplementedError, RuntimeError, TypeError, AttributeError) as err:
             # RecBole's own checks (topk, metric names, ranking and value metrics mixed, ...) fire while
-            # it merges the layers; they name the key or value, so they become one clear line too.
+            # it merges the layers, and a value of the wrong type (metrics: 5, valid_metric: 5, data_path: 5)
+            # fails there with a TypeError or AttributeError; the keys RecBole reads while merging are
+            # checked here with our message, anything else becomes one clear line too.
             if isinstance(err, ConfigError):
                 raise
             if getattr(self, "final_config_dict", None) is not None:

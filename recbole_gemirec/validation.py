@@ -80,6 +80,9 @@ RECBOLE_RULES = {
     "unload_col": _COLUMNS,
     "unused_col": Optional(MappingOf(ListOf(String(), min_length=0), keys="file suffix (inter, user, item, ...)")),
     "numerical_features": _FIELDS,
+    **{f"alias_of_{kind}_id": _FIELDS for kind in ("user", "item", "entity", "relation")},
+    "seq_len": Optional(MappingOf(Integer(1))),
+    "normalize_all": Optional(Boolean()),
     "normalize_field": _FIELDS,
     "additional_feat_suffix": _FIELDS,
     "benchmark_filename": _FIELDS,
@@ -90,7 +93,7 @@ RECBOLE_RULES = {
     "loss_decimal_place": Integer(0),
     **{key: Boolean() for key in ("show_progress", "reproducibility", "filter_inter_by_user_or_item", "shuffle",
                                    "save_dataset", "save_dataloaders", "repeatable", "use_gpu", "log_wandb",
-                                   "enable_amp", "enable_scaler", "require_pow")},
+                                   "enable_amp", "enable_scaler", "require_pow", "kg_reverse_r")},
 }
 
 # Relations between keys, documented here and in docs/reliability.md (validated_keys reports them).
@@ -289,11 +292,16 @@ def check_evaluation_keys(final):
     topk = final.get("topk")
     if topk is not None and not COMMON_RULES["topk"].accepts(topk):
         fail("topk", topk, COMMON_RULES["topk"])
+    for key in ("data_path", "checkpoint_dir", "valid_metric"):  # joined into paths or split while merging
+        if key in final and not (final[key] is None and key == "valid_metric") and not isinstance(final[key], str):
+            fail(key, final[key], "a directory path (string)" if key != "valid_metric" else "a metric name such as Recall@10")
     metrics = final.get("metrics")
     if metrics is None:
         return
     from recbole.evaluator.register import metric_types
 
+    if not (isinstance(metrics, str) or (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics))):
+        fail("metrics", metrics, "a metric name or a list of them (Recall, NDCG, ...)")
     listed = [metrics] if isinstance(metrics, str) else list(metrics)
     known = sorted(metric_types)
     for name in listed:

@@ -113,6 +113,14 @@ BASELINE_CASES = [
      "max_norm (a finite number > 0)"),
     (["--model=GemiRec", "--clip_grad_norm={'max_norm':1,'p':2}"], "clip_grad_norm", "{'max_norm': 1, 'p': 2}",
      "optionally norm_type"),
+    # keys RecBole reads while it merges the layers: a TypeError or AttributeError there
+    (["--model=SASRec", "--metrics=5"], "metrics", "5", "a metric name or a list of them"),
+    (["--model=SASRec", "--metrics=[1,2]"], "metrics", "[1, 2]", "a metric name or a list of them"),
+    (["--model=SASRec", "--topk=abc"], "topk", "'abc'", "an integer >= 1"),
+    (["--model=SASRec", "--valid_metric=5"], "valid_metric", "5", "a metric name such as Recall@10"),
+    (["--model=SASRec", "--alias_of_item_id=abc"], "alias_of_item_id", "'abc'", "a list"),
+    (["--model=SASRec", "--seq_len={'genre': 0}"], "seq_len", "{'genre': 0}", "an integer >= 1"),
+    (["--model=SASRec", "--normalize_all=abc"], "normalize_all", "'abc'", "true or false"),
     # columns a run cannot do without, checked against the .inter header (RecBole: KeyError / ValueError after
     # reading every file)
     (["--model=SASRec", "--TIME_FIELD=time"], "TIME_FIELD", "'time'", "a float column of"),
@@ -301,3 +309,13 @@ def test_a_protocol_given_as_a_path_lists_the_shipped_protocols(capsys):
     err = capsys.readouterr().err
     assert status == 2
     assert err.strip().splitlines() == ["error: --protocol='../../etc/passwd' is unknown; allowed: loo, user"], err
+
+
+def test_a_data_path_of_the_wrong_type_is_one_error_line(tmp_path, monkeypatch, capsys):
+    # RecBole joins data_path into a path while merging: TypeError traceback (config_dict, a config file)
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^data_path=5 is not allowed; allowed: a directory path \(string\)$"):
+        Config(model="SASRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict={"data_path": 5})

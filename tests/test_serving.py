@@ -380,19 +380,14 @@ def test_a_single_vector_recbole_model_is_served_with_one_query(tmp_path):
         assert result.interest_codes is None and set(result.interest_slots) == {0}
 
 
-@pytest.mark.parametrize("command", ["serving", "visualize"])
-def test_an_unwritable_out_directory_is_named_before_anything_is_loaded(command, tmp_path, capsys):
+def test_an_unwritable_out_directory_is_named_before_anything_is_loaded(tmp_path, capsys):
     # was FileExistsError from os.makedirs after the model, the data and the index had been built
-    from recbole_gemirec import visualize
     from recbole_gemirec.serving.__main__ import main as serving_main
 
     taken = tmp_path / "a-file"
     taken.write_text("not a directory\n", encoding="utf-8")
     checkpoint = str(tmp_path / "never-read.pth")  # the output is checked first: this need not exist
-    if command == "serving":
-        status = serving_main(["export", "--checkpoint", checkpoint, "--out", str(taken)])
-    else:
-        status = visualize.main(["--checkpoint", checkpoint, "--user", "1", "--out", str(taken)])
+    status = serving_main(["export", "--checkpoint", checkpoint, "--out", str(taken)])
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err, err
     lines = err.strip().splitlines()
@@ -413,3 +408,4 @@ def test_an_index_parameter_faiss_cannot_take_is_refused_before_loading(index_ty
     assert status == 2 and "Traceback" not in err, err
     assert err.strip().splitlines() == [f"error: index parameter {key}={value} is too large; allowed: a positive "
                                         "integer up to 2,147,483,647"], err
+

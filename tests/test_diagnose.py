@@ -81,3 +81,20 @@ def test_a_checkpoint_whose_dataset_is_gone_is_one_error_line(checkpoint, tmp_pa
     assert status == 2 and "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: dataset 'tiny' cannot be read") and "gone" in lines[0], err
+
+
+def test_a_checkpoint_with_an_edited_stage_is_one_error_line(checkpoint, tmp_path, capsys):
+    # GemiRec.set_stage's ValueError was a traceback
+    import torch
+
+    from recbole_gemirec.diagnose import main
+
+    state = torch.load(checkpoint, weights_only=True)
+    state["extra"]["stage"] = "bogus"
+    edited = tmp_path / "edited.pth"
+    torch.save(state, edited)
+    status = main(["--checkpoint", str(edited)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["error: the checkpoint records a stage its GemiRec does not have: "
+                                        "stage='bogus'; allowed: retrieval, dictionary, joint"], err

@@ -396,6 +396,22 @@ def check_clip_grad_norm(config):
             fail("clip_grad_norm", value, allowed, f"{key}={item!r} is not {specs[key]}")
 
 
+NEG_SAMPLE_RULES = {"sample_num": Integer(1), "alpha": Real(), "dynamic": Boolean(), "candidate_num": Integer(0)}
+
+
+def check_train_neg_sample_args(config):
+    """``train_neg_sample_args`` after RecBole's merge (which checks only the mapping and ``distribution``): a
+    negative or non-integer ``sample_num`` fails in the first batch inside numpy or RecBole's sampler."""
+    args = config["train_neg_sample_args"]
+    if not isinstance(args, dict) or args.get("distribution") == "none":  # RecBole's form of "no negatives"
+        return
+    allowed = ("a mapping with distribution (uniform or popularity), sample_num (" + str(NEG_SAMPLE_RULES["sample_num"])
+               + "), alpha (a finite number), dynamic (true or false), candidate_num (an integer >= 0)")
+    for key, spec in NEG_SAMPLE_RULES.items():
+        if key in args and not spec.accepts(args[key]):
+            fail("train_neg_sample_args", args, allowed, f"{key}={args[key]!r} is not {spec}")
+
+
 def _inter_header(config):
     """``(path, {field: type})`` of the interaction file RecBole reads first; ``(path, None)`` when it does not
     exist (yet: RecBole downloads known datasets later) or its header is malformed (then
@@ -491,6 +507,7 @@ def validate_config(config):
     _check_rules(config, COMMON_RULES)
     _check_rules(config, RECBOLE_RULES)
     check_clip_grad_norm(config)
+    check_train_neg_sample_args(config)
     check_valid_metric(config)
     check_eval_args(config)
     check_interval_fields(config)

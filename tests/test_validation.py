@@ -121,6 +121,11 @@ BASELINE_CASES = [
     (["--model=SASRec", "--alias_of_item_id=abc"], "alias_of_item_id", "'abc'", "a list"),
     (["--model=SASRec", "--seq_len={'genre': 0}"], "seq_len", "{'genre': 0}", "an integer >= 1"),
     (["--model=SASRec", "--normalize_all=abc"], "normalize_all", "'abc'", "true or false"),
+    # checked by RecBole for the mapping and the distribution only: numpy's 'negative dimensions' in the first batch
+    (["--model=BPR", "--train_neg_sample_args={'distribution':'uniform','sample_num':-1}"], "train_neg_sample_args",
+     "{'distribution': 'uniform', 'sample_num': -1", "sample_num (an integer >= 1)"),
+    (["--model=BPR", "--train_neg_sample_args={'distribution':'uniform','sample_num':'x'}"], "train_neg_sample_args",
+     "{'distribution': 'uniform', 'sample_num': 'x'", "sample_num (an integer >= 1)"),
     # columns a run cannot do without, checked against the .inter header (RecBole: KeyError / ValueError after
     # reading every file)
     (["--model=SASRec", "--TIME_FIELD=time"], "TIME_FIELD", "'time'", "a float column of"),

@@ -28,6 +28,7 @@ import argparse
 import ast
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -69,6 +70,13 @@ def _literal(text, where):
         raise ConfigError(f"{where}: {text!r} is not a literal value") from None
 
 
+def _finite(number):
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer beyond float's range
+        return False
+
+
 def read_space(path):
     """Parse a parameter-space file into ``{name: (type, values)}`` without evaluating any code
     (RecBole's own reader calls ``eval`` on each line).
@@ -81,34 +89,47 @@ def read_space(path):
     if not os.path.isfile(path):
         raise ConfigError(f"parameter-space file not found: {path}")
     space = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            where = f"{path}:{number}"
-            parts = line.split(None, 2)
-            if len(parts) < 3:
-                raise ConfigError(f"{where}: expected 'name type values', found {line!r}")
-            name, kind, text = parts[0], parts[1], "".join(parts[2].split())
-            if kind not in SPACE_TYPES:
-                raise ConfigError(f"{where}: type {kind!r} is unknown; allowed: {', '.join(SPACE_TYPES)}")
-            if name in space:
-                raise ConfigError(f"{where}: parameter {name!r} appears twice")
-            if kind == "choice":
-                values = _literal(text, where)
-                if not isinstance(values, list) or not values:
-                    raise ConfigError(f"{where}: choice needs a non-empty list, e.g. [0.001,0.002]")
-            else:
-                values = _literal(f"({text})", where)
-                expected = 3 if kind == "quniform" else 2
-                if (not isinstance(values, tuple) or len(values) != expected
-                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
-                    raise ConfigError(f"{where}: {kind} needs {expected} comma-separated numbers "
-                                      f"({'low,high,q' if expected == 3 else 'low,high'})")
-                if values[0] >= values[1]:
-                    raise ConfigError(f"{where}: {kind} needs low < high, found {values[0]} and {values[1]}")
-            space[name] = (kind, values)
+    try:
+        with open(path, "rb") as f:
+            content = f.read().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"parameter-space file {path} cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        line = err.object[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: byte {err.object[err.start:err.start + 1]!r} is not UTF-8; allowed: a "
+                          "UTF-8 text file, one 'name type values' a line") from None
+    for number, line in enumerate(content.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            raise ConfigError(f"{where}: expected 'name type values', found {line!r}")
+        name, kind, text = parts[0], parts[1], "".join(parts[2].split())
+        if kind not in SPACE_TYPES:
+            raise ConfigError(f"{where}: type {kind!r} is unknown; allowed: {', '.join(SPACE_TYPES)}")
+        if name in space:
+            raise ConfigError(f"{where}: parameter {name!r} appears twice")
+        if kind == "choice":
+            values = _literal(text, where)
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where}: choice needs a non-empty list, e.g. [0.001,0.002]")
+        else:
+            values = _literal(f"({text})", where)
+            expected = 3 if kind == "quniform" else 2
+            if (not isinstance(values, tuple) or len(values) != expected
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                raise ConfigError(f"{where}: {kind} needs {expected} comma-separated numbers "
+                                  f"({'low,high,q' if expected == 3 else 'low,high'})")
+            if not all(_finite(v) for v in values):
+                raise ConfigError(f"{where}: {kind} needs finite numbers, found "
+                                  f"{text if len(text) <= 40 else text[:40] + '...'!r}")
+            if values[0] >= values[1]:
+                raise ConfigError(f"{where}: {kind} needs low < high, found {values[0]} and {values[1]}")
+            if kind == "quniform" and values[2] <= 0:
+                raise ConfigError(f"{where}: quniform needs a step q > 0, found {values[2]}")
+        space[name] = (kind, values)
     if not space:
         raise ConfigError(f"{path} defines no parameter")
     return space
@@ -245,6 +266,7 @@ def search(args, overrides):
     from recbole_gemirec.checkpoint import to_plain
     from recbole_gemirec.config import read_config_files
     from recbole_gemirec.errors import ConfigError
+    from recbole_gemirec.output_paths import check_result_file
     from recbole_gemirec.quick_start import objective_function, write_result
     from recbole_gemirec.resources import protocol_config
 
@@ -252,6 +274,9 @@ def search(args, overrides):
         raise ConfigError(f"--algo={args.algo!r} is unknown; allowed: {', '.join(ALGORITHMS)}")
     if args.max_evals < 1:
         raise ConfigError(f"--max_evals={args.max_evals}: need at least one trial")
+    # the result is written after every trial has run: find out now whether it can be
+    check_result_file(args.output_file, "--output_file")
+    check_result_file(os.path.splitext(args.output_file)[0] + ".best.yaml", "--output_file (its .best.yaml)")
     params_file = args.params_file or default_params_file(args.model)
     space = read_space(params_file)
     fixed = parse_overrides(overrides)

@@ -138,7 +138,32 @@ def load_checkpoint(path, map_location="cpu"):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a recbole_gemirec checkpoint (format {found!r}, expected {FORMAT!r})")
+    check_layout(state, path)
     return state
+
+
+def check_layout(state, path):
+    """The parts of a checkpoint every reader uses have the types :func:`save_checkpoint` writes: an edited
+    file fails here with :class:`CheckpointError`, not with a ``KeyError`` or ``TypeError`` later."""
+    def damaged(what, allowed):
+        raise CheckpointError(f"checkpoint {path} is damaged: {what}; allowed: {allowed} (as recbole_gemirec "
+                              "writes it); use an intact checkpoint or retrain")
+
+    config = state.get("config")
+    if not isinstance(config, dict):
+        damaged(f"'config' is {type(config).__name__}", "a mapping with model, dataset, external and final")
+    for key in ("model", "dataset"):
+        if not isinstance(config.get(key), str) or not config[key]:
+            damaged(f"config[{key!r}] is {config.get(key)!r}", "a non-empty name")
+    for key in ("external", "final"):
+        if not isinstance(config.get(key), dict) or not all(isinstance(k, str) for k in config[key]):
+            damaged(f"config[{key!r}] is {type(config.get(key)).__name__}", "a mapping of setting names to values")
+    weights = state.get("state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        damaged(f"'state_dict' is {type(weights).__name__}", "a mapping of parameter names to tensors")
+    if not isinstance(state.get("extra", {}), dict):
+        damaged(f"'extra' is {type(state['extra']).__name__}", "a mapping")
 
 
 def check_state_dict(model, state_dict, path):

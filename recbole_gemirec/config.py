@@ -22,7 +22,7 @@ import yaml
 from recbole_gemirec import _compat  # noqa: F401  (numpy aliases before RecBole's Config runs)
 from recbole.config import Config as RecBoleConfig
 
-from recbole_gemirec.resources import dataset_properties, model_properties
+from recbole_gemirec.resources import dataset_properties, is_plain_name, model_properties
 
 # Types a command-line value may take, as RecBole's own conversion allows (anything else stays the string).
 _VALUE_TYPES = (str, int, float, list, tuple, dict, bool)
@@ -30,7 +30,25 @@ _WORDS = {"true": True, "false": False, "null": None, "~": None}
 
 
 class SafeConfigLoader(yaml.SafeLoader):
-    """YAML's safe loader (no Python tags) with RecBole's extra float spellings (``1e-3``, ``.5``)."""
+    """YAML's safe loader (no Python tags) with RecBole's extra float spellings (``1e-3``, ``.5``); a key
+    written twice in one mapping is refused (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base constructor words it
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found key {key!r} a second time (first on line {first.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 # RecBole's ``Config._build_yaml_loader`` adds this resolver to ``yaml.FullLoader``, which also builds
@@ -72,8 +90,25 @@ def read_config_files(file_list, loader=None):
             raise ConfigError(f"config file {path} is not plain YAML data ({reason})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} holds a {type(loaded).__name__}, not a mapping of keys to values")
+        for key in loaded or {}:
+            if not isinstance(key, str):
+                raise ConfigError(f"config file {path}: key {key!r} is not a string ({type(key).__name__}); allowed: keys are "
+                                  "configuration names (strings such as learning_rate)")
+        if _contains_itself(loaded):
+            raise ConfigError(f"config file {path} holds a value that contains itself (a YAML alias such as "
+                              "'a: &x [*x]'); allowed: plain values, lists and mappings")
         values.update(loaded or {})
     return values
+
+
+def _contains_itself(value, _inside=()):
+    """Whether a loaded YAML value holds itself (``a: &x [*x]``): every later walk over it would recurse forever."""
+    if not isinstance(value, (list, dict)):
+        return False
+    if any(value is outer for outer in _inside):
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_contains_itself(item, _inside + (value,)) for item in items)
 
 
 def parse_value(text):
@@ -149,9 +184,11 @@ class Config(RecBoleConfig):
 
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
-        except (ValueError, NotImplementedError, RuntimeError) as err:
+        except (ValueError, NotImplementedError, RuntimeError, TypeError, AttributeError) as err:
             # RecBole's own checks (topk, metric names, ranking and value metrics mixed, ...) fire while
-            # it merges the layers; they name the key or value, so they become one clear line too.
+            # it merges the layers, and a value of the wrong type (metrics: 5, valid_metric: 5, data_path: 5)
+            # fails there with a TypeError or AttributeError; the keys RecBole reads while merging are
+            # checked here with our message, anything else becomes one clear line too.
             if isinstance(err, ConfigError):
                 raise
             if getattr(self, "final_config_dict", None) is not None:
@@ -220,6 +257,12 @@ class Config(RecBoleConfig):
                 raise KeyError(
                     "dataset is not set: give it as an argument, in a config file, in config_dict or as --dataset=NAME"
                 )
+        if not is_plain_name(dataset):  # RecBole joins it into file, folder and log-file paths
+            from recbole_gemirec.errors import ConfigError
+
+            raise ConfigError(f"dataset={dataset!r} is not allowed: RecBole reads <data_path>/<dataset>/<dataset>.inter "
+                              "and names log files after it; allowed: a plain name without '/' or a leading '.' "
+                              "(ml-100k, tiny); put the folder's parent in data_path")
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):

@@ -26,6 +26,11 @@ class Spec:
         return self.description
 
 
+#: The largest integer a setting may hold when its spec names no maximum: torch, numpy and Python's
+#: ``itertools.islice`` (batching) take 64-bit integers, so a larger one fails deep inside them.
+INT64_MAX = 2 ** 63 - 1
+
+
 class Integer(Spec):
     def __init__(self, minimum=None, maximum=None):
         self.minimum, self.maximum = minimum, maximum
@@ -39,7 +44,15 @@ class Integer(Spec):
     def accepts(self, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             return False
+        if self.maximum is None and abs(value) > INT64_MAX:
+            return False
         return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+
+    def why(self, value):
+        if (isinstance(value, numbers.Integral) and not isinstance(value, bool) and self.maximum is None
+                and abs(value) > INT64_MAX):
+            return "it does not fit in 64 bits (at most 2**63 - 1)"
+        return None
 
 
 class Real(Spec):
@@ -75,10 +88,27 @@ class Boolean(Spec):
 
 
 class String(Spec):
+    """A non-empty string; by default described as a field name."""
+
     description = "a field name (string)"
+
+    def __init__(self, description=None):
+        if description is not None:
+            self.description = description
 
     def accepts(self, value):
         return isinstance(value, str) and value != ""
+
+
+class Word(Spec):
+    """One of ``words``, in any letter case (RecBole lower-cases such settings itself)."""
+
+    def __init__(self, *words):
+        self.words = words
+        self.description = "one of " + ", ".join(repr(w) for w in words) + " (any case)"
+
+    def accepts(self, value):
+        return isinstance(value, str) and value.lower() in self.words
 
 
 class OneOf(Spec):
@@ -99,6 +129,9 @@ class Optional(Spec):
 
     def accepts(self, value):
         return value is None or self.spec.accepts(value)
+
+    def why(self, value):
+        return None if value is None else self.spec.why(value)
 
 
 class Either(Spec):
@@ -172,9 +205,9 @@ class Interval(Spec):
 
 
 class MappingOf(Spec):
-    def __init__(self, spec):
+    def __init__(self, spec, keys="field"):
         self.spec = spec
-        self.description = f"a mapping field: value, each value {spec}"
+        self.description = f"a mapping {keys}: value, each value {spec}"
 
     def accepts(self, value):
         return isinstance(value, dict) and all(isinstance(k, str) and self.spec.accepts(v) for k, v in value.items())

@@ -234,11 +234,15 @@ def main(argv=None):
     parser.add_argument("--json", help="write the diagnostics to this file as JSON")
     args = parser.parse_args(argv)
     from recbole_gemirec.checkpoint import CheckpointError
+    from recbole_gemirec.errors import ConfigError, DataError
+    from recbole_gemirec.output_paths import check_result_file
     from recbole_gemirec.quick_start import load_data_and_model
 
     try:
+        if args.json:
+            check_result_file(args.json, "--json")  # before the model and the data are loaded
         _, model, dataset, train_data, valid_data, test_data = load_data_and_model(args.checkpoint)
-    except (CheckpointError, OSError) as error:
+    except (CheckpointError, ConfigError, DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     data = valid_data if args.split == "valid" else test_data

@@ -54,14 +54,15 @@ def check_writable_directory(path, key):
                           "this user can create files in (checked before training, so no result is lost)") from None
 
 
-def check_result_file(path):
-    """``--result_file``: not a directory, its directory writable, the file itself writable if it exists."""
+def check_result_file(path, key="--result_file"):
+    """An output file (``--result_file``, ``key`` in the messages): not a directory, its directory writable, the
+    file itself writable if it exists."""
     path = str(path)
     if os.path.isdir(path):
-        raise OutputError(f"--result_file={path!r} is a directory; allowed: a file path")
-    check_writable_directory(os.path.dirname(os.path.abspath(path)), "--result_file (its directory)")
+        raise OutputError(f"{key}={path!r} is a directory; allowed: a file path")
+    check_writable_directory(os.path.dirname(os.path.abspath(path)), f"{key} (its directory)")
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise OutputError(f"--result_file={path!r} exists and is not writable; allowed: a writable or new file")
+        raise OutputError(f"{key}={path!r} exists and is not writable; allowed: a writable or new file")
 
 
 def check_output_locations(checkpoint_dir=None, result_file=None):

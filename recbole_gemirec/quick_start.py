@@ -307,7 +307,11 @@ def restore_model(model, state):
     if stage is not None and isinstance(model, MultiInterestRecommender):
         # also empties GemiRec's interest cache: it is rebuilt from the histories the loaded model is
         # shown, not kept from the last validation of training
-        model.set_stage(stage)
+        try:
+            model.set_stage(stage)
+        except ValueError as err:  # an edited extra['stage']
+            raise CheckpointError(f"the checkpoint records a stage its {type(model).__name__} does not have: "
+                                  f"{err}") from None
 
 
 def load_data_and_model(model_file, config_dict=None):

@@ -23,6 +23,13 @@ def resource_dir(name):
     )
 
 
+def is_plain_name(name):
+    """Whether ``name`` can be one path component: a non-empty string without a separator or NUL that does not
+    start with a dot (so ``<dir>/<name>.yaml`` stays inside ``<dir>``)."""
+    return (isinstance(name, str) and bool(name) and not name.startswith(".")
+            and not any(c in name for c in ("/", "\\", "\0")))
+
+
 def model_properties(model_name):
     """Path of ``properties/model/<Model>.yaml`` (it may not exist: RecBole models have their own)."""
     return resource_dir("properties") / "model" / f"{model_name}.yaml"
@@ -35,8 +42,9 @@ def dataset_properties(dataset_name):
 
 def protocol_config(protocol):
     """Path of the evaluation-protocol file ``dataset_configs/protocol_<protocol>.yaml``."""
-    path = resource_dir("dataset_configs") / f"protocol_{protocol}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem[len("protocol_"):] for p in path.parent.glob("protocol_*.yaml"))
+    directory = resource_dir("dataset_configs")
+    path = directory / f"protocol_{protocol}.yaml"
+    if not is_plain_name(protocol) or not path.is_file():
+        available = sorted(p.stem[len("protocol_"):] for p in directory.glob("protocol_*.yaml"))
         raise ConfigError(f"--protocol={protocol!r} is unknown; allowed: {', '.join(available)}")
     return path

@@ -33,7 +33,7 @@ import yaml
 
 from recbole_gemirec.checkpoint import LAUNCH_KEYS
 from recbole_gemirec.config_specs import (
-    Integer, Interval, MappingOf, OneOf, Optional, Real, ScalarOrList, String, fail,
+    Boolean, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word, fail,
 )
 from recbole_gemirec.errors import ConfigError
 
@@ -41,7 +41,7 @@ from recbole_gemirec.errors import ConfigError
 # --- the tables ------------------------------------------------------------------------------------------
 # Keys every model run through the extension has (checked when the final configuration holds them).
 COMMON_RULES = {
-    "seed": Integer(),
+    "seed": Integer(0, 2 ** 32 - 1),  # numpy's np.random.seed range
     "epochs": Integer(0),
     "train_batch_size": Integer(1),
     "eval_batch_size": Integer(1),
@@ -59,6 +59,41 @@ COMMON_RULES = {
     # RecBole falls back to Adam (with a warning) on any other name
     "learner": Optional(OneOf("adam", "Adam", "adamw", "AdamW", "sgd", "SGD", "adagrad", "Adagrad", "rmsprop",
                               "RMSprop", "sparse_adam")),
+}
+
+# RecBole's own data-loading, logging and training keys. RecBole uses their values as given (a number where
+# it joins strings, a string where it iterates a list, a word pandas does not know), so a wrong type ends in a
+# TypeError deep inside RecBole, pandas or torch, or silently does something else (``load_col: user_id`` is
+# read letter by letter, ``show_progress: abc`` counts as true).
+_FIELD = Optional(String())
+_FIELDS = Optional(ListOf(String(), min_length=0))
+_COLUMNS = Optional(MappingOf(Either(OneOf("*"), ListOf(String(), min_length=0)), keys="file suffix (inter, user, item, ...)"))
+RECBOLE_RULES = {
+    **{key: _FIELD for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "RATING_FIELD", "TIME_FIELD", "LABEL_FIELD",
+                               "NEG_PREFIX", "ITEM_LIST_LENGTH_FIELD", "LIST_SUFFIX", "POSITION_FIELD")},
+    "field_separator": String("a non-empty string (a tab by default)"),
+    "seq_separator": String("a non-empty string (a space by default)"),
+    "encoding": Optional(String("a text encoding name (e.g. utf-8)")),
+    "data_path": String("a directory path (string)"),
+    "checkpoint_dir": String("a directory path (string)"),
+    "load_col": _COLUMNS,
+    "unload_col": _COLUMNS,
+    "unused_col": Optional(MappingOf(ListOf(String(), min_length=0), keys="file suffix (inter, user, item, ...)")),
+    "numerical_features": _FIELDS,
+    **{f"alias_of_{kind}_id": _FIELDS for kind in ("user", "item", "entity", "relation")},
+    "seq_len": Optional(MappingOf(Integer(1))),
+    "normalize_all": Optional(Boolean()),
+    "normalize_field": _FIELDS,
+    "additional_feat_suffix": _FIELDS,
+    "benchmark_filename": _FIELDS,
+    "rm_dup_inter": Optional(OneOf("first", "last")),
+    "state": Optional(Word("info", "debug", "warning", "error", "critical")),
+    "worker": Integer(0),
+    "metric_decimal_place": Integer(0),
+    "loss_decimal_place": Integer(0),
+    **{key: Boolean() for key in ("show_progress", "reproducibility", "filter_inter_by_user_or_item", "shuffle",
+                                   "save_dataset", "save_dataloaders", "repeatable", "use_gpu", "log_wandb",
+                                   "enable_amp", "enable_scaler", "require_pow", "kg_reverse_r")},
 }
 
 # Relations between keys, documented here and in docs/reliability.md (validated_keys reports them).
@@ -80,7 +115,7 @@ def extension_models():
 
 def validated_keys():
     """``{model or '*': [key, ...]}``: every key whose value is checked (for documentation and tests)."""
-    keys = {"*": sorted(COMMON_RULES)}
+    keys = {"*": sorted({**COMMON_RULES, **RECBOLE_RULES})}
     for model, model_class in extension_models().items():
         keys[model] = sorted(model_class.CONFIG_RULES)
     return keys
@@ -155,6 +190,7 @@ def known_keys():
     for model_class in extension_models().values():
         extension_keys.update(model_class.CONFIG_RULES)
     extension_keys.update(COMMON_RULES)
+    recbole_keys = recbole_keys | set(RECBOLE_RULES)
     return frozenset(recbole_keys), frozenset(extension_keys)
 
 
@@ -163,6 +199,9 @@ def check_unknown_keys(external):
     recbole_keys, extension_keys = known_keys()
     known = recbole_keys | extension_keys
     for key in external:
+        if not isinstance(key, str):
+            raise ConfigError(f"{key!r}={external[key]!r} is not allowed: the key is a {type(key).__name__}; "
+                              "allowed: configuration keys are names (strings such as learning_rate)")
         if key in known:
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
@@ -234,7 +273,7 @@ def check_user_feature_fields(config):
 def _check_rules(config, rules):
     final = config.final_config_dict
     for key, spec in rules.items():
-        if key not in final and (isinstance(spec, Optional) or rules is COMMON_RULES):
+        if key not in final and (isinstance(spec, Optional) or rules in (COMMON_RULES, RECBOLE_RULES)):
             continue  # a key this model never reads
         value = final.get(key)
         if not spec.accepts(value):
@@ -253,11 +292,16 @@ def check_evaluation_keys(final):
     topk = final.get("topk")
     if topk is not None and not COMMON_RULES["topk"].accepts(topk):
         fail("topk", topk, COMMON_RULES["topk"])
+    for key in ("data_path", "checkpoint_dir", "valid_metric"):  # joined into paths or split while merging
+        if key in final and not (final[key] is None and key == "valid_metric") and not isinstance(final[key], str):
+            fail(key, final[key], "a directory path (string)" if key != "valid_metric" else "a metric name such as Recall@10")
     metrics = final.get("metrics")
     if metrics is None:
         return
     from recbole.evaluator.register import metric_types
 
+    if not (isinstance(metrics, str) or (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics))):
+        fail("metrics", metrics, "a metric name or a list of them (Recall, NDCG, ...)")
     listed = [metrics] if isinstance(metrics, str) else list(metrics)
     known = sorted(metric_types)
     for name in listed:
@@ -334,6 +378,99 @@ def check_interval_fields(config):
                   f"{field!r} is not a column of the .inter file")
 
 
+def check_clip_grad_norm(config):
+    """``clip_grad_norm``: ~ or the keyword arguments of ``torch.nn.utils.clip_grad_norm_`` (RecBole passes
+    them with ``**`` in every training batch, so a wrong value fails only then)."""
+    value = config["clip_grad_norm"]
+    allowed = "~ or a mapping with max_norm (a finite number > 0) and optionally norm_type (a number > 0, or .inf)"
+    if value is None:
+        return
+    if not isinstance(value, dict) or "max_norm" not in value:
+        fail("clip_grad_norm", value, allowed)
+    specs = {"max_norm": Real(0, min_open=True), "norm_type": Real(0, min_open=True, infinite=True),
+             "error_if_nonfinite": Boolean()}
+    for key, item in value.items():
+        if key not in specs:
+            fail("clip_grad_norm", value, allowed, f"{key!r} is not an argument of clip_grad_norm_")
+        if not specs[key].accepts(item):
+            fail("clip_grad_norm", value, allowed, f"{key}={item!r} is not {specs[key]}")
+
+
+NEG_SAMPLE_RULES = {"sample_num": Integer(1), "alpha": Real(), "dynamic": Boolean(), "candidate_num": Integer(0)}
+
+
+def check_train_neg_sample_args(config):
+    """``train_neg_sample_args`` after RecBole's merge (which checks only the mapping and ``distribution``): a
+    negative or non-integer ``sample_num`` fails in the first batch inside numpy or RecBole's sampler."""
+    args = config["train_neg_sample_args"]
+    if not isinstance(args, dict) or args.get("distribution") == "none":  # RecBole's form of "no negatives"
+        return
+    allowed = ("a mapping with distribution (uniform or popularity), sample_num (" + str(NEG_SAMPLE_RULES["sample_num"])
+               + "), alpha (a finite number), dynamic (true or false), candidate_num (an integer >= 0)")
+    for key, spec in NEG_SAMPLE_RULES.items():
+        if key in args and not spec.accepts(args[key]):
+            fail("train_neg_sample_args", args, allowed, f"{key}={args[key]!r} is not {spec}")
+
+
+def _inter_header(config):
+    """``(path, {field: type})`` of the interaction file RecBole reads first; ``(path, None)`` when it does not
+    exist (yet: RecBole downloads known datasets later) or its header is malformed (then
+    :func:`~recbole_gemirec.data.atomic_files.check_atomic_files` names the file, the line and the defect)."""
+    from recbole_gemirec.data.atomic_files import parse_header
+    from recbole_gemirec.errors import DataError
+
+    parts = config["benchmark_filename"] or []
+    path = _dataset_file(config, f"{parts[0]}.inter" if parts else "inter")
+    if not os.path.isfile(path):
+        return path, None
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        line = f.readline().rstrip("\r\n")
+    try:
+        return path, parse_header(path, line, config["field_separator"])
+    except DataError:
+        return path, None
+
+
+def _loaded(config, source, field):
+    """Whether ``load_col`` / ``unload_col`` let RecBole load ``field`` of the ``source`` file."""
+    load_col, unload_col = config["load_col"], config["unload_col"] or {}
+    if isinstance(load_col, dict):
+        wanted = load_col.get(source)
+        if wanted is None or (wanted != "*" and field not in wanted):
+            return False
+    return field not in (unload_col.get(source) or ())
+
+
+def check_loaded_fields(config):
+    """The interaction columns a run cannot do without are loaded: the user and item ids always, the time
+    field when interactions are ordered by time (sequential models, ``eval_args.order: TO``) - a ``float``
+    column, since RecBole remaps a token column to ids in order of appearance. RecBole would stop with a
+    ``KeyError`` from pandas, or a ``ValueError`` while sorting, after reading every file."""
+    from recbole.utils import ModelType
+
+    path, header = _inter_header(config)
+    if header is None:
+        return
+    needed = [("USER_ID_FIELD", "token"), ("ITEM_ID_FIELD", "token")]
+    if config["MODEL_TYPE"] == ModelType.SEQUENTIAL or (config["eval_args"] or {}).get("order") == "TO":
+        needed.append(("TIME_FIELD", "float"))
+    ordered = "interactions are ordered by time (a sequential model or eval_args.order: TO)"
+    for key, ftype in needed:
+        field = config[key]
+        if field is None or field not in header:
+            if key != "TIME_FIELD":
+                continue  # a missing id column: check_atomic_files names the file and the key
+            close = difflib.get_close_matches(str(field), list(header), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            absent = "it is not set" if field is None else f"{path} has no column {field!r}{hint}"
+            fail(key, field, f"a float column of {path}: {', '.join(sorted(header))}", f"{ordered}, and {absent}")
+        if header[field] != ftype:
+            fail(key, field, f"a {ftype} column of {path}", f"column {field!r} has type {header[field]!r}")
+        if not _loaded(config, "inter", field):
+            fail("load_col", config["load_col"], f"a mapping whose 'inter' list holds {field!r} (or '*'), and no "
+                 f"unload_col['inter'] naming it", f"{key}={field!r} is not loaded from {path}")
+
+
 def check_valid_metric(config):
     """``valid_metric`` must be one of the evaluated metrics at one of the cut-offs (``Recall@50`` with
     ``metrics: [Recall]`` and ``topk: [50]``); RecBole finds out only after the first training epoch."""
@@ -368,9 +505,13 @@ def validate_config(config):
     model_class = extension_model(config["model"])
     check_unknown_keys(config.external_config_dict)  # every model: RecBole's built-ins too
     _check_rules(config, COMMON_RULES)
+    _check_rules(config, RECBOLE_RULES)
+    check_clip_grad_norm(config)
+    check_train_neg_sample_args(config)
     check_valid_metric(config)
     check_eval_args(config)
     check_interval_fields(config)
+    check_loaded_fields(config)
     check_category_field(config, "category_field")
     # eval_protocol: user settings are checked by UserProtocolDataset before it reads any file.
     if model_class is None:  # a RecBole model: RecBole's own checks

@@ -28,6 +28,7 @@ import torch
 
 from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.errors import ConfigError, DataError
+from recbole_gemirec.output_paths import check_writable_directory
 
 INTERESTS_FILE = "interests_{user}.png"
 UTILISATION_FILE = "dictionary_utilisation.png"
@@ -226,6 +227,9 @@ def visualize(checkpoint, user, out_dir, n=10, future=5, seed=2020, config_dict=
 
     if n < 1 or future < 1:
         raise ConfigError(f"n={n}, future={future}: both must be positive")
+    if not 0 <= seed <= 2 ** 32 - 1:  # t-SNE's random_state range; found only after loading, inside sklearn
+        raise ConfigError(f"--seed={seed} is not allowed; allowed: an integer from 0 to 4294967295")
+    check_writable_directory(out_dir, "--out")  # before the model and the data are loaded
     config, model, dataset, _, _ = load_for_serving(checkpoint, config_dict)
     data = interest_picture_data(model, dataset, config, user, n=n, future=future)
     categories, names, field = item_categories(dataset, config)

@@ -102,6 +102,9 @@ FORMAT_DEFECTS = [
     ("load_col names a missing column", {}, ["--load_col={'inter': ['user_id', 'item_id', 'timestamp', 'price']}"],
      ["bad.inter", "load_col['inter']", "'price'"]),
     ("zero-byte file", {"inter": []}, [], ["bad.inter", "the file is empty"]),
+    # a header-only .item with a token_seq column was ValueError: max() arg is an empty sequence, inside RecBole
+    ("header-only item file", {"item": tiny_lines("item")[:1]}, [], ["bad.item has no rows", "allowed:"]),
+    ("header-only user file", {"user": tiny_lines("user")[:1]}, [], ["bad.user has no rows", "load_col"]),
 ]
 
 

@@ -50,3 +50,51 @@ def test_command_line_writes_json_and_refuses_a_missing_checkpoint(checkpoint, t
     missing = subprocess.run(run + ["--checkpoint", str(tmp_path / "nope.pth")], cwd=tmp_path, capture_output=True,
                              text=True, timeout=600, env={"PYTHONPATH": REPO_DIR, "PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error: ") and "Traceback" not in missing.stderr
+
+
+def test_a_json_path_that_cannot_be_written_is_named_before_anything_is_loaded(tmp_path, capsys):
+    # was IsADirectoryError after the model had been loaded and diagnosed
+    from recbole_gemirec.diagnose import main
+
+    status = main(["--checkpoint", str(tmp_path / "never-read.pth"), "--json", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines == [f"error: --json={str(tmp_path)!r} is a directory; allowed: a file path"], err
+
+
+
+def test_a_checkpoint_whose_dataset_is_gone_is_one_error_line(checkpoint, tmp_path, capsys):
+    # the DataError of rebuilding the run was a traceback: diagnose caught only CheckpointError and OSError
+    import torch
+
+    from recbole_gemirec.diagnose import main
+
+    state = torch.load(checkpoint, weights_only=True)
+    for layer in ("final", "external"):
+        if "data_path" in state["config"][layer]:
+            state["config"][layer]["data_path"] = str(tmp_path / "gone")
+    moved = tmp_path / "moved.pth"
+    torch.save(state, moved)
+    status = main(["--checkpoint", str(moved)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: dataset 'tiny' cannot be read") and "gone" in lines[0], err
+
+
+def test_a_checkpoint_with_an_edited_stage_is_one_error_line(checkpoint, tmp_path, capsys):
+    # GemiRec.set_stage's ValueError was a traceback
+    import torch
+
+    from recbole_gemirec.diagnose import main
+
+    state = torch.load(checkpoint, weights_only=True)
+    state["extra"]["stage"] = "bogus"
+    edited = tmp_path / "edited.pth"
+    torch.save(state, edited)
+    status = main(["--checkpoint", str(edited)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["error: the checkpoint records a stage its GemiRec does not have: "
+                                        "stage='bogus'; allowed: retrieval, dictionary, joint"], err

@@ -1,6 +1,7 @@
 """The extension runs RecBole's own models on today's stack, with safe checkpoints."""
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -128,6 +129,41 @@ def test_other_files_are_refused_with_a_clear_error(in_tmp):
     torch.save({"weights": torch.zeros(2)}, in_tmp / "plain.pth")
     with pytest.raises(CheckpointError, match="not a recbole_gemirec checkpoint"):
         load_checkpoint(in_tmp / "plain.pth")
+
+
+def _plain_state():
+    from recbole_gemirec.checkpoint import FORMAT
+
+    return {"format": FORMAT, "config": {"model": "SASRec", "dataset": "tiny", "external": {}, "final": {}},
+            "epoch": 0, "cur_step": 0, "best_valid_score": None, "state_dict": {"w": torch.zeros(2)},
+            "other_parameter": None, "optimizer": None, "extra": {}}
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda s: s.pop("config"), "'config' is NoneType"),
+    (lambda s: s.__setitem__("config", [1]), "'config' is list"),
+    (lambda s: s["config"].pop("final"), "config['final'] is NoneType"),
+    (lambda s: s["config"].__setitem__("external", [1]), "config['external'] is list"),
+    (lambda s: s["config"].__setitem__("model", 5), "config['model'] is 5"),
+    (lambda s: s.__setitem__("state_dict", [1]), "'state_dict' is list"),
+    (lambda s: s["state_dict"].__setitem__("w", [1.0]), "'state_dict' is dict"),
+    (lambda s: s.__setitem__("extra", [1]), "'extra' is list"),
+], ids=["no config", "config list", "no final", "external list", "model number", "state_dict list",
+        "weight not a tensor", "extra list"])
+def test_an_edited_checkpoint_layout_is_refused_with_a_clear_error(edit, words, in_tmp, capsys):
+    # were KeyError / TypeError / AttributeError tracebacks from whichever reader touched the part first
+    from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
+    from recbole_gemirec.serving.__main__ import main as serving_main
+
+    state = _plain_state()
+    edit(state)
+    path = in_tmp / "edited.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} is damaged: {re.escape(words)}; allowed: "):
+        load_checkpoint(path)
+    assert serving_main(["export", "--checkpoint", str(path), "--out", str(in_tmp / "x")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: checkpoint {path} is damaged"), lines
 
 
 def _python(code, **env_vars):

@@ -74,3 +74,39 @@ def test_bad_space_file_is_a_clear_error(tmp_path):
     proc = run_hyper(["--model=SASRec", f"--params_file={space}", "--max_evals=1"], cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{space}:1: type 'between' is unknown" in proc.stderr
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"learning_rate choice [0.001]\n\xff\xfe\n", ":2: byte b'\\xff' is not UTF-8"),  # was UnicodeDecodeError
+    (b"learning_rate quniform 0.001,0.01,0\n", ":1: quniform needs a step q > 0, found 0"),  # trials got NaN
+    (b"learning_rate uniform -1e999,0.01\n", ":1: uniform needs finite numbers"),  # was numpy's OverflowError
+    (b"embedding_size uniform 1," + b"9" * 400 + b"\n", ":1: uniform needs finite numbers"),
+], ids=["not utf-8", "zero step", "infinite bound", "integer beyond float"])
+def test_a_space_file_hyperopt_cannot_sample_is_named_with_its_line(content, message, tmp_path):
+    sys.path.insert(0, REPO_DIR)
+    try:
+        import run_hyper
+    finally:
+        sys.path.remove(REPO_DIR)
+    from recbole_gemirec.errors import ConfigError
+
+    space = tmp_path / "bad.hyper"
+    space.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        run_hyper.read_space(str(space))
+    assert str(caught.value).startswith(str(space) + message), str(caught.value)
+    assert len(str(caught.value)) < 200 and "\n" not in str(caught.value)
+
+
+def test_an_unwritable_output_file_is_refused_before_any_trial(tmp_path, capsys):
+    # a directory was found only after every trial had trained, and named --result_file
+    sys.path.insert(0, REPO_DIR)
+    try:
+        import run_hyper
+    finally:
+        sys.path.remove(REPO_DIR)
+    status = run_hyper.main(["--model=SASRec", f"--params_file={tmp_path / 'never-read.hyper'}",
+                             f"--output_file={tmp_path}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"error: --output_file={str(tmp_path)!r} is a directory; allowed: a file path"]

@@ -277,6 +277,13 @@ def test_tampered_or_inconsistent_exports_are_refused(exports, tmp_path):
     with pytest.raises(DataError, match="vectors of size 64; expected .* of size 65"):
         Recommender.load(bias_flag)
 
+    for kind in ([], {}, 7):  # not a name: was a TypeError (unhashable type) from the membership test
+        meta = json.loads((bias_flag / "meta.json").read_text())
+        meta["query_bias"], meta["index"]["type"] = True, kind
+        (bias_flag / "meta.json").write_text(json.dumps(meta))
+        with pytest.raises(DataError, match="index must name a type among flat, ivf, hnsw"):
+            Recommender.load(bias_flag)
+
     incomplete = _tampered(source, tmp_path, "incomplete")
     os.remove(incomplete / "meta.json")
     with pytest.raises(DataError, match="meta.json is missing"):
@@ -371,3 +378,34 @@ def test_a_single_vector_recbole_model_is_served_with_one_query(tmp_path):
     for user, result, ids in zip(users, recommender.recommend(list(users), n=5), expected):
         assert result.items == list(dataset.id2token(dataset.iid_field, ids))
         assert result.interest_codes is None and set(result.interest_slots) == {0}
+
+
+def test_an_unwritable_out_directory_is_named_before_anything_is_loaded(tmp_path, capsys):
+    # was FileExistsError from os.makedirs after the model, the data and the index had been built
+    from recbole_gemirec.serving.__main__ import main as serving_main
+
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory\n", encoding="utf-8")
+    checkpoint = str(tmp_path / "never-read.pth")  # the output is checked first: this need not exist
+    status = serving_main(["export", "--checkpoint", checkpoint, "--out", str(taken)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --out={str(taken)!r} cannot be written"), err
+    assert "allowed:" in lines[0]
+
+
+@pytest.mark.parametrize("index_type,params", [("hnsw", {"M": 10 ** 20}), ("hnsw", {"ef_search": 3_000_000_000}),
+                                               ("ivf", {"nprobe": 2 ** 31})])
+def test_an_index_parameter_faiss_cannot_take_is_refused_before_loading(index_type, params, tmp_path, capsys):
+    # faiss takes C ints: M=10**20 failed inside IndexHNSWFlat's constructor, after the model and data were loaded
+    from recbole_gemirec.serving.__main__ import main as serving_main
+
+    (key, value), = params.items()
+    status = serving_main(["export", "--checkpoint", str(tmp_path / "never-read.pth"), "--out", str(tmp_path / "x"),
+                           "--index", index_type, f"--{key}", str(value)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"error: index parameter {key}={value} is too large; allowed: a positive "
+                                        "integer up to 2,147,483,647"], err
+

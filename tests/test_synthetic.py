@@ -197,7 +197,9 @@ def test_bad_arguments_and_existing_output_are_refused(generated, tmp_path):
 
     for argument, message in (("--popularity-skew=inf", "--popularity-skew=inf is not allowed; allowed: a finite"),
                               ("--mean-length=nan", "--mean-length=nan is not allowed; allowed: a finite"),
-                              ("--feature-strength=-1", "--feature-strength must be >= 0")):
+                              ("--feature-strength=-1", "--feature-strength must be >= 0"),
+                              # was numpy's ValueError traceback from default_rng
+                              ("--seed=-1", "--seed=-1 is not allowed; allowed: an integer >= 0")):
         refused = run_generator(["--out", str(tmp_path / "e"), argument, "--quiet"], tmp_path)
         assert refused.returncode == 2 and refused.stderr.startswith(f"error: {message}"), refused.stderr
         assert not (tmp_path / "e").exists()

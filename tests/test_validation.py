@@ -89,6 +89,54 @@ BASELINE_CASES = [
      "eval_args.order", "'RO'", "'TO' for a sequential model"),
     (["--model=SASRec", "--eval_args={'split': {'LS': 'valid_and_test'}, 'order': 'TO', 'mode': 'all'}"],
      "eval_args.mode.valid", "'all'", "'full', 'labeled'"),
+    # RecBole's own keys with a value of the wrong type: a TypeError deep in RecBole, pandas or torch, or silently
+    # something else, without the check (RECBOLE_RULES)
+    (["--model=SASRec", "--field_separator=1"], "field_separator", "1", "a non-empty string"),
+    (["--model=SASRec", "--seq_separator=5"], "seq_separator", "5", "a non-empty string"),
+    (["--model=SASRec", "--encoding=5"], "encoding", "5", "a text encoding name"),
+    (["--model=SASRec", "--NEG_PREFIX=5"], "NEG_PREFIX", "5", "a field name (string)"),
+    (["--model=SASRec", "--ITEM_LIST_LENGTH_FIELD=5"], "ITEM_LIST_LENGTH_FIELD", "5", "a field name (string)"),
+    (["--model=SASRec", "--checkpoint_dir=5"], "checkpoint_dir", "5", "a directory path"),
+    (["--model=SASRec", "--load_col=abc"], "load_col", "'abc'", "each value one of '*' or a list"),
+    (["--model=SASRec", "--load_col={'inter':'user_id'}"], "load_col", "{'inter': 'user_id'}", "a list"),
+    (["--model=SASRec", "--unload_col=abc"], "unload_col", "'abc'", "a mapping"),
+    (["--model=SASRec", "--numerical_features=abc"], "numerical_features", "'abc'", "a list"),
+    (["--model=SASRec", "--rm_dup_inter=abc"], "rm_dup_inter", "'abc'", "'first', 'last'"),
+    (["--model=SASRec", "--state=LOUD"], "state", "'LOUD'", "'info', 'debug'"),
+    (["--model=SASRec", "--show_progress=abc"], "show_progress", "'abc'", "true or false"),
+    (["--model=SASRec", "--reproducibility=2"], "reproducibility", "2", "true or false"),
+    (["--model=SASRec", "--worker=-1"], "worker", "-1", "an integer >= 0"),
+    (["--model=SASRec", "--metric_decimal_place=abc"], "metric_decimal_place", "'abc'", "an integer >= 0"),
+    (["--model=SASRec", "--loss_decimal_place=-3"], "loss_decimal_place", "-3", "an integer >= 0"),
+    (["--model=SASRec", "--clip_grad_norm=abc"], "clip_grad_norm", "'abc'", "a mapping with max_norm"),
+    (["--model=SASRec", "--clip_grad_norm={'max_norm':-1}"], "clip_grad_norm", "{'max_norm': -1}",
+     "max_norm (a finite number > 0)"),
+    (["--model=GemiRec", "--clip_grad_norm={'max_norm':1,'p':2}"], "clip_grad_norm", "{'max_norm': 1, 'p': 2}",
+     "optionally norm_type"),
+    # keys RecBole reads while it merges the layers: a TypeError or AttributeError there
+    (["--model=SASRec", "--metrics=5"], "metrics", "5", "a metric name or a list of them"),
+    (["--model=SASRec", "--metrics=[1,2]"], "metrics", "[1, 2]", "a metric name or a list of them"),
+    (["--model=SASRec", "--topk=abc"], "topk", "'abc'", "an integer >= 1"),
+    (["--model=SASRec", "--valid_metric=5"], "valid_metric", "5", "a metric name such as Recall@10"),
+    (["--model=SASRec", "--alias_of_item_id=abc"], "alias_of_item_id", "'abc'", "a list"),
+    (["--model=SASRec", "--seq_len={'genre': 0}"], "seq_len", "{'genre': 0}", "an integer >= 1"),
+    (["--model=SASRec", "--normalize_all=abc"], "normalize_all", "'abc'", "true or false"),
+    # checked by RecBole for the mapping and the distribution only: numpy's 'negative dimensions' in the first batch
+    (["--model=BPR", "--train_neg_sample_args={'distribution':'uniform','sample_num':-1}"], "train_neg_sample_args",
+     "{'distribution': 'uniform', 'sample_num': -1", "sample_num (an integer >= 1)"),
+    (["--model=BPR", "--train_neg_sample_args={'distribution':'uniform','sample_num':'x'}"], "train_neg_sample_args",
+     "{'distribution': 'uniform', 'sample_num': 'x'", "sample_num (an integer >= 1)"),
+    # columns a run cannot do without, checked against the .inter header (RecBole: KeyError / ValueError after
+    # reading every file)
+    (["--model=SASRec", "--TIME_FIELD=time"], "TIME_FIELD", "'time'", "a float column of"),
+    (["--model=SASRec", "--TIME_FIELD=~"], "TIME_FIELD", "None", "a float column of"),
+    (["--model=GemiRec", "--TIME_FIELD=user_id"], "TIME_FIELD", "'user_id'", "a float column of"),
+    (["--model=SASRec", "--TIME_FIELD=rating"], "load_col", "{'inter': ['user_id', 'item_id', 'timestamp']",
+     "'inter' list holds 'rating'"),
+    (["--model=SASRec", "--load_col={'inter':['user_id','timestamp']}"], "load_col",
+     "{'inter': ['user_id', 'timestamp']}", "'inter' list holds 'item_id'"),
+    (["--model=SASRec", "--unload_col={'inter':['user_id']}"], "load_col", "{'inter': ['user_id', 'item_id'",
+     "no unload_col['inter'] naming it"),
 ]
 
 
@@ -209,3 +257,70 @@ def test_an_unreadable_config_file_is_named(path, why, capsys):
     assert run_recbole_gemirec.main(["--model=SASRec", f"--config_files={path}"]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("error: config file " + path) and why in line and "allowed:" in line
+
+
+@pytest.mark.parametrize("text,words", [
+    ("epochs: 1\nlearning_rate: 0.01\nepochs: 2\n", ["found key 'epochs' a second time (first on line 1)", "line 3"]),
+    ("load_col:\n  inter: [user_id]\n  inter: [item_id]\n", ["found key 'inter' a second time"]),
+    ("1: 2\n", ["key 1 is not a string (int)", "allowed:"]),
+    ("a: &x [*x]\n", ["a value that contains itself", "allowed:"]),
+], ids=["repeated key", "repeated nested key", "integer key", "self-referencing alias"])
+def test_a_config_file_yaml_would_misread_is_named(text, words, tmp_path, monkeypatch, capsys):
+    # plain YAML keeps the last of two equal keys silently; a non-string key and a value that contains itself
+    # ended in a TypeError (difflib) and a RecursionError
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    status, err = run_main([f"--config_files={TINY_YAML} {bad}"], tmp_path, monkeypatch, capsys)
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: config file {bad}"), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("args,key,value,allowed", [
+    (["--train_batch_size=99999999999999999999999"], "train_batch_size", "99999999999999999999999",
+     "an integer >= 1"),
+    (["--model=SASRec", "--MAX_ITEM_LIST_LENGTH=99999999999999999999999"], "MAX_ITEM_LIST_LENGTH",
+     "99999999999999999999999", "an integer >= 1"),
+    (["--seed=-1"], "seed", "-1", "an integer >= 0 and <= 4294967295"),
+    (["--seed=99999999999999"], "seed", "99999999999999", "<= 4294967295"),
+], ids=["batch size beyond 64 bits", "optional key beyond 64 bits", "negative seed", "seed beyond numpy's"])
+def test_integers_torch_or_numpy_cannot_take_are_refused(args, key, value, allowed, tmp_path, monkeypatch, capsys):
+    # were a ValueError from itertools.islice in the first batch, a torch overflow, numpy's seed range
+    status, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_clear_error(status, err, key, value, allowed)
+    if "9999999999999999" in value and key != "seed":
+        assert "does not fit in 64 bits" in err
+
+
+@pytest.mark.parametrize("dataset", ["../tiny", "", ".hidden", "a/b"])
+def test_a_dataset_name_that_is_a_path_is_refused(dataset, tmp_path, monkeypatch, capsys):
+    # '../tiny' was a FileNotFoundError traceback from RecBole's log-file handler (and read
+    # properties/dataset/../tiny.yaml); '' read '<data_path>/.inter'
+    monkeypatch.chdir(tmp_path)
+    status = run_recbole_gemirec.main(["--model=SASRec", f"--dataset={dataset}", f"--config_files={TINY_YAML}",
+                                       f"--data_path={TEST_DATA}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: dataset={dataset!r} is not allowed"), err
+    assert "allowed: a plain name" in lines[0]
+
+
+def test_a_protocol_given_as_a_path_lists_the_shipped_protocols(capsys):
+    # the list of allowed protocols was read next to the given path, so it came out empty
+    status = run_recbole_gemirec.main(["--model=SASRec", "--protocol=../../etc/passwd", f"--config_files={TINY_YAML}"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.strip().splitlines() == ["error: --protocol='../../etc/passwd' is unknown; allowed: loo, user"], err
+
+
+def test_a_data_path_of_the_wrong_type_is_one_error_line(tmp_path, monkeypatch, capsys):
+    # RecBole joins data_path into a path while merging: TypeError traceback (config_dict, a config file)
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^data_path=5 is not allowed; allowed: a directory path \(string\)$"):
+        Config(model="SASRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict={"data_path": 5})

@@ -82,3 +82,27 @@ def test_utilisation_picture_has_whole_number_ticks(checkpoint, in_tmp, monkeypa
     for ax in figures[0].axes:
         for ticks in (ax.get_xticks(), ax.get_yticks()):
             assert all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_an_unwritable_out_directory_is_named_before_anything_is_loaded(tmp_path, capsys):
+    # was FileExistsError from os.makedirs after the model and the data had loaded
+    from recbole_gemirec import visualize
+
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory\n", encoding="utf-8")
+    status = visualize.main(["--checkpoint", str(tmp_path / "never-read.pth"), "--user", "1", "--out", str(taken)])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --out={str(taken)!r} cannot be written"), err
+
+
+def test_a_seed_tsne_cannot_take_is_refused_before_loading(tmp_path, capsys):
+    # --seed=-5 was sklearn's InvalidParameterError traceback after the model and the data had loaded
+    from recbole_gemirec import visualize
+
+    status = visualize.main(["--checkpoint", str(tmp_path / "never-read.pth"), "--user", "1", "--out",
+                             str(tmp_path / "pics"), "--seed", "-5"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["error: --seed=-5 is not allowed; allowed: an integer from 0 to 4294967295"]

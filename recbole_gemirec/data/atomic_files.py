@@ -11,7 +11,8 @@ the line, the field, the value and what is allowed at the first defect:
   byte-order mark;
 * the header must be ``name:type`` columns separated by ``field_separator`` (a tab by default), with a type
   RecBole knows (token, token_seq, float, float_seq), no name twice;
-* the ``.inter`` file must have a row and hold ``USER_ID_FIELD`` and ``ITEM_ID_FIELD``; ``.user`` holds
+* every file must have a row (a header-only ``.item`` with a ``token_seq`` column was a traceback);
+* the ``.inter`` file must hold ``USER_ID_FIELD`` and ``ITEM_ID_FIELD``; ``.user`` holds
   ``USER_ID_FIELD``, ``.item`` holds ``ITEM_ID_FIELD``;
 * every column ``load_col`` asks for must exist in that file;
 * every row must have at most as many fields as the header (RecBole's reader rejects more; fewer are empty
@@ -92,7 +93,8 @@ def _decoded_lines(path, encoding):
                 raise DataError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. utf-8)") from None
 
 
-def _parse_header(path, line, separator):
+def parse_header(path, line, separator):
+    """``{name: type}`` of a header line, or a :class:`DataError` naming the defect."""
     if line.startswith("\ufeff"):
         raise DataError(f"{path}: line 1: the file starts with a UTF-8 byte-order mark; RecBole would read it as "
                         "part of the first column name. Save the file as UTF-8 without BOM")
@@ -120,7 +122,7 @@ def _check_file(path, config):
     if first is None or not first[1].strip():
         raise DataError(f"{path}: the file is empty; line 1 must be the header (name:type columns)")
     header_line = first[1]
-    header = _parse_header(path, header_line, separator)
+    header = parse_header(path, header_line, separator)
     names, types = list(header), list(header.values())
     rows = 0
     for number, line in lines:
@@ -138,6 +140,9 @@ def _check_file(path, config):
     if not rows and path.endswith(".inter"):
         raise DataError(f"dataset {config['dataset']!r} is empty: {path} has no rows (a header only); at least "
                         "one interaction is needed")
+    if not rows:  # RecBole refuses an empty feature table, or fails on max() of no token_seq lengths
+        raise DataError(f"{path} has no rows (a header only); allowed: a file with rows, or no such file (or "
+                        "leave it out of load_col)")
     return header
 
 

@@ -77,6 +77,8 @@ def check_params(p):
     n_leaves = p["top_categories"] * p["leaves_per_top"]
     rules = [
         (p["users"] >= 1, "--users must be >= 1"),
+        (p["seed"] >= 0, f"--seed={p['seed']} is not allowed; allowed: an integer >= 0 (numpy's generators take "
+                         "non-negative seeds)"),
         (p["top_categories"] >= 2, "--top-categories must be >= 2 (successors live under another top category)"),
         (p["leaves_per_top"] >= 1, "--leaves-per-top must be >= 1"),
         (p["items"] >= n_leaves, f"--items must be >= the number of leaf categories ({n_leaves})"),

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from recbole_gemirec.errors import ConfigError, DataError
+from recbole_gemirec.output_paths import check_writable_directory
 from recbole_gemirec.serving.index import build_index, has_bias_column, indexed_columns, resolve_params
 from recbole_gemirec.serving.live import QUERY_MODEL_FILE, WEIGHTS_FILE, query_side
 
@@ -326,6 +327,7 @@ def export_model(checkpoint, out_dir, index_type="flat", index_params=None, hist
     resolve_params(index_type, index_params, 1 << 30)  # reject a bad index setting before loading anything
     if history not in HISTORY_MODES:
         raise ConfigError(f"history={history!r} is unknown; allowed: {', '.join(HISTORY_MODES)}")
+    check_writable_directory(out_dir, "--out")  # before the model and the data are loaded
     config, model, dataset, test_data, stage = load_for_serving(checkpoint, config_dict)
     rows = user_histories(dataset, config, test_data, history)
     exported = compute_queries(model, rows, batch_size or config["eval_batch_size"], config["device"])

@@ -22,6 +22,8 @@ import numpy as np
 from recbole_gemirec.errors import ConfigError
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
+#: faiss's index parameters are C ints.
+FAISS_INT_MAX = 2 ** 31 - 1
 
 # Parameters each index type takes, with the value used when none is given (None: derived from the data).
 DEFAULT_PARAMS = {
@@ -54,6 +56,9 @@ def resolve_params(index_type, params, n_items):
     for key, value in given.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
             raise ConfigError(f"index parameter {key}={value!r} must be a positive integer")
+        if int(value) > FAISS_INT_MAX:  # faiss takes a C int: a larger one fails inside its constructor
+            raise ConfigError(f"index parameter {key}={value!r} is too large; allowed: a positive integer up to "
+                              f"{FAISS_INT_MAX:,}")
         resolved[key] = int(value)
     if index_type == "ivf":
         if resolved["nlist"] is None:

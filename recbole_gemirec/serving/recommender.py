@@ -367,7 +367,8 @@ def _check_meta(directory, meta):
     if meta["kind"] not in KINDS:
         raise DataError(f"{path}: kind {meta['kind']!r} is unknown; allowed: {', '.join(KINDS)}")
     index = meta["index"]
-    if index.get("type") not in SEARCH_PARAMS or not isinstance(index.get("params"), dict):
+    if not isinstance(index.get("type"), str) or index["type"] not in SEARCH_PARAMS \
+            or not isinstance(index.get("params"), dict):
         raise DataError(f"{path}: index must name a type among {', '.join(SEARCH_PARAMS)} and its params")
     try:
         resolve_params(index["type"], index["params"], max(1, meta["n_items"]))

@@ -178,10 +178,16 @@ def _set_spec(**changes):
     ("query_model.json", _set_spec(model="SASRec"), "not one of this extension's models"),
     ("query_model.json", _set_spec(model="ComiRecSA"), "meta.json records 'GemiRec'"),
     ("query_model.json", _set_spec(n_items=10**12), "n_items"),
-    ("query_model.json", _set_spec(embedding_size=10**6), "does not hold the weights"),
-    ("query_model.json", _set_spec(tower_layers="two"), "cannot be built"),
+    ("query_model.json", _set_spec(embedding_size=10**6), "larger than the"),
+    ("query_model.json", _set_spec(embedding_size=48), "does not hold the weights"),
+    ("query_model.json", _set_spec(tower_layers="two"), "tower_layers='two' is not allowed"),
+    ("query_model.json", _set_spec(gpt_layers=10**30), "larger than the"),  # would never finish building
+    ("query_model.json", _set_spec(interest_dictionary_sizes=[32, 10**30]), "larger than the"),
+    ("query_model.json", _set_spec(tower_heads=0), "tower_heads=0 is not allowed"),
+    ("query_model.json", _set_spec(interest_num=-1), "interest_num=-1 is not allowed"),
     ("query_model.json", lambda p: open(p, "w").write("{not json"), "not a readable JSON"),
-    ("query_model.npz", lambda p: np.savez(p, x=np.zeros(3)), "does not hold the weights"),
+    ("query_model.npz", lambda p: np.savez(p, x=np.zeros(3)), "larger than the 3 weights"),
+    ("query_model.npz", lambda p: np.savez(p, x=np.zeros(10**6)), "does not hold the weights"),
     ("query_model.npz", lambda p: open(p, "wb").write(b"garbage"), "without pickle"),
 ])
 def test_a_damaged_query_side_is_refused_with_the_file_named(gemirec, tmp_path, name, write, message):

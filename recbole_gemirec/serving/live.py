@@ -105,6 +105,28 @@ def _read_weights(directory):
     return path, weights
 
 
+def _check_sizes(path, architecture, n_weights, weights_path):
+    """Refuse an architecture with a count or size (an integer, or an integer of a list) above the number of
+    stored weights: every layer, head or row it counts holds at least one weight, so such a value cannot
+    describe these weights, and building it (even on the meta device, part by part) would not finish."""
+    for key, value in architecture.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool) and item > n_weights:
+                raise DataError(f"{path}: {key}={value!r} is larger than the {n_weights:,} weights "
+                                f"{weights_path} holds; export the model again")
+
+
+def _check_rules(path, model_class, architecture):
+    """Refuse an architecture value that the model's own configuration rules (``CONFIG_RULES``, the checks a
+    training run's configuration passes) do not allow, such as 0 heads or a negative K: a training run could
+    never have written it, and some of them only fail inside torch at the first request."""
+    rules = getattr(model_class, "CONFIG_RULES", {}) or {}
+    for key, value in architecture.items():
+        spec = rules.get(key)
+        if spec is not None and value is not None and not spec.accepts(value):
+            raise DataError(f"{path}: {key}={value!r} is not allowed (allowed: {spec}); export the model again")
+
+
 class LiveModel:
     """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
 
@@ -138,8 +160,10 @@ class LiveModel:
         if architecture.get("n_items") != meta["n_items"] + 1:
             raise DataError(f"{path}: n_items={architecture.get('n_items')!r}; the export's catalogue has "
                             f"{meta['n_items']} items plus padding ({meta['n_items'] + 1})")
-        expected = {k: tuple(v.shape) for k, v in _build(path, model_class, architecture, "meta").state_dict().items()}
         weights_path, weights = _read_weights(directory)
+        _check_sizes(path, architecture, sum(int(v.size) for v in weights.values()), weights_path)
+        _check_rules(path, model_class, architecture)
+        expected = {k: tuple(v.shape) for k, v in _build(path, model_class, architecture, "meta").state_dict().items()}
         got = {k: tuple(v.shape) for k, v in weights.items()}
         if got != expected:
             wrong = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))

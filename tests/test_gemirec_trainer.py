@@ -162,17 +162,10 @@ def test_auto_keeps_the_source_that_validates_better_and_its_checkpoint_rebuilds
     assert resumed["trainer"].source_trials[winner]["score"] == pytest.approx(trainer.source_trials[winner]["score"])
 
 
-RANK_AUTO_WITH_RECBOLE = (
-    "import sys\n"
-    "import recbole_gemirec\n"
-    "from recbole.quick_start import load_data_and_model\n"
-    "from recbole.utils.case_study import full_sort_topk\n"
-    "config, model, dataset, train_data, valid_data, test_data = load_data_and_model(sys.argv[1])\n"
-    "uids = dataset.token2id(dataset.uid_field, sys.argv[2].split(','))\n"
-    "scores, items = full_sort_topk(uids, model, test_data, k=5, device=config['device'])\n"
-    "print(model.interest_source, config['interest_source'], type(model.dictionary).__name__)\n"
-    "print(';'.join(','.join(str(int(i)) for i in row) for row in items))\n"
-)
+def _rank_auto_with_recbole():
+    from test_recbole_tools import rank_with_recbole
+
+    return rank_with_recbole("model.interest_source, config['interest_source'], type(model.dictionary).__name__")
 
 
 def test_auto_checkpoint_ranks_under_recboles_own_loader_and_case_study_as_the_kept_source(in_tmp):
@@ -196,7 +189,7 @@ def test_auto_checkpoint_ranks_under_recboles_own_loader_and_case_study_as_the_k
     _, expected = full_sort_topk(dataset.token2id(dataset.uid_field, users), model, parts["test_data"], k=5,
                                  device=trainer.config["device"])
     proc = subprocess.run(
-        [sys.executable, "-c", RANK_AUTO_WITH_RECBOLE, trainer.saved_model_file, ",".join(users)],
+        [sys.executable, "-c", _rank_auto_with_recbole(), trainer.saved_model_file, ",".join(users)],
         capture_output=True, text=True, cwd=in_tmp, timeout=300,
         env=dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]

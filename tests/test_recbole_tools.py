@@ -189,17 +189,25 @@ def test_recbole_run_recbole_and_load_data_and_model_with_only_the_startup_hook(
     assert lines[-1] == "SASRec SASRec True"
 
 
-RANK_WITH_RECBOLE = (
-    "import sys, torch\n"
-    "import recbole_gemirec\n"
-    "from recbole.quick_start import load_data_and_model\n"
-    "from recbole.utils.case_study import full_sort_topk\n"
-    "config, model, dataset, train_data, valid_data, test_data = load_data_and_model(sys.argv[1])\n"
-    "uids = dataset.token2id(dataset.uid_field, sys.argv[2].split(','))\n"
-    "scores, items = full_sort_topk(uids, model, test_data, k=5, device=config['device'])\n"
-    "print(int(model.interest_masking), float(model.prior_weight), model.fusion_history, model.target_softmax)\n"
-    "print(';'.join(','.join(str(int(i)) for i in row) for row in items))\n"
-)
+def rank_with_recbole(describe):
+    """A script for ``python -c``: RecBole's own load_data_and_model and full_sort_topk on checkpoint argv[1]
+    for the user tokens argv[2] (comma-separated); prints ``describe`` (a Python expression over ``model`` and
+    ``config``), then the top 5 item ids per user."""
+    return (
+        "import sys, torch\n"
+        "import recbole_gemirec\n"
+        "from recbole.quick_start import load_data_and_model\n"
+        "from recbole.utils.case_study import full_sort_topk\n"
+        "config, model, dataset, train_data, valid_data, test_data = load_data_and_model(sys.argv[1])\n"
+        "uids = dataset.token2id(dataset.uid_field, sys.argv[2].split(','))\n"
+        "scores, items = full_sort_topk(uids, model, test_data, k=5, device=config['device'])\n"
+        f"print({describe})\n"
+        "print(';'.join(','.join(str(int(i)) for i in row) for row in items))\n"
+    )
+
+
+RANK_WITH_RECBOLE = rank_with_recbole(
+    "int(model.interest_masking), float(model.prior_weight), model.fusion_history, model.target_softmax")
 
 
 def test_gemirec_opt_in_scoring_survives_recboles_loader_and_case_study(in_tmp):

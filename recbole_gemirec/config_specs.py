@@ -30,6 +30,9 @@ class Spec:
 #: ``itertools.islice`` (batching) take 64-bit integers, so a larger one fails deep inside them.
 INT64_MAX = 2 ** 63 - 1
 
+#: The largest seed: numpy's ``np.random.seed`` and scikit-learn's ``random_state`` take 0 .. 2**32 - 1.
+SEED_MAX = 2 ** 32 - 1
+
 
 class Integer(Spec):
     def __init__(self, minimum=None, maximum=None):

@@ -33,7 +33,8 @@ import yaml
 
 from recbole_gemirec.checkpoint import LAUNCH_KEYS
 from recbole_gemirec.config_specs import (
-    Boolean, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word, fail,
+    SEED_MAX, Boolean, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word,
+    fail,
 )
 from recbole_gemirec.errors import ConfigError
 
@@ -41,7 +42,7 @@ from recbole_gemirec.errors import ConfigError
 # --- the tables ------------------------------------------------------------------------------------------
 # Keys every model run through the extension has (checked when the final configuration holds them).
 COMMON_RULES = {
-    "seed": Integer(0, 2 ** 32 - 1),  # numpy's np.random.seed range
+    "seed": Integer(0, SEED_MAX),
     "epochs": Integer(0),
     "train_batch_size": Integer(1),
     "eval_batch_size": Integer(1),
@@ -95,6 +96,10 @@ RECBOLE_RULES = {
                                    "save_dataset", "save_dataloaders", "repeatable", "use_gpu", "log_wandb",
                                    "enable_amp", "enable_scaler", "require_pow", "kg_reverse_r")},
 }
+
+# Keys RecBole itself reads while it merges the configuration layers (checked then, with our message).
+MERGE_READ_RULES = {"data_path": RECBOLE_RULES["data_path"], "checkpoint_dir": RECBOLE_RULES["checkpoint_dir"],
+                    "valid_metric": Optional(String("a metric name such as Recall@10"))}
 
 # Relations between keys, documented here and in docs/reliability.md (validated_keys reports them).
 RELATIONS = {
@@ -273,7 +278,7 @@ def check_user_feature_fields(config):
 def _check_rules(config, rules):
     final = config.final_config_dict
     for key, spec in rules.items():
-        if key not in final and (isinstance(spec, Optional) or rules in (COMMON_RULES, RECBOLE_RULES)):
+        if key not in final and (isinstance(spec, Optional) or rules is COMMON_RULES or rules is RECBOLE_RULES):
             continue  # a key this model never reads
         value = final.get(key)
         if not spec.accepts(value):
@@ -292,9 +297,9 @@ def check_evaluation_keys(final):
     topk = final.get("topk")
     if topk is not None and not COMMON_RULES["topk"].accepts(topk):
         fail("topk", topk, COMMON_RULES["topk"])
-    for key in ("data_path", "checkpoint_dir", "valid_metric"):  # joined into paths or split while merging
-        if key in final and not (final[key] is None and key == "valid_metric") and not isinstance(final[key], str):
-            fail(key, final[key], "a directory path (string)" if key != "valid_metric" else "a metric name such as Recall@10")
+    for key, spec in MERGE_READ_RULES.items():  # joined into paths or split while merging
+        if key in final and not spec.accepts(final[key]):
+            fail(key, final[key], spec)
     metrics = final.get("metrics")
     if metrics is None:
         return

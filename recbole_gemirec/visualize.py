@@ -26,6 +26,7 @@ import sys
 import numpy as np
 import torch
 
+from recbole_gemirec.config_specs import SEED_MAX
 from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.output_paths import check_writable_directory
@@ -227,8 +228,8 @@ def visualize(checkpoint, user, out_dir, n=10, future=5, seed=2020, config_dict=
 
     if n < 1 or future < 1:
         raise ConfigError(f"n={n}, future={future}: both must be positive")
-    if not 0 <= seed <= 2 ** 32 - 1:  # t-SNE's random_state range; found only after loading, inside sklearn
-        raise ConfigError(f"--seed={seed} is not allowed; allowed: an integer from 0 to 4294967295")
+    if not 0 <= seed <= SEED_MAX:  # t-SNE's random_state range; found only after loading, inside sklearn
+        raise ConfigError(f"--seed={seed} is not allowed; allowed: an integer from 0 to {SEED_MAX}")
     check_writable_directory(out_dir, "--out")  # before the model and the data are loaded
     config, model, dataset, _, _ = load_for_serving(checkpoint, config_dict)
     data = interest_picture_data(model, dataset, config, user, n=n, future=future)

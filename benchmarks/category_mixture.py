@@ -40,12 +40,16 @@ def _parts(dataset, seed, work):
     return build(task)[1]
 
 
-def recall_at(scores, targets, n):
-    """|top-n of ``scores`` (item 0, the padding, excluded) ∩ targets| / |targets|."""
+def top_n(scores, n):
+    """The set of the ``n`` best-scored items (item 0, the padding, excluded)."""
     scores = scores.copy()
     scores[0] = -np.inf
-    top = np.argpartition(-scores, n)[:n]
-    return len(set(top.tolist()) & set(targets.tolist())) / len(targets)
+    return set(np.argpartition(-scores, n)[:n].tolist())
+
+
+def recall_at(top, targets):
+    """|``top`` ∩ targets| / |targets|."""
+    return len(top & set(targets.tolist())) / len(targets)
 
 
 def evaluate(parts, split="valid", history=20, top=5, epsilons=EPSILONS, n=50):
@@ -64,6 +68,7 @@ def evaluate(parts, split="valid", history=20, top=5, epsilons=EPSILONS, n=50):
     seqs = part.inter_feat[dataset.iid_field + "_list"].numpy()
     lengths = part.inter_feat["item_length"].numpy()
     users = part.inter_feat[dataset.uid_field].numpy()
+    popular = top_n(overall, n)  # the same list for every user
     recalls = {"Pop": [], **{f"mixture eps {eps}": [] for eps in epsilons}}
     for row, user in enumerate(users):
         wanted = targets[indptr[user]:indptr[user + 1]]
@@ -73,9 +78,10 @@ def evaluate(parts, split="valid", history=20, top=5, epsilons=EPSILONS, n=50):
         share = np.bincount(category[recent], minlength=n_categories) + 1.0 / n_categories
         share[np.argsort(-share)[top:]] = 0.0
         share /= share.sum()
-        recalls["Pop"].append(recall_at(overall, wanted, n))
+        recalls["Pop"].append(recall_at(popular, wanted))
         for eps in epsilons:
-            recalls[f"mixture eps {eps}"].append(recall_at((1 - eps) * share[category] * within + eps * overall, wanted, n))
+            mixture = (1 - eps) * share[category] * within + eps * overall
+            recalls[f"mixture eps {eps}"].append(recall_at(top_n(mixture, n), wanted))
     return {name: round(float(np.mean(values)), 4) for name, values in recalls.items()}
 
 

@@ -271,7 +271,9 @@ def stage_scores(runs):
 def _scoring_candidates(config):
     """The scoring choices a run tried on valid after its joint stage (results written before
     ``interest_masking`` existed scored without masking)."""
-    return scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False))
+    transition = config.get("interest_predictor") == "transition"
+    return scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False),
+                              config.get("novel_interest_share") if transition else None)
 
 
 # The diagnostics of recbole_gemirec.diagnose shown per GemiRec row (test split), and their column titles.

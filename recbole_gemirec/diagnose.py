@@ -145,8 +145,7 @@ def _gemirec_rows(sums, model, interaction, targets, n_targets, popularity, topn
     users = interaction[model.USER_ID]
     target_ids = [model.item_interest_ids(torch.tensor(t)).tolist() if t else [] for t in targets]
     scores = model.interest_scores(interaction)
-    probabilities = torch.softmax(scores, dim=1) if model.interest_predictor == "gpt" else \
-        scores.clamp(min=0).nan_to_num(0.0)
+    probabilities = interest_log_probs(scores, model.interest_predictor).exp()
     item_seq = interaction[model.ITEM_SEQ]
     history = model.history_interest_ids(item_seq)
     frequency = InterestGenerator.history_counts(history, model.n_interests)

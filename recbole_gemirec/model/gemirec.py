@@ -28,6 +28,7 @@ from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.model.gemirec_queries import ARCHITECTURE_KEYS, GemiRecQueries
 from recbole_gemirec.model.gemirec_queries import default_interest_levels  # noqa: F401 (re-exported)
 from recbole_gemirec.model.interest_dictionary import CategoryInterests
+from recbole_gemirec.model.interest_transitions import NOVEL_SHARE_GRID, count_transitions, cut_samples
 from recbole_gemirec.model.layers.losses import item_softmax_loss
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 from recbole_gemirec.sampler import InterestNegativeSampler
@@ -41,21 +42,27 @@ from recbole_gemirec.model.gemirec_config import STAGES
 PRIOR_WEIGHT_GRID = (0.5, 1.0, 2.0, 4.0)
 
 
-def scoring_candidates(prior_weight, masking):
+def scoring_candidates(prior_weight, masking, novel_share=None):
     """The ``(interest_masking, tau)`` pairs tried on the valid split after the joint stage, in order:
     every tau of the grid under ``interest_prior_weight: auto`` (else the configured one), each without
-    and with masking under ``interest_masking: auto`` (else as configured). Empty when nothing is to be
-    chosen. ``prior_weight`` and ``masking`` are the configuration's values."""
+    and with masking under ``interest_masking: auto`` (else as configured). Under ``novel_interest_share:
+    auto`` (the transition predictor) each pair is tried with every beta of ``NOVEL_SHARE_GRID``, as
+    ``(masking, tau, beta)``. Empty when nothing is to be chosen. The arguments are the configuration's
+    values (``novel_share`` None: not the transition predictor)."""
     taus = PRIOR_WEIGHT_GRID if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
     masks = (False, True) if masking == "auto" else (bool(masking),)
-    if len(taus) == 1 and len(masks) == 1:
+    shares = NOVEL_SHARE_GRID if novel_share == "auto" else ()
+    if len(taus) == 1 and len(masks) == 1 and not shares:
         return []
+    if shares:
+        return [(mask, tau, share) for mask in masks for tau in taus for share in shares]
     return [(mask, tau) for mask in masks for tau in taus]
 
 
-def scoring_label(mask, tau):
+def scoring_label(mask, tau, novel_share=None):
     """How a scoring candidate is named in logs and the benchmark report."""
-    return f"{'within-interest ' if mask else ''}tau {tau:g}"
+    return f"{'within-interest ' if mask else ''}tau {tau:g}" + (
+        "" if novel_share is None else f" novel {novel_share:g}")
 
 
 def first_category_table(dataset, field):
@@ -89,8 +96,10 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         weight = config["interest_prior_weight"]
         # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
         self.prior_weight_auto = weight == "auto"
-        # (interest_masking, tau) pairs chosen among on the valid split after the joint stage
-        self.scoring_candidates = scoring_candidates(weight, config["interest_masking"])
+        # (interest_masking, tau[, beta]) chosen among on the valid split after the joint stage
+        transition = config["interest_predictor"] == "transition"
+        novel_share = self.setting(config, "novel_interest_share") if transition else None
+        self.scoring_candidates = scoring_candidates(weight, config["interest_masking"], novel_share)
         self.joint_backbone_lr_scale = float(self.setting(config, "joint_backbone_lr_scale"))
         self.seed = config["seed"]
 
@@ -118,6 +127,11 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.build_query_parts(self._configured_architecture, self.item_category)
         self.initial_prior_weight = 1.0 if weight in (None, "auto") else float(weight)  # tau until a choice
         self.prior_weight.fill_(self.initial_prior_weight)
+        if transition:
+            # beta until a choice: the middle of the grid under auto
+            self.initial_novel_share = NOVEL_SHARE_GRID[2] if novel_share == "auto" else float(novel_share)
+            self.novel_share.fill_(self.initial_novel_share)
+            self.transition_samples = self._transition_samples(config, dataset)
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
@@ -129,6 +143,29 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.register_buffer("interest_cache_log_prob", torch.zeros(self.n_users, self.interest_num))
         self.stage = STAGES[0]
         self.apply(self._init_weights)
+
+    def _transition_samples(self, config, dataset):
+        """The cut of every training sequence the transition predictor counts over (cut as the evaluation
+        cuts a held-out user's: at ``history_ratio`` under the ``user`` protocol, before the last item
+        otherwise; :func:`~recbole_gemirec.model.interest_transitions.cut_samples`)."""
+        from recbole_gemirec.data.user_protocol import DEFAULT_HISTORY_RATIO
+
+        ratio = None
+        if config["eval_protocol"] == "user":
+            ratio = config["history_ratio"] if config["history_ratio"] is not None else DEFAULT_HISTORY_RATIO
+        feat = dataset.inter_feat
+        return cut_samples(feat[dataset.uid_field].numpy(), feat[self.POS_ITEM_ID].numpy(), feat[self.ITEM_SEQ].numpy(),
+                           history_ratio=ratio)
+
+    @torch.no_grad()
+    def count_interest_transitions(self):
+        """``interest_predictor: transition``: count the population's interest transitions over the training
+        sequences with the items' current interests (at the joint stage's start, once the codes are fixed)."""
+        sources, future, owner = self.transition_samples
+        interest_of = self.all_item_interest_ids().cpu()
+        source_ids = interest_of[sources].masked_fill(sources == 0, -1)
+        table = count_transitions(source_ids, interest_of[future], owner, self.n_interests)
+        self.interest_transitions.copy_(table.to(self.interest_transitions.device))
 
     def _queries_per_example(self):
         """Queries scored against the item negatives per training example in the joint stage: the target
@@ -191,8 +228,10 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             self.build_query_parts(dict(self._configured_architecture, interest_source=source), self.item_category)
             self.apply(self._init_weights)
         self.load_state_dict(backbone, strict=False)
-        # the scoring (tau, masking) starts as configured: another candidate's choice is not this one's
+        # the scoring (tau, masking, beta) starts as configured: another candidate's choice is not this one's
         self.prior_weight.fill_(self.initial_prior_weight)
+        if self.interest_predictor == "transition":
+            self.novel_share.fill_(self.initial_novel_share)
         self.to(device)
         self.set_stage(stage)
 
@@ -267,12 +306,14 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
     @torch.no_grad()
     def start_joint_stage(self):
         """``joint_codes: frozen``: fix every item's code at the joint stage's start, so the generator's
-        targets and the fusion's interests do not move under them while the embeddings keep learning."""
-        if self.joint_codes != "frozen" or isinstance(self.dictionary, CategoryInterests):
-            return
-        items = torch.arange(self.n_items, device=self.item_embedding.weight.device)
-        self.frozen_codes.copy_(self.dictionary.codes_for(items, self.item_embedding.weight))
-        self.codes_frozen.fill_(True)
+        targets and the fusion's interests do not move under them while the embeddings keep learning. The
+        transition predictor counts its transitions over the interests in force from here on."""
+        if self.joint_codes == "frozen" and not isinstance(self.dictionary, CategoryInterests):
+            items = torch.arange(self.n_items, device=self.item_embedding.weight.device)
+            self.frozen_codes.copy_(self.dictionary.codes_for(items, self.item_embedding.weight))
+            self.codes_frozen.fill_(True)
+        if self.interest_predictor == "transition":
+            self.count_interest_transitions()
 
     def optimiser_groups(self, learning_rate, freeze=True):
         """Parameter groups of the current stage's optimiser. In the joint stage the backbone the retrieval
@@ -436,7 +477,7 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         pos_items = interaction[self.POS_ITEM_ID]
         target_ids = self.item_interest_ids(pos_items)
         generator_logits = self.interest_scores(interaction)
-        if self.interest_predictor == "frequency":
+        if self.interest_predictor in ("frequency", "transition"):
             generator_loss = generator_logits.new_zeros(())
             # history frequencies mark unseen interests -inf; hard negatives come from the seen ones first
             generator_logits = generator_logits.clamp(min=-1e9)

@@ -20,6 +20,7 @@ from recbole_gemirec.model.interest_cache import (
 )
 from recbole_gemirec.model.interest_dictionary import CategoryInterests, InterestDictionary
 from recbole_gemirec.model.interest_generator import InterestGenerator
+from recbole_gemirec.model.interest_transitions import MAX_TRANSITION_INTERESTS, transition_log_probs
 from recbole_gemirec.model.multi_interest_retrieval import InterestFusion, UserTower
 from recbole_gemirec.model.scoring import catalogue_logsumexp
 
@@ -105,6 +106,8 @@ class GemiRecQueries:
             self.dictionary.levels,
         )
         self.n_interests = self.dictionary.n_interests_at(self.interest_levels)
+        if self.interest_predictor == "transition":
+            self.register_transition_buffers()
         cardinalities = [int(c) for c in arch["feature_cardinalities"]]
         self.generator = InterestGenerator(
             n_items, self.n_interests, self.dictionary.code_size, arch["gpt_hidden"], arch["gpt_layers"],
@@ -133,15 +136,30 @@ class GemiRecQueries:
         self.architecture.update(interest_levels=self.interest_levels, n_categories=n_categories,
                                  feature_cardinalities=cardinalities)
 
+    def register_transition_buffers(self):
+        """``interest_predictor: transition``: the population's interest transitions (counted by the trainer
+        at the joint stage's start, :mod:`~recbole_gemirec.model.interest_transitions`) and beta, the weight
+        of the interests the history lacks; buffers, so checkpoints and exports keep them."""
+        if self.n_interests > MAX_TRANSITION_INTERESTS:
+            raise ValueError(
+                f"interest_predictor=transition with {self.n_interests} interests is not allowed: its transition "
+                f"table is interests x interests; allowed: at most {MAX_TRANSITION_INTERESTS} interests (fewer "
+                "interest_levels or a smaller first dictionary level)")
+        self.register_buffer("interest_transitions", torch.zeros(self.n_interests, self.n_interests))
+        self.register_buffer("novel_share", torch.tensor(0.0))
+
     @property
     def interest_masking(self):
         """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
         return bool(self.masking)
 
-    def set_scoring(self, masking, prior_weight):
-        """Put ``interest_masking`` and tau in force (they are buffers: checkpoints and exports keep them)."""
+    def set_scoring(self, masking, prior_weight, novel_share=None):
+        """Put ``interest_masking``, tau and (transition predictor) beta in force (they are buffers:
+        checkpoints and exports keep them)."""
         self.masking.fill_(bool(masking))
         self.prior_weight.fill_(float(prior_weight))
+        if novel_share is not None:
+            self.novel_share.fill_(float(novel_share))
 
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K', D'], interest ids aligned with them [B, K'] or None)`` of histories
@@ -183,12 +201,15 @@ class GemiRecQueries:
 
     def interest_scores_of(self, item_seq, item_seq_len, user_features=None):
         """The predictor's ranking of all interests for each history ``[B, n_interests]``: GPT logits
-        (log-probabilities under ``interest_distribution: repeat_explore``), or history frequency for
-        the GemiRec-M ablation."""
+        (log-probabilities under ``interest_distribution: repeat_explore``), history frequency for
+        the GemiRec-M ablation, or the transition predictor's log-probabilities."""
         codes = self.item_codes(item_seq)
         ids = self.history_interest_ids(item_seq, codes)
         if self.interest_predictor == "frequency":
             return history_frequency_scores(ids, self.n_interests)
+        if self.interest_predictor == "transition":
+            frequency = history_frequency_scores(ids, self.n_interests)
+            return transition_log_probs(frequency, self.interest_transitions, self.novel_share)
         state = self.generator.next_interest_state(
             item_seq, item_seq_len, self.dictionary.code_embedding(codes), user_features,
         )

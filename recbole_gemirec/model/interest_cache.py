@@ -67,7 +67,10 @@ def history_frequency_scores(history_ids, n_interests):
 
 def interest_log_probs(scores, predictor="gpt"):
     """log p(interest | user) ``[B, n_interests]`` from the predictor's scores: the softmax of the GPT's
-    logits, or the history share of each interest for the frequency predictor (``-inf`` for unseen)."""
+    logits, or the history share of each interest for the frequency predictor (``-inf`` for unseen); the
+    transition predictor's scores already are log-probabilities."""
+    if predictor == "transition":
+        return scores
     if predictor == "frequency":
         counts = scores.clamp(min=0).nan_to_num(0.0)
         return (counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-12)).log()

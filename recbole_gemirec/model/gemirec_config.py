@@ -118,6 +118,7 @@ RELATIONS = [
     "embedding_size is divisible by tower_heads",
     f"the number of interests (product of interest_dictionary_sizes) is at most {MAX_INTERESTS}",
     "interest_num is at most the number of interests",
+    "interest_predictor: transition needs at most 4096 interests at the interest granularity (checked with the data)",
     "loss_weights has at least one positive weight",
     "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
     "interest_source: category needs interest_category_field",
@@ -172,7 +173,9 @@ def category_fields(config):
 
 
 def check_dataset(config, dataset):
-    """``interest_num`` against the interests ``interest_source: category`` gives, known once the data is loaded."""
+    """``interest_num`` against the interests ``interest_source: category`` gives, and the transition
+    predictor's table size, known once the data is loaded."""
+    _check_transition_size(config, dataset)
     if config["interest_source"] != "category":
         return
     from recbole_gemirec.data.checks import category_ids
@@ -187,3 +190,22 @@ def check_dataset(config, dataset):
             f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "
             f"and 'unknown'); allowed: an integer from 1 to {n_interests}"
         )
+
+
+def _check_transition_size(config, dataset):
+    """``interest_predictor: transition`` holds an interests x interests table: refuse a learned interest
+    granularity (``interest_levels``, or its default for this catalogue) with more interests than it allows."""
+    if config["interest_predictor"] != "transition" or config["interest_source"] == "category":
+        return
+    from recbole_gemirec.model.gemirec_queries import default_interest_levels
+    from recbole_gemirec.model.interest_transitions import MAX_TRANSITION_INTERESTS
+
+    sizes = [int(s) for s in config["interest_dictionary_sizes"]]
+    levels = config["interest_levels"]
+    levels = min(default_interest_levels(sizes, dataset.item_num) if levels is None else int(levels), len(sizes))
+    n_interests = math.prod(sizes[:levels])
+    if n_interests > MAX_TRANSITION_INTERESTS:
+        raise ConfigError(
+            f"interest_predictor='transition' is not allowed with interest_levels={levels} of "
+            f"interest_dictionary_sizes={sizes}: {n_interests} interests, and its transition table is interests x "
+            f"interests; allowed: at most {MAX_TRANSITION_INTERESTS} interests (fewer interest_levels)")

@@ -261,3 +261,8 @@ def test_the_category_mixture_reference_ranks_pop_as_recbole_and_uses_the_histor
     ours = evaluate(parts, "valid", n=5)
     assert ours["Pop"] == pytest.approx(recbole_pop, abs=0.02)  # ties among equally popular items may differ
     assert ours["mixture eps 0.0"] != ours["Pop"]
+    # the categories the history lacks, by the population's transitions: they move the ranking and, given
+    # probability, find targets in unseen categories, which the history's categories alone (eps 0) never rank
+    assert 0.0 < ours["train target share in categories the window lacks"] < 1.0
+    assert any(ours[f"mixture eps 0.0 novel {beta}"] != ours["mixture eps 0.0"] for beta in (0.1, 0.2, 0.3))
+    assert ours["CUR mixture eps 0.0 novel 0.3"] > ours["CUR mixture eps 0.0"]

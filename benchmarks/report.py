@@ -16,9 +16,10 @@ import sys
 
 from benchmarks.budgets import BUDGETS, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget
 from benchmarks.report_charts import charts
-from benchmarks.report_data import DIAGNOSTIC_COLUMNS, METRIC_COLUMNS, expected_runs, load, summarise
+from benchmarks.report_data import DIAGNOSTIC_COLUMNS, METRIC_COLUMNS, add_presets, expected_runs, load, summarise
 from benchmarks.report_numbers import (
-    fmt, fmt_ratio, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio, stage_order,
+    fmt, fmt_ratio, is_gemirec_row, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio,
+    stage_order,
 )
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
 from recbole_gemirec.model.gemirec import STAGES
@@ -65,33 +66,31 @@ def accuracy_section(accuracy, settings):
         lines.append("")
         best = {}
         for metric in METRIC_COLUMNS:
-            values = [(mean_of(models[m][metric]), m) for m in models if m != "GemiRec" and models[m][metric]]
+            values = [(mean_of(models[m][metric]), m) for m in models if not is_gemirec_row(m) and models[m][metric]]
             best[metric] = max(values)[0] if values else None
         rows = []
-        for model in MODELS:
-            if model not in models:
-                continue
+        for model in row_order(models):
             row = models[model]
             cells = [model]
             for metric in METRIC_COLUMNS:
                 text = fmt(row[metric])
                 value = mean_of(row[metric])
+                ours = is_gemirec_row(model)
                 if value is not None and best[metric] is not None and (
-                        (model != "GemiRec" and value == best[metric]) or (model == "GemiRec" and value >= best[metric])):
+                        (not ours and value == best[metric]) or (ours and value >= best[metric])):
                     text = f"**{text}**"
                 cells.append(text)
             rows.append(cells)
         lines.append(md_table(["model"] + [metric_label(m) for m in METRIC_COLUMNS], rows))
         lines.append("")
         rows = []
-        for model in MODELS:
-            if model not in models:
-                continue
+        for model in row_order(models):
             row = models[model]
-            k = row["interest_num"] if model in MULTI_INTEREST_BASELINES + ["GemiRec"] else SINGLE_VECTOR.get(model, 1)
+            ours = is_gemirec_row(model)
+            k = row["interest_num"] if model in MULTI_INTEREST_BASELINES or ours else SINGLE_VECTOR.get(model, 1)
             if model == "SINE":
                 k = "1 (one output vector; 3 intentions inside)"
-            if model == "GemiRec":
+            if ours:
                 budget_text = "/".join(str(row["config"].get("stage_epochs", {}).get(s, "?"))
                                        for s in STAGES)
                 trained = "/".join(f"{row['epochs_trained'].get(s, 0):g}" for s in STAGES)
@@ -115,6 +114,11 @@ def accuracy_section(accuracy, settings):
     return "\n".join(lines)
 
 
+def row_order(models):
+    """The accuracy rows present in ``models``: the budget's models in their order, then the presets' GemiRec rows."""
+    return [m for m in MODELS if m in models] + sorted(m for m in models if is_gemirec_row(m) and m not in MODELS)
+
+
 def diagnostics_section(diagnostics):
     rows = []
     for dataset in sorted(diagnostics):
@@ -136,7 +140,7 @@ def stage_section(stages, accuracy):
     rows = []
     for dataset, table in stages.items():
         base = [(mean_of(r["valid_recall@50"]), m) for m, r in accuracy.get(dataset, {}).items()
-                if m != "GemiRec" and r.get("valid_recall@50")]
+                if not is_gemirec_row(m) and r.get("valid_recall@50")]
         best = max(base) if base else (None, None)
         for name, r in table.items():
             tau = ", ".join(f"{t}: {v:.4f}" for t, v in zip(r.get("tau_labels") or [], r.get("tau_grid") or [])) or "-"
@@ -162,7 +166,7 @@ def ratios_section(accuracy):
         if not g:
             continue
         for metric in ("recall@50", "amr@50", "cur@50"):
-            base = [(mean_of(models[m][metric]), m) for m in models if m != "GemiRec" and models[m][metric]]
+            base = [(mean_of(models[m][metric]), m) for m in models if not is_gemirec_row(m) and models[m][metric]]
             mi = [(v, m) for v, m in base if m in MULTI_INTEREST_BASELINES]
             comirec = models.get("ComiRecSA")
             best_all = max(base) if base else (None, None)
@@ -462,11 +466,25 @@ def _header_values(data, settings, results):
     }
 
 
+def _repo_path(path):
+    """``path`` relative to the repository where it lies inside it."""
+    return os.path.relpath(path, REPO) if path.startswith(REPO) else path
+
+
 def _status_lines(data, settings, results):
     """Notes of the results' meta.json, runs without a result yet, failed runs."""
     lines = []
     for note in data["meta"].get("notes", []):
         lines += [f"*Note*: {note}", ""]
+    for name, preset in (data.get("presets") or {}).items():
+        where = _repo_path(preset["results"])
+        keys = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in preset["settings"].items())
+        lines += [f"*Opt-in preset*: the rows `{name}` are GemiRec with "
+                  + ", ".join(f"`{k}: {json.dumps(v) if not isinstance(v, str) else v}`" for k, v in preset["settings"].items())
+                  + f" (beyond the paper, not the defaults; docs/gemirec.md), same budget, seeds and splits; code "
+                  f"{preset['code'] or 'the working tree'}; `OMP_NUM_THREADS=1 python -m benchmarks.run --budget "
+                  f"{settings['name']} --only accuracy --models GemiRec --results {where} --gemirec-set {keys}`, "
+                  f"records in `{where}/`; its targets are listed after the defaults'.", ""]
     missing = [n for n in expected_runs(settings) if not os.path.exists(os.path.join(results, n))]
     if missing:
         lines += [f"**Incomplete**: {len(missing)} run(s) of this budget have no result yet: "
@@ -502,6 +520,8 @@ def render(summary, data, settings, results, docs, chart_paths):
                  if "synthetic" in settings["datasets"] else [])
     values.update({
         "notes": _lines(_status_lines(data, settings, results)),
+        "preset_args": "".join(f" --preset {name[len('GemiRec '):]}={_repo_path(p['results'])}"
+                               for name, p in (data.get("presets") or {}).items()),
         "targets": md_table(["target", "measured", "status"],
                             [[t["target"], t["measured"], mark(t["met"])] for t in summary["targets"]]),
         "accuracy_chart": _chart(chart_paths, "benchmarks_accuracy.png", "Recall@50, AMR@50 and CUR@50 per model"),
@@ -666,11 +686,12 @@ def headline(summary, settings):
     return lines
 
 
-def build(results, docs, settings):
-    """Write the report, the charts and summary.json; return the paths written."""
+def build(results, docs, settings, presets=()):
+    """Write the report, the charts and summary.json; return the paths written. ``presets``: ``[(label, results
+    dir)]`` of opt-in GemiRec settings measured at the same budget, shown as rows ``GemiRec <label>``."""
     results, docs = os.path.abspath(results), os.path.abspath(docs)
     os.makedirs(docs, exist_ok=True)
-    data = load(results)
+    data = add_presets(load(results), [(label, os.path.abspath(where)) for label, where in presets])
     summary = summarise(data)
     chart_paths = charts(summary, docs, settings)
     text = render(summary, data, settings, results, docs, chart_paths)
@@ -694,11 +715,21 @@ def main(argv=None):
     parser.add_argument("--budget", choices=tuple(BUDGETS), default="small")
     parser.add_argument("--results", default=None, help="results directory (default benchmarks/results/<budget>)")
     parser.add_argument("--docs", default=None, help="where the report goes (default docs/; quick: the results)")
+    parser.add_argument("--preset", action="append", default=[], metavar="LABEL=DIR",
+                        help="also show the GemiRec runs of an opt-in preset (benchmarks.run --gemirec-set ... --results "
+                             "DIR) as the row 'GemiRec LABEL'; repeatable")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    presets = []
+    for item in args.preset:
+        label, sep, where = item.partition("=")
+        if not sep or not label or not os.path.isfile(os.path.join(where, "meta.json")):
+            print(f"error: --preset {item!r}: give LABEL=DIR, DIR a results directory with a meta.json", file=sys.stderr)
+            return 2
+        presets.append((label, where))
     settings = budget(args.budget)
     results = args.results or os.path.join(REPO, "benchmarks", "results", args.budget)
     docs = args.docs or (os.path.join(REPO, "docs") if args.budget != "quick" else results)
-    for path in build(results, docs, settings):
+    for path in build(results, docs, settings, presets):
         print(f"wrote {path}")
     return 0
 

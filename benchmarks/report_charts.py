@@ -4,7 +4,7 @@ installed)."""
 import os
 
 from benchmarks.budgets import MODELS, MULTI_INTEREST_BASELINES
-from benchmarks.report_numbers import mean_of, metric_label, stage_order
+from benchmarks.report_numbers import is_gemirec_row, mean_of, metric_label, stage_order
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
 
 
@@ -34,12 +34,13 @@ def charts(summary, docs, settings):
         fig, axes = plt.subplots(len(metrics), len(datasets), figsize=(5.5 * len(datasets), 3.2 * len(metrics)),
                                  squeeze=False)
         for j, dataset in enumerate(datasets):
-            models = [m for m in MODELS if m in accuracy[dataset]]
+            models = [m for m in MODELS if m in accuracy[dataset]] + sorted(
+                m for m in accuracy[dataset] if is_gemirec_row(m) and m not in MODELS)
             for i, metric in enumerate(metrics):
                 ax = axes[i][j]
                 means = [mean_of(accuracy[dataset][m][metric]) or 0 for m in models]
                 errs = [(accuracy[dataset][m][metric] or {"std": 0})["std"] for m in models]
-                colors = ["tab:red" if m == "GemiRec" else "tab:blue" if m in MULTI_INTEREST_BASELINES else "tab:gray"
+                colors = ["tab:red" if is_gemirec_row(m) else "tab:blue" if m in MULTI_INTEREST_BASELINES else "tab:gray"
                           for m in models]
                 ax.bar(range(len(models)), means, yerr=errs, color=colors, capsize=3)
                 ax.set_xticks(range(len(models)))

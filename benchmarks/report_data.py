@@ -7,7 +7,7 @@ import os
 import statistics
 
 from benchmarks.budgets import ABLATIONS
-from benchmarks.report_numbers import mean_of, median, ratio, stats
+from benchmarks.report_numbers import is_gemirec_row, mean_of, median, ratio, stats
 from benchmarks.report_targets import targets
 from recbole_gemirec.model.gemirec import scoring_candidates, scoring_label
 
@@ -58,6 +58,24 @@ def load(results):
                     data["errors"].append(_read(path))
                 continue
             data[part][os.path.basename(path)[:-5]] = _read(path)
+    return data
+
+
+def add_presets(data, presets):
+    """Add the GemiRec runs of opt-in presets (``[(label, results dir)]``, each measured by ``benchmarks.run
+    --gemirec-set`` into its own results directory) to ``data`` as the accuracy rows ``GemiRec <label>``, and
+    what each ran (its settings and code) to ``data["presets"]``."""
+    data.setdefault("presets", {})
+    for label, where in presets:
+        other = load(where)
+        name = f"GemiRec {label}"
+        for dataset, models in other["accuracy"].items():
+            if "GemiRec" in models:
+                data["accuracy"].setdefault(dataset, {})[name] = models["GemiRec"]
+        meta = other["meta"]
+        data["presets"][name] = {"results": where, "settings": (meta.get("budget") or {}).get("gemirec_config") or {},
+                                 "code": (meta.get("code") or {}).get("source")}
+        data["errors"] += other["errors"]
     return data
 
 
@@ -243,7 +261,7 @@ def stage_scores(runs):
     for dataset, models in runs.items():
         for name, seeds in models.items():
             per = [r.get("valid_scores") for r in seeds.values() if r.get("valid_scores")]
-            if not per or name not in ("GemiRec",) + tuple(a[0] for a in ABLATIONS):
+            if not per or not (is_gemirec_row(name) or name in tuple(a[0] for a in ABLATIONS)):
                 continue
             retrieval = [max(v["score"] for v in p if v["stage"] == "retrieval") for p in per
                          if any(v["stage"] == "retrieval" for v in p)]

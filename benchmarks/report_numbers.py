@@ -79,3 +79,9 @@ def pct_value(s):
 
 def stage_order(stage):
     return {"train": 0, "retrieval": 1, "dictionary": 2, "joint": 3}.get(stage, 9)
+
+
+def is_gemirec_row(name):
+    """GemiRec's own accuracy rows: ``GemiRec`` (its defaults) and ``GemiRec <preset>`` (an opt-in preset's runs,
+    ``benchmarks.report --preset``); not the ablations (``GemiRec-I`` ...), which have their own section."""
+    return name == "GemiRec" or name.startswith("GemiRec ")

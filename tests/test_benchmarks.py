@@ -194,8 +194,39 @@ def test_the_committed_report_is_its_committed_results_regenerated_byte_for_byte
     with open(committed, encoding="utf-8") as f:
         text = f.read()
     budget_name = re.search(r"from the JSON in `benchmarks/results/(\w+)/`", text).group(1)
-    report.main(["--budget", budget_name, "--docs", str(tmp_path)])
+    presets = re.findall(r"--preset (\S+?)[` ]", text.split("**Command**", 1)[1].split("\n", 1)[0])
+    cwd = os.getcwd()
+    os.chdir(REPO_DIR)  # the presets' directories are written relative to the repository
+    try:
+        report.main(["--budget", budget_name, "--docs", str(tmp_path)] + [f"--preset={p}" for p in presets])
+    finally:
+        os.chdir(cwd)
     assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == text
+
+
+def test_an_opt_in_presets_runs_are_reported_beside_the_defaults_with_their_own_targets(tmp_path, capsys):
+    """benchmarks.report --preset LABEL=DIR: the GemiRec runs of a --gemirec-set results directory become the rows
+    'GemiRec LABEL' of every accuracy table, with their settings, command and targets; a bad DIR is refused."""
+    from benchmarks import report
+
+    import shutil
+
+    results = tmp_path / "converge"  # the report writes summary.json next to the results: a copy, not the committed
+    shutil.copytree(os.path.join(REPO_DIR, "benchmarks", "results", "converge"), results)
+    preset = os.path.join(REPO_DIR, "benchmarks", "results", "converge-factorised")
+    args = ["--budget", "converge", "--results", str(results), "--docs", str(tmp_path)]
+    assert report.main(args + [f"--preset=mine={preset}"]) == 0
+    text = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    assert "*Opt-in preset*: the rows `GemiRec mine` are GemiRec with `interest_masking: true`" in text
+    assert "--gemirec-set interest_masking=true" in text
+    assert "--preset mine=benchmarks/results/converge-factorised`" in text  # the command, relative to the repository
+    for dataset in ("ml-100k", "synthetic", "synthetic2"):
+        assert f"| {dataset}: GemiRec mine Recall@50 >= " in text
+    rows = [line for line in text.splitlines() if line.startswith("| GemiRec mine | ")]
+    assert len(rows) == 6  # the test-figure and the settings table of each of the three datasets
+    assert "GemiRec mine" in _read(results / "summary.json")["accuracy"]["synthetic"]
+    assert report.main(args + ["--preset=nothing-here"]) == 2
+    assert "--preset 'nothing-here'" in capsys.readouterr().err
 
 
 def test_interest_source_choice_takes_the_better_valid_joint_stage_and_reports_its_test(tmp_path):

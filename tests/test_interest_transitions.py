@@ -99,18 +99,21 @@ def test_a_trained_model_counts_its_transitions_and_recbole_ranks_with_them(in_t
     assert counted.sum() > 0 and (counted >= 0).all() and (counted <= 1).all()
     model.count_interest_transitions()  # recount from this process's training split: the same table
     assert torch.allclose(model.interest_transitions, counted)
-    model.set_scoring(model.interest_masking, float(model.prior_weight), 0.3)
     batch = next(iter(test_data))[0]
     with torch.no_grad():
-        model.refresh_interest_cache(batch)
-        ids, log_prob = model.cached_interests(batch)
+        model.full_sort_predict(batch)  # fills the batch users' cache rows
+        beta = 0.3 if abs(float(model.novel_share) - 0.3) > 1e-6 else 0.1
+        model.set_scoring(model.interest_masking, float(model.prior_weight), beta)
+        ids, log_prob = model.cached_interests(batch)  # a new beta: rebuilt, not the rows of the old one
+        fresh = model.select_interests(model.interest_scores(batch))
+    assert torch.equal(ids, fresh[0]) and torch.allclose(log_prob, fresh[1])
     history = model.history_interest_ids(batch[model.ITEM_SEQ])
     in_history = (ids.unsqueeze(-1) == history.unsqueeze(1)).any(dim=-1)
     assert (~in_history & torch.isfinite(log_prob)).any()  # proposed: an interest absent from the history
-    # their probabilities: 0.7 of the history's share for the interests it has
+    # their probabilities: 1 - beta of the history's share for the interests it has
     share = (history == ids[:, :1]).sum(dim=1) / (history >= 0).sum(dim=1)
     top_in_history = in_history[:, 0]
-    assert torch.allclose(log_prob[top_in_history, 0].exp(), 0.7 * share[top_in_history].float(), atol=1e-3)
+    assert torch.allclose(log_prob[top_in_history, 0].exp(), (1 - beta) * share[top_in_history].float(), atol=1e-3)
 
 
 def test_the_transition_predictor_refuses_a_table_too_large_to_hold(in_tmp):

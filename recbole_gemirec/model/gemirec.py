@@ -144,6 +144,15 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.stage = STAGES[0]
         self.apply(self._init_weights)
 
+    def set_scoring(self, masking, prior_weight, novel_share=None):
+        """As :meth:`GemiRecQueries.set_scoring`; a new beta changes which interests the predictor proposes
+        and their probabilities, so the interest cache is emptied and rebuilt on demand (tau and masking only
+        change how cached interests are scored)."""
+        changed = novel_share is not None and float(novel_share) != float(self.novel_share)
+        super().set_scoring(masking, prior_weight, novel_share)
+        if changed:
+            self.interest_cache.fill_(-1)
+
     def _transition_samples(self, config, dataset):
         """The cut of every training sequence the transition predictor counts over (cut as the evaluation
         cuts a held-out user's: at ``history_ratio`` under the ``user`` protocol, before the last item

@@ -29,7 +29,7 @@ import torch
 # (4096^2 floats = 64 MiB); the transition predictor refuses more.
 MAX_TRANSITION_INTERESTS = 4096
 # novel_interest_share: auto tries these values of beta on the valid split after the joint stage.
-NOVEL_SHARE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+NOVEL_SHARE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Training users processed per step of the count (bounds the [users, n_interests] presence matrices).
 COUNT_CHUNK = 4096
 

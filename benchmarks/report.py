@@ -619,8 +619,9 @@ def shortfall_notes(summary, settings):
                      + "). " + ("Where the accuracy goes: " + "; ".join(evidence) + "." if evidence else ""))
         if any("CUR" in t["target"] for t in accuracy_missed):
             notes.append("* **Unseen-category recall.** CUR rewards an interest that is absent from the history; "
-                         "GemiRec can only produce one through the GPT's next-interest prediction (how often it "
-                         "proposes the unseen target's interest: the diagnostics table).")
+                         "GemiRec can only produce one through its interest predictor's proposals (the GPT's "
+                         "next-interest prediction by default, the population's transitions under `interest_predictor: "
+                         "transition`; how often it proposes the unseen target's interest: the diagnostics table).")
         if any("AMR" in t["target"] for t in accuracy_missed):
             notes.append("* **Interest separation.** AMR@50 stays near zero for GemiRec: one of its K queries alone "
                          "finds nearly every hit of the merged list. The K queries are residual variations of one "
@@ -658,11 +659,10 @@ def headline(summary, settings):
         if not models:
             continue
         rows = []
-        for model in MODELS:
-            if model in models:
-                r = models[model]
-                rows.append([model, fmt(r["recall@50"]), fmt(r["ndcg@50"]), fmt(r["hit@50"]), fmt(r["amr@50"]),
-                             fmt(r["cur@50"])])
+        for model in row_order(models):
+            r = models[model]
+            rows.append([model, fmt(r["recall@50"]), fmt(r["ndcg@50"]), fmt(r["hit@50"]), fmt(r["amr@50"]),
+                         fmt(r["cur@50"])])
         lines.append(f"**{dataset}** (test, mean ± std over {len(next(iter(models.values()))['seeds'])} seed(s))")
         lines.append("")
         lines.append(md_table(["model", "Recall@50", "NDCG@50", "Hit@50", "AMR@50", "CUR@50"], rows))

@@ -481,8 +481,8 @@ def test_another_interest_source_is_rebuilt_on_the_same_backbone_with_fresh_part
 
 def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
     """properties/presets/GemiRec-factorised-categories.yaml, given after the dataset's file: the category
-    interests with history-frequency probabilities, each interest query scoring only its interest's items as
-    a log-softmax over them; an item's score is then tau log p(interest) + log p(item | interest) or u's."""
+    interests with the transition predictor's probabilities, each interest query scoring only its interest's
+    items as a log-softmax over them; an item's score is then tau log p(interest) + log p(item | interest) or u's."""
     import os
 
     from conftest import REPO_DIR
@@ -495,13 +495,13 @@ def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
     try:
         result = run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
                                      config_dict=tiny_config(checkpoint_dir=str(in_tmp / "saved"), gpt_layers=1,
-                                                             interest_category_field="category",
+                                                             interest_category_field="category", interest_num=5,
                                                              stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1}))
     finally:
         os.chdir(cwd)
     config, model, _, _, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
     assert isinstance(model.dictionary, CategoryInterests) and model.interest_masking
-    assert model.interest_predictor == "frequency" and model.target_softmax == "interest"
+    assert model.interest_predictor == "transition" and model.target_softmax == "interest"
     batch = next(iter(test_data))[0]
     with torch.no_grad():
         scores = model.full_sort_predict(batch).view(len(batch), -1)
@@ -519,8 +519,10 @@ def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
             logits = (queries[:, k] @ table.T).masked_fill(~own, float("-inf"))
             within = torch.log_softmax(logits, dim=-1) + tau * log_prob[:, k:k + 1]
             expected = torch.maximum(expected, within)
-    # history frequencies: the top cached interest's probability is its share of the history
+    # the history's interests carry 1 - beta of their share of the history (the transition predictor)
     history = model.history_interest_ids(batch[model.ITEM_SEQ])
     share = (history == ids[:, :1]).sum(dim=1) / (history >= 0).sum(dim=1)
-    assert torch.allclose(log_prob[:, 0].exp(), share.float(), atol=1e-3)
+    held = share > 0
+    beta = float(model.novel_share)
+    assert held.any() and torch.allclose(log_prob[held, 0].exp(), (1 - beta) * share[held].float(), atol=1e-3)
     assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-3)

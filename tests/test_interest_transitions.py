@@ -74,7 +74,7 @@ def train_preset(workdir, **overrides):
     from recbole_gemirec.quick_start import run_recbole_gemirec
 
     preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
-    settings = dict(checkpoint_dir=str(workdir / "saved"), gpt_layers=1, interest_category_field="category",
+    settings = dict(checkpoint_dir=str(workdir / "saved"), gpt_layers=1, interest_category_field="category", interest_num=5,
                     eval_protocol="user", stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1})
     settings.update(overrides)
     cwd = os.getcwd()

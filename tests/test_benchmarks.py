@@ -223,7 +223,7 @@ def test_an_opt_in_presets_runs_are_reported_beside_the_defaults_with_their_own_
     for dataset in ("ml-100k", "synthetic", "synthetic2"):
         assert f"| {dataset}: GemiRec mine Recall@50 >= " in text
     rows = [line for line in text.splitlines() if line.startswith("| GemiRec mine | ")]
-    assert len(rows) == 6  # the test-figure and the settings table of each of the three datasets
+    assert len(rows) == 9  # the test-figure, settings and closing-note table of each of the three datasets
     assert "GemiRec mine" in _read(results / "summary.json")["accuracy"]["synthetic"]
     assert report.main(args + ["--preset=nothing-here"]) == 2
     assert "--preset 'nothing-here'" in capsys.readouterr().err

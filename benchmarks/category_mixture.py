@@ -61,12 +61,10 @@ def category_cut(parts, category):
     """The cut of every training sequence as GemiRec's transition predictor makes it
     (:func:`recbole_gemirec.model.interest_transitions.cut_samples`), in categories: ``(source categories
     [U, L] (-1 = padding), future categories [F], owner row of each [F])``."""
-    from recbole_gemirec.model.interest_transitions import cut_samples
+    from recbole_gemirec.model.interest_transitions import training_cut
 
     dataset = parts["dataset"]
-    feat = parts["train_data"].dataset.inter_feat
-    sources, future, owner = cut_samples(feat[dataset.uid_field].numpy(), feat[dataset.iid_field].numpy(),
-                                         feat[dataset.iid_field + "_list"].numpy(), getattr(dataset, "history_ratio", None))
+    sources, future, owner = training_cut(parts["train_data"].dataset, dataset.iid_field, dataset.iid_field + "_list")
     table = torch.as_tensor(category)
     return table[sources].masked_fill(sources == 0, -1), table[future], owner
 

@@ -478,9 +478,10 @@ def _status_lines(data, settings, results):
         lines += [f"*Note*: {note}", ""]
     for name, preset in (data.get("presets") or {}).items():
         where = _repo_path(preset["results"])
-        keys = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in preset["settings"].items())
+        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in preset["settings"].items()}
+        keys = " ".join(f"{k}={v}" for k, v in values.items())
         lines += [f"*Opt-in preset*: the rows `{name}` are GemiRec with "
-                  + ", ".join(f"`{k}: {json.dumps(v) if not isinstance(v, str) else v}`" for k, v in preset["settings"].items())
+                  + ", ".join(f"`{k}: {v}`" for k, v in values.items())
                   + f" (beyond the paper, not the defaults; docs/gemirec.md), same budget, seeds and splits; code "
                   f"{preset['code'] or 'the working tree'}; `OMP_NUM_THREADS=1 python -m benchmarks.run --budget "
                   f"{settings['name']} --only accuracy --models GemiRec --results {where} --gemirec-set {keys}`, "

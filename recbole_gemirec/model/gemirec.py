@@ -28,7 +28,7 @@ from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.model.gemirec_queries import ARCHITECTURE_KEYS, GemiRecQueries
 from recbole_gemirec.model.gemirec_queries import default_interest_levels  # noqa: F401 (re-exported)
 from recbole_gemirec.model.interest_dictionary import CategoryInterests
-from recbole_gemirec.model.interest_transitions import NOVEL_SHARE_GRID, count_transitions, cut_samples
+from recbole_gemirec.model.interest_transitions import NOVEL_SHARE_GRID, count_transitions, training_cut
 from recbole_gemirec.model.layers.losses import item_softmax_loss
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 from recbole_gemirec.sampler import InterestNegativeSampler
@@ -128,10 +128,11 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.initial_prior_weight = 1.0 if weight in (None, "auto") else float(weight)  # tau until a choice
         self.prior_weight.fill_(self.initial_prior_weight)
         if transition:
-            # beta until a choice: the middle of the grid under auto
+            # beta until a choice under auto: 0.2, the best of the counting reference ranker (docs/gemirec.md)
             self.initial_novel_share = NOVEL_SHARE_GRID[2] if novel_share == "auto" else float(novel_share)
             self.novel_share.fill_(self.initial_novel_share)
-            self.transition_samples = self._transition_samples(config, dataset)
+            # the training sequences cut as the evaluation cuts a held-out user's (interest_transitions.training_cut)
+            self.transition_samples = training_cut(dataset, self.POS_ITEM_ID, self.ITEM_SEQ)
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
@@ -152,19 +153,6 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         super().set_scoring(masking, prior_weight, novel_share)
         if changed:
             self.interest_cache.fill_(-1)
-
-    def _transition_samples(self, config, dataset):
-        """The cut of every training sequence the transition predictor counts over (cut as the evaluation
-        cuts a held-out user's: at ``history_ratio`` under the ``user`` protocol, before the last item
-        otherwise; :func:`~recbole_gemirec.model.interest_transitions.cut_samples`)."""
-        from recbole_gemirec.data.user_protocol import DEFAULT_HISTORY_RATIO
-
-        ratio = None
-        if config["eval_protocol"] == "user":
-            ratio = config["history_ratio"] if config["history_ratio"] is not None else DEFAULT_HISTORY_RATIO
-        feat = dataset.inter_feat
-        return cut_samples(feat[dataset.uid_field].numpy(), feat[self.POS_ITEM_ID].numpy(), feat[self.ITEM_SEQ].numpy(),
-                           history_ratio=ratio)
 
     @torch.no_grad()
     def count_interest_transitions(self):

@@ -63,6 +63,15 @@ def cut_samples(users, items, windows, history_ratio=None):
     return sources, items[torch.as_tensor(in_future)], torch.as_tensor(owner)
 
 
+def training_cut(dataset, item_field, list_field):
+    """:func:`cut_samples` of a RecBole training dataset (one sample per position, ``item_field`` the item,
+    ``list_field`` the items before it), cut at the ``user`` protocol's ``history_ratio`` where the dataset has
+    one (:class:`~recbole_gemirec.data.user_protocol.UserProtocolDataset`), else before the last sample (``loo``)."""
+    feat = dataset.inter_feat
+    return cut_samples(feat[dataset.uid_field].numpy(), feat[item_field].numpy(), feat[list_field].numpy(),
+                       history_ratio=getattr(dataset, "history_ratio", None))
+
+
 def count_transitions(source_ids, future_ids, future_owner, n_interests):
     """``T [n_interests, n_interests]`` (module docstring) from the interest ids of the cut samples:
     ``source_ids [U, L]`` (-1 at padding), ``future_ids [F]`` with their user row ``future_owner [F]``."""

@@ -122,3 +122,17 @@ def test_the_transition_predictor_refuses_a_table_too_large_to_hold(in_tmp):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert "Traceback" not in done.stderr and len(lines) == 1
     assert "interest_predictor='transition'" in lines[0] and "16384 interests" in lines[0] and "4096" in lines[0]
+
+
+def test_a_category_field_with_too_many_values_for_the_table_is_refused_before_training(in_tmp, monkeypatch):
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.errors import ConfigError
+    from recbole_gemirec.model import interest_transitions
+    from recbole_gemirec.quick_start import build_run
+
+    monkeypatch.setattr(interest_transitions, "MAX_TRANSITION_INTERESTS", 4)  # the tiny field has 8 values
+    config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
+        interest_predictor="transition", interest_source="category", interest_category_field="category",
+        checkpoint_dir=str(in_tmp / "saved")))
+    with pytest.raises(ConfigError, match="interest_source='category' on 'category': 9 interests"):
+        build_run(config)

@@ -193,19 +193,32 @@ def check_dataset(config, dataset):
 
 
 def _check_transition_size(config, dataset):
-    """``interest_predictor: transition`` holds an interests x interests table: refuse a learned interest
-    granularity (``interest_levels``, or its default for this catalogue) with more interests than it allows."""
-    if config["interest_predictor"] != "transition" or config["interest_source"] == "category":
+    """``interest_predictor: transition`` holds an interests x interests table: refuse an interest set (the
+    category field's values and "unknown", or the learned prefix of ``interest_levels``, or its default for this
+    catalogue) with more interests than it allows."""
+    if config["interest_predictor"] != "transition":
         return
     from recbole_gemirec.model.gemirec_queries import default_interest_levels
-    from recbole_gemirec.model.interest_transitions import MAX_TRANSITION_INTERESTS
+    from recbole_gemirec.model import interest_transitions
 
+    limit = interest_transitions.MAX_TRANSITION_INTERESTS
+    if config["interest_source"] == "category":
+        from recbole_gemirec.data.checks import category_ids
+
+        categories = category_ids(dataset, config["interest_category_field"])
+        n_interests = int(categories.max().item()) + 1 if categories is not None and categories.numel() else 1
+        if n_interests > limit:
+            raise ConfigError(
+                f"interest_predictor='transition' is not allowed with interest_source='category' on "
+                f"{config['interest_category_field']!r}: {n_interests} interests, and its transition table is "
+                f"interests x interests; allowed: at most {limit} interests (another predictor, or a coarser field)")
+        return
     sizes = [int(s) for s in config["interest_dictionary_sizes"]]
     levels = config["interest_levels"]
     levels = min(default_interest_levels(sizes, dataset.item_num) if levels is None else int(levels), len(sizes))
     n_interests = math.prod(sizes[:levels])
-    if n_interests > MAX_TRANSITION_INTERESTS:
+    if n_interests > limit:
         raise ConfigError(
             f"interest_predictor='transition' is not allowed with interest_levels={levels} of "
             f"interest_dictionary_sizes={sizes}: {n_interests} interests, and its transition table is interests x "
-            f"interests; allowed: at most {MAX_TRANSITION_INTERESTS} interests (fewer interest_levels)")
+            f"interests; allowed: at most {limit} interests (fewer interest_levels)")

@@ -231,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by the extension")
     parser.add_argument("--split", choices=("valid", "test"), default="valid")
     parser.add_argument("--json", help="write the diagnostics to this file as JSON")
+    parser.add_argument("--data_path", default=None,
+                        help="where the dataset lives, if not where it was trained (as serving export's)")
     args = parser.parse_args(argv)
     from recbole_gemirec.checkpoint import CheckpointError
     from recbole_gemirec.errors import ConfigError, DataError
@@ -240,7 +242,8 @@ def main(argv=None):
     try:
         if args.json:
             check_result_file(args.json, "--json")  # before the model and the data are loaded
-        _, model, dataset, train_data, valid_data, test_data = load_data_and_model(args.checkpoint)
+        overrides = {"data_path": args.data_path} if args.data_path else None
+        _, model, dataset, train_data, valid_data, test_data = load_data_and_model(args.checkpoint, overrides)
     except (CheckpointError, ConfigError, DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -71,6 +71,7 @@ def test_a_checkpoint_whose_dataset_is_gone_is_one_error_line(checkpoint, tmp_pa
     from recbole_gemirec.diagnose import main
 
     state = torch.load(checkpoint, weights_only=True)
+    trained_at = str(state["config"]["external"]["data_path"])
     for layer in ("final", "external"):
         if "data_path" in state["config"][layer]:
             state["config"][layer]["data_path"] = str(tmp_path / "gone")
@@ -81,6 +82,10 @@ def test_a_checkpoint_whose_dataset_is_gone_is_one_error_line(checkpoint, tmp_pa
     assert status == 2 and "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: dataset 'tiny' cannot be read") and "gone" in lines[0], err
+    # --data_path says where the dataset now lives (was: no way to diagnose a checkpoint whose data moved)
+    out = tmp_path / "d.json"
+    assert main(["--checkpoint", str(moved), "--data_path", trained_at, "--json", str(out)]) == 0
+    assert "recall@20/model" in json.loads(out.read_text())
 
 
 def test_a_checkpoint_with_an_edited_stage_is_one_error_line(checkpoint, tmp_path, capsys):

@@ -17,11 +17,18 @@ the line, the field, the value and what is allowed at the first defect:
 * every column ``load_col`` asks for must exist in that file;
 * every row must have at most as many fields as the header (RecBole's reader rejects more; fewer are empty
   values) and must not repeat the header;
-* ``float`` values must be numbers (empty is allowed: RecBole fills the column mean), ``float_seq`` elements
-  too; no field may exceed :data:`FIELD_LIMIT` characters.
+* ``float`` values must be finite numbers (empty is allowed: RecBole fills the column mean; ``inf`` and
+  ``nan`` are not: they would train on infinities or NaN), ``float_seq`` elements too; no field may exceed
+  :data:`FIELD_LIMIT` characters;
+* an id (``USER_ID_FIELD``, ``ITEM_ID_FIELD``) must not be one of pandas' missing-value markers
+  (:data:`MISSING_MARKERS`, such as ``NA`` or ``null``): RecBole's reader would take it for a missing id and drop
+  the row without a word. An empty id stays what RecBole makes of it (the row is dropped);
+* ``.item`` holds one row per item and ``.user`` one row per user: a repeated id is refused (RecBole would
+  keep both rows and the features of the two would no longer line up with the ids).
 """
 
 import csv
+import math
 import os
 
 from recbole_gemirec.errors import DataError
@@ -37,6 +44,13 @@ ID_FIELDS = {"inter": ("USER_ID_FIELD", "ITEM_ID_FIELD"), "user": ("USER_ID_FIEL
 
 #: Longest value quoted back in a message.
 SHOWN = 40
+
+#: The strings pandas' ``read_csv`` (RecBole's reader) turns into a missing value by default, besides the empty
+#: string (its ``STR_NA_VALUES``, written out: that name is private to pandas).
+MISSING_MARKERS = frozenset((
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+))
 
 
 def _shown(value):
@@ -59,10 +73,10 @@ def dataset_files(config):
 def check_atomic_files(config):
     """Raise :class:`DataError` at the first format defect of any file the run loads (see module doc)."""
     for source, path in dataset_files(config):
-        header = _check_file(path, config)
-        for key in ID_FIELDS[source]:
-            field = config[key]
-            if field and field not in header:
+        ids = {key: config[key] for key in ID_FIELDS[source] if config[key]}
+        header = _check_file(path, config, ids, unique=None if source == "inter" else ids.get(ID_FIELDS[source][0]))
+        for key, field in ids.items():
+            if field not in header:
                 raise DataError(f"{path}: line 1: no column {field!r} ({key}); the header has "
                                 f"{sorted(header)}. Name the column {field!r} or set {key}")
         _check_load_col(config, source, path, header)
@@ -113,8 +127,10 @@ def parse_header(path, line, separator):
     return header
 
 
-def _check_file(path, config):
-    """Stream one atomic file; return its header ``{field: type}``."""
+def _check_file(path, config, ids=None, unique=None):
+    """Stream one atomic file; return its header ``{field: type}``. ``ids`` ``{key: field}`` are its id
+    columns (no missing-value marker allowed), ``unique`` the one whose values must not repeat (``.user``,
+    ``.item``)."""
     separator = config["field_separator"] or "\t"
     seq_separator = config["seq_separator"] or " "
     lines = _decoded_lines(path, config["encoding"] or "utf-8")
@@ -124,6 +140,9 @@ def _check_file(path, config):
     header_line = first[1]
     header = parse_header(path, header_line, separator)
     names, types = list(header), list(header.values())
+    id_columns = [(names.index(field), key) for key, field in (ids or {}).items() if field in header]
+    unique_column = names.index(unique) if unique in header else None
+    seen = set()
     rows = 0
     for number, line in lines:
         if not line.strip():
@@ -136,6 +155,18 @@ def _check_file(path, config):
                             f"(field_separator {separator!r})")
         for name, ftype, value in zip(names, types, values):
             _check_value(path, number, name, ftype, value, seq_separator)
+        for column, key in id_columns:
+            if column < len(values) and values[column] in MISSING_MARKERS:
+                raise DataError(f"{path}: line {number}: field {names[column]!r} ({key}) has value "
+                                f"{values[column]!r}, which RecBole's reader (pandas) takes for a missing id and "
+                                "would drop the row; allowed: any other token (rename the id)")
+        if unique_column is not None and unique_column < len(values):
+            value = values[unique_column]
+            if value in seen:
+                raise DataError(f"{path}: line {number}: field {names[unique_column]!r} has value {_shown(value)} "
+                                f"again (first on line {_first_line(path, config, unique_column, value)}); "
+                                "allowed: one row per id in this file")
+            seen.add(value)
         rows += 1
     if not rows and path.endswith(".inter"):
         raise DataError(f"dataset {config['dataset']!r} is empty: {path} has no rows (a header only); at least "
@@ -157,14 +188,24 @@ def _check_value(path, number, name, ftype, value, seq_separator):
     else:
         return
     for part in parts:
-        if part.strip() and not _is_number(part):
+        if part.strip() and not _is_finite_number(part):
             raise DataError(f"{path}: line {number}: field {name!r} ({ftype}) has value {_shown(part)}; "
-                            "allowed: a number, or empty")
+                            "allowed: a finite number, or empty")
 
 
-def _is_number(text):
+def _is_finite_number(text):
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
+
+
+def _first_line(path, config, column, value):
+    """The line number of the first row whose ``column`` holds ``value`` (for the message of a repeat only,
+    so the streaming pass keeps a set of ids rather than a line per id)."""
+    separator = config["field_separator"] or "\t"
+    for number, line in _decoded_lines(path, config["encoding"] or "utf-8"):
+        values = line.split(separator)
+        if number > 1 and column < len(values) and values[column] == value:
+            return number
+    return None

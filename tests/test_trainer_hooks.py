@@ -50,7 +50,7 @@ def test_a_gemirec_run_tells_listeners_every_stage_epoch_validation_and_checkpoi
     # one per epoch, plus one per tau of the joint stage's interest-prior choice on valid
     assert [v[0] for v in validated[:4]] == ["retrieval", "retrieval", "dictionary", "joint"]
     assert parts["model"].prior_weight_auto  # the shipped default: tau chosen on valid
-    assert len(validated) == 4 + len(parts["model"].scoring_candidates) == 4 + 4  # the default: tau chosen, masking off
+    assert len(validated) == 4 + len(parts["model"].scoring_candidates) == 4 + 7  # the default: tau chosen from 7, masking off
     assert set(validated[2][2]) == {"dictionary_loss"} and validated[2][1] == pytest.approx(-validated[2][2]["dictionary_loss"], abs=1e-5)
     saved = [args[0] for event, args in seen if event == "checkpoint_saved"]
     assert any(path.endswith("-joint-last.pth") for path in saved)

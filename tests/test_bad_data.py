@@ -102,6 +102,9 @@ FORMAT_DEFECTS = [
     ("item listed twice", {"item": tiny_lines("item") + [tiny_lines("item")[2].replace("c1", "c0")]}, [],
      ["bad.item", f"line {len(tiny_lines('item')) + 1}", "'item_id'", "'2' again", "first on line 3",
       "one row per id"]),
+    # a value opening with a double quote was read by pandas as quoted text running over the next rows
+    ("quoted value", {"item": tiny_lines("item")[:2] + ['2\t"c1\tg1'] + tiny_lines("item")[3:]}, [],
+     ["bad.item", "line 3", "'category'", "double quote", "allowed:"]),
     ("user listed twice", {"user": tiny_lines("user") + [tiny_lines("user")[1]]}, [],
      ["bad.user", f"line {len(tiny_lines('user')) + 1}", "'user_id'", "'1' again", "first on line 2"]),
     ("repeated header", {"inter": _inter(append=[tiny_lines("inter")[0]])}, [],

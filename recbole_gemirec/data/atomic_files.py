@@ -20,6 +20,8 @@ the line, the field, the value and what is allowed at the first defect:
 * ``float`` values must be finite numbers (empty is allowed: RecBole fills the column mean; ``inf`` and
   ``nan`` are not: they would train on infinities or NaN), ``float_seq`` elements too; no field may exceed
   :data:`FIELD_LIMIT` characters;
+* no value may start with a double quote: pandas reads it as quoted text, which may span lines (rows vanish
+  into one field without a word) or end in a parser traceback;
 * an id (``USER_ID_FIELD``, ``ITEM_ID_FIELD``) must not be one of pandas' missing-value markers
   (:data:`MISSING_MARKERS`, such as ``NA`` or ``null``): RecBole's reader would take it for a missing id and drop
   the row without a word. An empty id stays what RecBole makes of it (the row is dropped);
@@ -181,6 +183,10 @@ def _check_value(path, number, name, ftype, value, seq_separator):
     if len(value) > FIELD_LIMIT:
         raise DataError(f"{path}: line {number}: field {name!r} holds {len(value):,} characters; at most "
                         f"{FIELD_LIMIT:,} are allowed")
+    if value.startswith('"'):
+        raise DataError(f"{path}: line {number}: field {name!r} has value {_shown(value)}, which starts with a double "
+                        "quote: RecBole's reader (pandas) takes it for quoted text, which can run over the next lines "
+                        "and swallow their rows; allowed: a value that does not start with '\"' (remove the quotes)")
     if ftype == "float":
         parts = [value.strip()]
     elif ftype == "float_seq":

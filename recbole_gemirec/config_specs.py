@@ -103,6 +103,23 @@ class String(Spec):
         return isinstance(value, str) and value != ""
 
 
+class DeviceIds(Spec):
+    """RecBole's ``gpu_id``: CUDA device indices as ``CUDA_VISIBLE_DEVICES`` takes them (``0``, ``"0,1"``), or
+    empty for none. Anything else hides every GPU and the run quietly trains on the CPU."""
+
+    description = "'' (no GPU) or CUDA device indices such as 0 or '0,1'"
+
+    def accepts(self, value):
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return value >= 0
+        if not isinstance(value, str):
+            return False
+        parts = [p.strip() for p in value.split(",")]
+        return value.strip() == "" or all(p.isdigit() for p in parts)
+
+
 class Word(Spec):
     """One of ``words``, in any letter case (RecBole lower-cases such settings itself)."""
 

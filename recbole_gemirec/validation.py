@@ -33,7 +33,7 @@ import yaml
 
 from recbole_gemirec.checkpoint import LAUNCH_KEYS
 from recbole_gemirec.config_specs import (
-    SEED_MAX, Boolean, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word,
+    SEED_MAX, Boolean, DeviceIds, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word,
     fail,
 )
 from recbole_gemirec.errors import ConfigError
@@ -90,6 +90,7 @@ RECBOLE_RULES = {
     "rm_dup_inter": Optional(OneOf("first", "last")),
     "state": Optional(Word("info", "debug", "warning", "error", "critical")),
     "worker": Integer(0),
+    "gpu_id": DeviceIds(),
     "metric_decimal_place": Integer(0),
     "loss_decimal_place": Integer(0),
     **{key: Boolean() for key in ("show_progress", "reproducibility", "filter_inter_by_user_or_item", "shuffle",
@@ -505,6 +506,7 @@ def validate_config(config):
     Common keys and ``category_field`` for every model; the model's own table, relations and the
     unknown-key check for the extension's models.
     """
+    from recbole_gemirec.data.user_protocol import user_protocol_values
     from recbole_gemirec.utils import extension_model
 
     model_class = extension_model(config["model"])
@@ -518,7 +520,8 @@ def validate_config(config):
     check_interval_fields(config)
     check_loaded_fields(config)
     check_category_field(config, "category_field")
-    # eval_protocol: user settings are checked by UserProtocolDataset before it reads any file.
+    user_protocol_values(config)  # under every protocol; the rest of eval_protocol: user's checks are
+    # UserProtocolDataset's, before it reads any file
     if model_class is None:  # a RecBole model: RecBole's own checks
         return
     _check_rules(config, model_class.CONFIG_RULES)

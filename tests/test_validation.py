@@ -106,6 +106,13 @@ BASELINE_CASES = [
     (["--model=SASRec", "--show_progress=abc"], "show_progress", "'abc'", "true or false"),
     (["--model=SASRec", "--reproducibility=2"], "reproducibility", "2", "true or false"),
     (["--model=SASRec", "--worker=-1"], "worker", "-1", "an integer >= 0"),
+    # anything but device indices hid every GPU and the run trained on the CPU without a word
+    (["--model=SASRec", "--gpu_id=abc"], "gpu_id", "'abc'", "CUDA device indices"),
+    (["--model=SASRec", "--gpu_id=0,x"], "gpu_id", "'0,x'", "CUDA device indices"),
+    # the user protocol's keys are checked under loo too, where they were ignored whatever their value
+    (["--model=SASRec", "--history_ratio=1.5"], "history_ratio", "1.5", "strictly between 0 and 1"),
+    (["--model=SASRec", "--user_split=[0.8,0.2]"], "user_split", "[0.8, 0.2]", "three non-negative shares"),
+    (["--model=SASRec", "--user_split_seed=-3"], "user_split_seed", "-3", "an integer >= 0"),
     (["--model=SASRec", "--metric_decimal_place=abc"], "metric_decimal_place", "'abc'", "an integer >= 0"),
     (["--model=SASRec", "--loss_decimal_place=-3"], "loss_decimal_place", "-3", "an integer >= 0"),
     (["--model=SASRec", "--clip_grad_norm=abc"], "clip_grad_norm", "'abc'", "a mapping with max_norm"),

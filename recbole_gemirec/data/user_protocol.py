@@ -49,25 +49,7 @@ def user_protocol_settings(config):
             f"(a sequential model) or ignore the user ({', '.join(NON_PERSONALISED_MODELS)}); "
             "use eval_protocol: loo for other models"
         )
-    split = config["user_split"]
-    split = list(DEFAULT_USER_SPLIT) if split is None else split
-    if (
-        not isinstance(split, (list, tuple)) or len(split) != 3
-        or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in split)
-        or split[0] <= 0 or abs(sum(split) - 1.0) > 1e-6
-    ):
-        raise ConfigError(
-            f"user_split={split!r} is not allowed: give three non-negative shares of users "
-            "[train, valid, test] summing to 1 with train > 0, e.g. [0.8, 0.1, 0.1]"
-        )
-    seed = config["user_split_seed"]
-    seed = DEFAULT_SPLIT_SEED if seed is None else seed
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"user_split_seed={seed!r} is not allowed: give a non-negative integer")
-    ratio = config["history_ratio"]
-    ratio = DEFAULT_HISTORY_RATIO if ratio is None else ratio
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio < 1:
-        raise ConfigError(f"history_ratio={ratio!r} is not allowed: give a number strictly between 0 and 1")
+    split, seed, ratio = user_protocol_values(config)
     modes = config["eval_args"]["mode"]
     for phase in ("valid", "test"):
         if modes[phase] != "full":
@@ -80,6 +62,32 @@ def user_protocol_settings(config):
             f"benchmark_filename={config['benchmark_filename']!r} is not allowed with eval_protocol='user', "
             "which splits users itself; remove benchmark_filename or use eval_protocol: loo"
         )
+    return split, seed, ratio
+
+
+def user_protocol_values(config):
+    """``(user_split, user_split_seed, history_ratio)`` of a config (defaults where unset), each checked on its
+    own; :class:`ConfigError` for a bad value. Checked under every protocol (``validate_config``): under
+    ``loo`` the keys are unused, but a bad value there is still a mistake worth one clear line."""
+    split = config["user_split"]
+    split = list(DEFAULT_USER_SPLIT) if split is None else split
+    if (
+        not isinstance(split, (list, tuple)) or len(split) != 3
+        or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in split)
+        or split[0] <= 0 or abs(sum(split) - 1.0) > 1e-6
+    ):
+        raise ConfigError(
+            f"user_split={split!r} is not allowed; allowed: three non-negative shares of users "
+            "[train, valid, test] summing to 1 with train > 0, e.g. [0.8, 0.1, 0.1]"
+        )
+    seed = config["user_split_seed"]
+    seed = DEFAULT_SPLIT_SEED if seed is None else seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"user_split_seed={seed!r} is not allowed; allowed: an integer >= 0")
+    ratio = config["history_ratio"]
+    ratio = DEFAULT_HISTORY_RATIO if ratio is None else ratio
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio < 1:
+        raise ConfigError(f"history_ratio={ratio!r} is not allowed; allowed: a number strictly between 0 and 1")
     return [float(r) for r in split], int(seed), float(ratio)
 
 

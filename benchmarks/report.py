@@ -136,6 +136,19 @@ def diagnostics_section(diagnostics):
         md_table(["data", "row", "seeds"] + [title for _, title in DIAGNOSTIC_COLUMNS], rows), ""])
 
 
+def scoring_cell(labels, values):
+    """The scoring candidates' mean valid figures as one cell: ``label: value`` each, or, where the candidates
+    also vary beta (``... novel B``), the best beta of each (masking, tau) only, so the cell stays readable."""
+    if not any(" novel " in label for label in labels):
+        return ", ".join(f"{label}: {v:.4f}" for label, v in zip(labels, values)) or "-"
+    best = {}
+    for label, v in zip(labels, values):
+        head, _, share = label.partition(" novel ")
+        if head not in best or v > best[head][0]:
+            best[head] = (v, share)
+    return ", ".join(f"{head}: {v:.4f} (best novel share {share})" for head, (v, share) in best.items())
+
+
 def stage_section(stages, accuracy):
     rows = []
     for dataset, table in stages.items():
@@ -143,7 +156,7 @@ def stage_section(stages, accuracy):
                 if not is_gemirec_row(m) and r.get("valid_recall@50")]
         best = max(base) if base else (None, None)
         for name, r in table.items():
-            tau = ", ".join(f"{t}: {v:.4f}" for t, v in zip(r.get("tau_labels") or [], r.get("tau_grid") or [])) or "-"
+            tau = scoring_cell(r.get("tau_labels") or [], r.get("tau_grid") or [])
             rows.append([dataset, name, r["seeds"], fmt(r["retrieval_best"]),
                          " -> ".join(f"{v:.4f}" for v in r["joint_epochs"]) or "-", fmt(r["joint_best"]), tau,
                          f"{best[0]:.4f} ({best[1]})" if best[0] is not None else "-"])
@@ -155,7 +168,7 @@ def stage_section(stages, accuracy):
         "interests, and the test figures come from the joint stage's best epoch (each stage selects on the "
         "valid split by itself). Means over the seeds that recorded them.", "",
         md_table(["data", "row", "seeds", "retrieval stage, best", "joint stage, per epoch", "joint stage, best epoch",
-                  "scoring on that epoch: tau of the interest prior, within-interest or not (chosen: the best)", "best baseline (valid)"], rows), ""])
+                  "scoring on that epoch: tau of the interest prior, within-interest or not, the novel share's best (chosen: the best)", "best baseline (valid)"], rows), ""])
 
 
 def ratios_section(accuracy):

@@ -9,7 +9,11 @@ import statistics
 from benchmarks.budgets import ABLATIONS
 from benchmarks.report_numbers import is_gemirec_row, mean_of, median, ratio, stats
 from benchmarks.report_targets import targets
-from recbole_gemirec.model.gemirec import scoring_candidates, scoring_label
+from recbole_gemirec.model.gemirec import PRIOR_WEIGHT_GRID, scoring_candidates, scoring_label
+
+# The tau grids interest_prior_weight: auto has had, newest first. A run does not record the grid it tried; the
+# one whose number of candidates matches the run's extra joint-stage validations is the one it tried.
+PRIOR_WEIGHT_GRIDS = (PRIOR_WEIGHT_GRID, (0.5, 1.0, 2.0, 4.0))
 
 
 METRIC_COLUMNS = ["recall@20", "recall@50", "ndcg@20", "ndcg@50", "hit@20", "hit@50", "amr@50", "cur@50"]
@@ -267,7 +271,8 @@ def stage_scores(runs):
                          if any(v["stage"] == "retrieval" for v in p)]
             # with interest_prior_weight: auto the last validations of the joint stage are the tau grid, tried on
             # the best epoch's weights (scoring only), not epochs
-            candidates = [_scoring_candidates(r.get("config") or {}) for r in seeds.values() if r.get("valid_scores")]
+            candidates = [_scoring_candidates(r.get("config") or {}, _scoring_validations(r))
+                          for r in seeds.values() if r.get("valid_scores")]
             grid = [len(c) for c in candidates]
             joint = [[v["score"] for v in p if v["stage"] == "joint"] for p in per]
             tau = [j[len(j) - g:] for j, g in zip(joint, grid) if g and len(j) > g]
@@ -286,12 +291,24 @@ def stage_scores(runs):
     return out
 
 
-def _scoring_candidates(config):
+def _scoring_validations(run):
+    """How many of a run's joint-stage validations were scoring candidates rather than epochs (``None``: the
+    run did not record its epochs)."""
+    epochs = (run.get("epoch_times_s") or {}).get("joint")
+    if epochs is None:
+        return None
+    return sum(1 for v in run["valid_scores"] if v["stage"] == "joint") - len(epochs)
+
+
+def _scoring_candidates(config, tried=None):
     """The scoring choices a run tried on valid after its joint stage (results written before
-    ``interest_masking`` existed scored without masking)."""
+    ``interest_masking`` existed scored without masking): under the tau grid of :data:`PRIOR_WEIGHT_GRIDS` that
+    gives ``tried`` candidates, the current one when none does or ``tried`` is unknown."""
     transition = config.get("interest_predictor") == "transition"
-    return scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False),
-                              config.get("novel_interest_share") if transition else None)
+    options = [scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False),
+                                  config.get("novel_interest_share") if transition else None, tau_grid=grid)
+               for grid in PRIOR_WEIGHT_GRIDS]
+    return next((c for c in options if len(c) == tried), options[0])
 
 
 # The diagnostics of recbole_gemirec.diagnose shown per GemiRec row (test split), and their column titles.

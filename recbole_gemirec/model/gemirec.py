@@ -44,14 +44,15 @@ from recbole_gemirec.model.gemirec_config import STAGES
 PRIOR_WEIGHT_GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def scoring_candidates(prior_weight, masking, novel_share=None):
+def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_WEIGHT_GRID):
     """The ``(interest_masking, tau)`` pairs tried on the valid split after the joint stage, in order:
     every tau of the grid under ``interest_prior_weight: auto`` (else the configured one), each without
     and with masking under ``interest_masking: auto`` (else as configured). Under ``novel_interest_share:
     auto`` (the transition predictor) each pair is tried with every beta of ``NOVEL_SHARE_GRID``, as
     ``(masking, tau, beta)``. Empty when nothing is to be chosen. The arguments are the configuration's
-    values (``novel_share`` None: not the transition predictor)."""
-    taus = PRIOR_WEIGHT_GRID if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
+    values (``novel_share`` None: not the transition predictor); ``tau_grid`` is the grid of ``auto`` (another
+    one only for reading runs of an earlier grid)."""
+    taus = tau_grid if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
     masks = (False, True) if masking == "auto" else (bool(masking),)
     shares = NOVEL_SHARE_GRID if novel_share == "auto" else ()
     if len(taus) == 1 and len(masks) == 1 and not shares:

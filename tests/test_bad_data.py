@@ -98,15 +98,15 @@ FORMAT_DEFECTS = [
      ["bad.inter", "line 4", "'user_id'", "'NA'", "missing id", "allowed:"]),
     ("item id null in the item file", {"item": tiny_lines("item") + ["null\tc0\tg0"]}, [],
      ["bad.item", f"line {len(tiny_lines('item')) + 1}", "'item_id'", "'null'", "missing id"]),
-    # two rows of one item: RecBole kept both and the item features no longer lined up with the ids
+    # two different rows of one item: RecBole kept the first and dropped the other without a word
     ("item listed twice", {"item": tiny_lines("item") + [tiny_lines("item")[2].replace("c1", "c0")]}, [],
-     ["bad.item", f"line {len(tiny_lines('item')) + 1}", "'item_id'", "'2' again", "first on line 3",
+     ["bad.item", f"line {len(tiny_lines('item')) + 1}", "'item_id'", "'2' again", "than on line 3",
       "one row per id"]),
     # a value opening with a double quote was read by pandas as quoted text running over the next rows
     ("quoted value", {"item": tiny_lines("item")[:2] + ['2\t"c1\tg1'] + tiny_lines("item")[3:]}, [],
      ["bad.item", "line 3", "'category'", "double quote", "allowed:"]),
-    ("user listed twice", {"user": tiny_lines("user") + [tiny_lines("user")[1]]}, [],
-     ["bad.user", f"line {len(tiny_lines('user')) + 1}", "'user_id'", "'1' again", "first on line 2"]),
+    ("user listed twice", {"user": tiny_lines("user") + [tiny_lines("user")[1].replace("job3", "job1")]}, [],
+     ["bad.user", f"line {len(tiny_lines('user')) + 1}", "'user_id'", "'1' again", "than on line 2"]),
     ("repeated header", {"inter": _inter(append=[tiny_lines("inter")[0]])}, [],
      ["bad.inter", f"line {len(tiny_lines('inter')) + 1}", "header line is repeated"]),
     ("too many fields", {"inter": _inter(replace_line=(2, "1\t6\t4\t1001010\textra"))}, [],
@@ -136,6 +136,21 @@ def test_a_malformed_atomic_file_is_one_error_line_naming_file_line_and_field(
         (directory / f"bad.{suffix}").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
     status, err = cli(args, tmp_path, monkeypatch, capsys, tmp_path / "data")
     assert_data_error(status, err, *words)
+
+
+def test_an_exact_repeat_of_a_row_passes_the_format_check(tmp_path):
+    # RecBole keeps the first row of an id; a repeat that says the same is harmless (only a differing one is refused)
+    from recbole_gemirec.data.atomic_files import check_atomic_files
+
+    write_dataset(tmp_path, item=tiny_lines("item") + [tiny_lines("item")[2]], user=tiny_lines("user") + [tiny_lines("user")[1]])
+    config = {"data_path": str(tmp_path / "bad"), "dataset": "bad", "benchmark_filename": None, "load_col": None,
+              "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "field_separator": "\t", "seq_separator": " ",
+              "encoding": "utf-8"}
+    check_atomic_files(config)  # raises DataError on a defect
+    differing = tiny_lines("item") + [tiny_lines("item")[2].replace("c1", "c0")]
+    write_dataset(tmp_path, item=differing)
+    with pytest.raises(Exception, match="'2' again"):
+        check_atomic_files(config)
 
 
 def test_a_byte_that_is_not_utf8_is_one_error_line_naming_the_line(tmp_path, monkeypatch, capsys):

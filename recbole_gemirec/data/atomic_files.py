@@ -25,8 +25,9 @@ the line, the field, the value and what is allowed at the first defect:
 * an id (``USER_ID_FIELD``, ``ITEM_ID_FIELD``) must not be one of pandas' missing-value markers
   (:data:`MISSING_MARKERS`, such as ``NA`` or ``null``): RecBole's reader would take it for a missing id and drop
   the row without a word. An empty id stays what RecBole makes of it (the row is dropped);
-* ``.item`` holds one row per item and ``.user`` one row per user: a repeated id is refused (RecBole would
-  keep both rows and the features of the two would no longer line up with the ids).
+* ``.item`` holds one row per item and ``.user`` one row per user. RecBole keeps the first row of an id and
+  drops the others without a word, so a repeated id whose row differs from its first is refused (which
+  features hold would be an accident of the file's order); an exact repeat of the row is harmless and passes.
 """
 
 import csv
@@ -144,7 +145,7 @@ def _check_file(path, config, ids=None, unique=None):
     names, types = list(header), list(header.values())
     id_columns = [(names.index(field), key) for key, field in (ids or {}).items() if field in header]
     unique_column = names.index(unique) if unique in header else None
-    seen = set()
+    seen = {}  # id -> (line number, hash of the row): the first row of each id
     rows = 0
     for number, line in lines:
         if not line.strip():
@@ -163,12 +164,12 @@ def _check_file(path, config, ids=None, unique=None):
                                 f"{values[column]!r}, which RecBole's reader (pandas) takes for a missing id and "
                                 "would drop the row; allowed: any other token (rename the id)")
         if unique_column is not None and unique_column < len(values):
-            value = values[unique_column]
-            if value in seen:
+            value, row = values[unique_column], hash(line)
+            first = seen.setdefault(value, (number, row))
+            if first[1] != row:
                 raise DataError(f"{path}: line {number}: field {names[unique_column]!r} has value {_shown(value)} "
-                                f"again (first on line {_first_line(path, config, unique_column, value)}); "
-                                "allowed: one row per id in this file")
-            seen.add(value)
+                                f"again, with other features than on line {first[0]} (RecBole would keep that first "
+                                "row and drop this one silently); allowed: one row per id, or exact repeats")
         rows += 1
     if not rows and path.endswith(".inter"):
         raise DataError(f"dataset {config['dataset']!r} is empty: {path} has no rows (a header only); at least "
@@ -205,13 +206,3 @@ def _is_finite_number(text):
     except ValueError:
         return False
 
-
-def _first_line(path, config, column, value):
-    """The line number of the first row whose ``column`` holds ``value`` (for the message of a repeat only,
-    so the streaming pass keeps a set of ids rather than a line per id)."""
-    separator = config["field_separator"] or "\t"
-    for number, line in _decoded_lines(path, config["encoding"] or "utf-8"):
-        values = line.split(separator)
-        if number > 1 and column < len(values) and values[column] == value:
-            return number
-    return None

@@ -33,8 +33,8 @@ import yaml
 
 from recbole_gemirec.checkpoint import LAUNCH_KEYS
 from recbole_gemirec.config_specs import (
-    SEED_MAX, Boolean, DeviceIds, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList, String, Word,
-    fail,
+    SEED_MAX, Boolean, DeviceIds, Either, Integer, Interval, ListOf, MappingOf, OneOf, Optional, Real, ScalarOrList,
+    String, Word, fail,
 )
 from recbole_gemirec.errors import ConfigError
 

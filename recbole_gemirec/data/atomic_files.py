@@ -205,4 +205,3 @@ def _is_finite_number(text):
         return math.isfinite(float(text))
     except ValueError:
         return False
-

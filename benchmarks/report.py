@@ -14,12 +14,12 @@ import json
 import os
 import sys
 
-from benchmarks.budgets import BUDGETS, DATASETS, HISTORY_LENGTH, MODELS, MULTI_INTEREST_BASELINES, VALID_METRIC, budget
+from benchmarks.budgets import BUDGETS, DATASETS, HISTORY_LENGTH, MULTI_INTEREST_BASELINES, VALID_METRIC, budget
 from benchmarks.report_charts import charts
 from benchmarks.report_data import DIAGNOSTIC_COLUMNS, METRIC_COLUMNS, add_presets, expected_runs, load, summarise
 from benchmarks.report_numbers import (
     fmt, fmt_ratio, is_gemirec_row, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio,
-    stage_order,
+    row_order, stage_order,
 )
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
 from recbole_gemirec.model.gemirec import STAGES
@@ -112,11 +112,6 @@ def accuracy_section(accuracy, settings):
         lines.append("</details>")
         lines.append("")
     return "\n".join(lines)
-
-
-def row_order(models):
-    """The accuracy rows present in ``models``: the budget's models in their order, then the presets' GemiRec rows."""
-    return [m for m in MODELS if m in models] + sorted(m for m in models if is_gemirec_row(m) and m not in MODELS)
 
 
 def diagnostics_section(diagnostics):

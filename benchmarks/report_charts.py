@@ -3,8 +3,8 @@ installed)."""
 
 import os
 
-from benchmarks.budgets import MODELS, MULTI_INTEREST_BASELINES
-from benchmarks.report_numbers import is_gemirec_row, mean_of, metric_label, stage_order
+from benchmarks.budgets import MULTI_INTEREST_BASELINES
+from benchmarks.report_numbers import is_gemirec_row, mean_of, metric_label, row_order, stage_order
 from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
 
 
@@ -34,8 +34,7 @@ def charts(summary, docs, settings):
         fig, axes = plt.subplots(len(metrics), len(datasets), figsize=(5.5 * len(datasets), 3.2 * len(metrics)),
                                  squeeze=False)
         for j, dataset in enumerate(datasets):
-            models = [m for m in MODELS if m in accuracy[dataset]] + sorted(
-                m for m in accuracy[dataset] if is_gemirec_row(m) and m not in MODELS)
+            models = row_order(accuracy[dataset])
             for i, metric in enumerate(metrics):
                 ax = axes[i][j]
                 means = [mean_of(accuracy[dataset][m][metric]) or 0 for m in models]

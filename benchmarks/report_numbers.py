@@ -3,6 +3,8 @@ percentages, markdown tables)."""
 
 import statistics
 
+from benchmarks.budgets import MODELS
+
 
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit": "Hit", "amr": "AMR", "cur": "CUR"}
 
@@ -85,3 +87,8 @@ def is_gemirec_row(name):
     """GemiRec's own accuracy rows: ``GemiRec`` (its defaults) and ``GemiRec <preset>`` (an opt-in preset's runs,
     ``benchmarks.report --preset``); not the ablations (``GemiRec-I`` ...), which have their own section."""
     return name == "GemiRec" or name.startswith("GemiRec ")
+
+
+def row_order(models):
+    """The accuracy rows present in ``models``: the budget's models in their order, then the presets' GemiRec rows."""
+    return [m for m in MODELS if m in models] + sorted(m for m in models if is_gemirec_row(m) and m not in MODELS)

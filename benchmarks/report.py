@@ -607,6 +607,49 @@ def _ablation_notes(summary):
     return notes
 
 
+def _diagnostic(summary, target, name):
+    """The mean over seeds of diagnostics row ``name`` of a target's dataset and GemiRec row (None if absent)."""
+    value = summary.get("diagnostics", {}).get(target.get("dataset"), {}).get(target.get("row"), {}).get(name)
+    return None if not value else value["mean"]
+
+
+def _single_list_evidence(summary, amr_targets):
+    """For missed AMR targets: each row's best single query (known in hindsight) against its merged list. A user
+    whose best single list holds as many hits as the merged one counts 0 in AMR, so a best single query above
+    the model's Recall@50 says why AMR stays low even where the queries differ."""
+    parts = []
+    for t in amr_targets:
+        single, merged = _diagnostic(summary, t, "recall@50/best_single_query"), _diagnostic(summary, t, "recall@50/model")
+        if single is not None and merged is not None:
+            parts.append(f"{t['dataset']} {t['row']} {single:.4f} vs {merged:.4f}")
+    if not parts:
+        return ""
+    return (" Recall@50 of each user's best single query, known in hindsight, against the merged list's (test, "
+            "diagnostics): " + "; ".join(parts) + ". A user whose best single list holds at least the merged "
+            "list's hits counts 0: where a query scores only its own interest's items (the factorised rows), an "
+            "interest of at most 50 items has all of them in that query's own top 50, so its list holds every "
+            "target of that interest, while the merged list shares its 50 places with the other interests.")
+
+
+def _oracle_notes(summary, recall_targets):
+    """For missed Recall@50 ratio targets: what the same row reaches with the targets' own interests in place
+    of its interest cache (the diagnostics' oracle, test split), as a ratio to the same best baseline: how much
+    of the gap a better interest predictor could close at most, with the same queries and scoring."""
+    parts = []
+    for t in recall_targets:
+        oracle = _diagnostic(summary, t, "recall@50/oracle_interests")
+        if oracle is not None and t.get("baseline_value"):
+            parts.append(f"{t['dataset']} {t['row']} {oracle:.4f} = {oracle / t['baseline_value']:.2f}x "
+                         f"{t['baseline']} (target {t['need']:g}x)")
+    if not parts:
+        return []
+    return ["* **What a perfect interest predictor would add.** Recall@50 with the K most frequent interests of "
+            "each user's targets in place of the interest cache, the queries and scoring unchanged (test, "
+            "diagnostics' oracle): " + "; ".join(parts) + ". Where the oracle is close to the target ratio, "
+            "predicting the interests better cannot close the gap alone; the ranking within an interest must improve "
+            "too."]
+
+
 def shortfall_notes(summary, settings):
     notes = []
     missed = [t for t in summary["targets"] if t["met"] is False]
@@ -634,7 +677,9 @@ def shortfall_notes(summary, settings):
         if any("AMR" in t["target"] for t in accuracy_missed):
             notes.append("* **Interest separation.** AMR@50 stays near zero for GemiRec: one of its K queries alone "
                          "finds nearly every hit of the merged list. The K queries are residual variations of one "
-                         "user vector (u_k = u + MLP(e_m, u)); their cosines are in the diagnostics table.")
+                         "user vector (u_k = u + MLP(e_m, u)); their cosines are in the diagnostics table."
+                         + _single_list_evidence(summary, [t for t in accuracy_missed if "AMR" in t["target"]]))
+        notes += _oracle_notes(summary, [t for t in accuracy_missed if "Recall@50 >=" in t["target"]])
     notes += _ablation_notes(summary)
     for t in missed:
         text = t["target"]

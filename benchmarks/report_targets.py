@@ -29,7 +29,8 @@ def _accuracy_targets(name, dataset, accuracy, stages, best):
     r = ratio(mine, value)
     rows.append({"target": f"{dataset}: {name} Recall@50 >= {need:g}x the best baseline",
                  "measured": f"{fmt_ratio(r)} ({mine:.4f} vs {who} {value:.4f})" if r else "-",
-                 "met": None if r is None else r >= need, "value": r})
+                 "met": None if r is None else r >= need, "value": r,
+                 "dataset": dataset, "row": name, "need": need, "baseline": who, "baseline_value": value})
     if stages and stages.get("retrieval_best") and stages.get("final"):
         joint, single = mean_of(stages["final"]), mean_of(stages["retrieval_best"])
         rows.append({"target": f"{dataset}: {name} >= its own retrieval stage (valid Recall@50; the retrieval "
@@ -41,7 +42,8 @@ def _accuracy_targets(name, dataset, accuracy, stages, best):
     amr = mean_of(g["amr@50"])
     rows.append({"target": f"{dataset}: {name} AMR@50 above every baseline",
                  "measured": f"{amr:.4f} vs best baseline {who} {value:.4f}" if value is not None else "-",
-                 "met": None if value is None else amr > value, "value": ratio(amr, value)})
+                 "met": None if value is None else amr > value, "value": ratio(amr, value),
+                 "dataset": dataset, "row": name})
     cur = mean_of(g["cur@50"])
     c, pop = accuracy[dataset].get("ComiRecSA"), accuracy[dataset].get("Pop")
     r = ratio(cur, mean_of(c["cur@50"])) if c else None

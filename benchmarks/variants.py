@@ -87,7 +87,7 @@ def run_variant(args, overrides):
     model, trainer = parts["model"], parts["trainer"]
     state = torch.load(base_file(args))  # tensors only (weights_only)
     own = model.state_dict()
-    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    keep = base_weights(state, own)
     model.load_state_dict(keep, strict=False)
     history = []
     trainer.enter_stage(2)  # the joint stage: fresh optimiser, frozen codes
@@ -105,6 +105,18 @@ def run_variant(args, overrides):
     if args.test:
         out["test"] = _floats(trainer.evaluate(parts["test_data"], load_best_model=False))
     return out
+
+
+# Buffers of the scoring in force (interest_masking, tau, beta): a variant scores as configured, whatever the
+# base was trained with (the base's masking buffer is off unless the base set it, and loading it would make
+# every joint epoch of a masked variant validate without masking).
+SCORING_BUFFERS = ("masking", "prior_weight", "novel_share")
+
+
+def base_weights(state, own):
+    """The entries of the base's ``state`` a variant model (state dict ``own``) takes: same name and shape,
+    except the scoring buffers."""
+    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and k not in SCORING_BUFFERS}
 
 
 def base_file(args):

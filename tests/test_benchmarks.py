@@ -123,6 +123,18 @@ def test_growth_exponent_is_the_log_log_slope():
     assert growth_exponent([10], [1.0]) is None and growth_exponent([10, 100], [None, 5.0]) is None
 
 
+def test_a_variant_takes_the_bases_weights_but_scores_as_it_is_configured():
+    import torch
+
+    from benchmarks.variants import base_weights
+
+    base = {"tower.w": torch.ones(2, 3), "fusion.w": torch.ones(4), "masking": torch.tensor(False),
+            "prior_weight": torch.tensor(4.0), "novel_share": torch.tensor(0.0), "head.w": torch.ones(5)}
+    own = {"tower.w": torch.zeros(2, 3), "fusion.w": torch.zeros(4), "masking": torch.tensor(True),
+           "prior_weight": torch.tensor(1.0), "novel_share": torch.tensor(0.2), "head.w": torch.zeros(6)}
+    assert sorted(base_weights(base, own)) == ["fusion.w", "tower.w"]  # the scoring buffers and a new shape stay
+
+
 def test_unknown_part_is_refused(capsys):
     assert bench_run.main(["--quick", "--only", "accuracy,bogus", "--out", "/nonexistent/never-written"]) == 2
     assert "bogus" in capsys.readouterr().err

@@ -15,6 +15,7 @@ already: a checkpoint's config, a trial's parameters), a command-line value is r
 """
 
 import ast
+import os
 import re
 
 import yaml
@@ -200,6 +201,16 @@ class Config(RecBoleConfig):
         from recbole_gemirec.validation import validate_config
 
         validate_config(self)  # every key checked before any data is read (docs/reliability.md)
+
+    def _set_default_parameters(self):
+        """RecBole's, except that a ``data_path`` the user sets is read for ml-100k too. RecBole always reads
+        ml-100k from the copy it ships and drops the user's ``data_path`` without a word, which would train on
+        other data than the user named (a modified ml-100k, or a path that does not exist, which is then
+        refused like for any other dataset). Without a ``data_path`` of the user's, the shipped copy is read."""
+        super()._set_default_parameters()
+        user_path = self.external_config_dict.get("data_path")
+        if self.dataset == "ml-100k" and isinstance(user_path, str):
+            self.final_config_dict["data_path"] = os.path.join(user_path, self.dataset)
 
     def _build_yaml_loader(self):
         """The safe YAML loader for every config file (RecBole's is ``yaml.FullLoader``)."""

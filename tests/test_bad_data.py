@@ -173,6 +173,22 @@ def test_a_missing_interaction_file_is_a_clear_error(tmp_path, monkeypatch, caps
     assert_data_error(status, err, "dataset 'bad' cannot be read", "bad.inter")
 
 
+@pytest.mark.parametrize("dataset", ["ml-1m", "ml-100k"])
+def test_a_missing_data_folder_is_refused_even_for_a_dataset_recbole_knows(tmp_path, monkeypatch, capsys, dataset):
+    # RecBole would download ml-1m (a traceback offline) and read its own ml-100k instead of the folder named
+    status, err = cli(["--model=Pop"], tmp_path, monkeypatch, capsys, tmp_path / "none", dataset)
+    assert_data_error(status, err, f"dataset {dataset!r} cannot be read", str(tmp_path / "none" / dataset), "does not exist")
+
+
+def test_ml100k_is_read_from_the_users_data_path_where_one_is_set_and_from_recboles_copy_otherwise(tmp_path):
+    from recbole_gemirec.config import Config
+
+    mine = Config(model="Pop", dataset="ml-100k", config_dict={"data_path": str(tmp_path)})
+    assert mine["data_path"] == str(tmp_path / "ml-100k")
+    shipped = Config(model="Pop", dataset="ml-100k")
+    assert os.path.isfile(os.path.join(shipped["data_path"], "ml-100k.inter"))
+
+
 def test_every_user_with_a_single_interaction_is_a_clear_error(tmp_path, monkeypatch, capsys):
     lines = tiny_lines("inter")
     data = write_dataset(tmp_path / "data", inter=lines[:1] + [rows[0] for rows in by_user(lines).values()])

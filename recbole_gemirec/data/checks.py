@@ -83,6 +83,13 @@ def checked_dataset(config, build):
     settings involved instead of a traceback from inside its dataset code.
     """
     name = config["dataset"]
+    if not os.path.isdir(str(config["data_path"])):
+        # RecBole downloads a dataset it knows (ml-1m, ...) whose folder is missing: a traceback offline, and
+        # never what the user named; nothing is downloaded here
+        raise DataError(
+            f"dataset {name!r} cannot be read: the folder {config['data_path']!r} does not exist (RecBole reads "
+            "<data_path>/<dataset>/<dataset>.inter; nothing is downloaded: put the atomic files there, or set "
+            "data_path to their folder's parent)")
     check_atomic_files(config)
     try:
         dataset = build(config)

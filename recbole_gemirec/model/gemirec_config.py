@@ -118,6 +118,7 @@ RELATIONS = [
     "embedding_size is divisible by tower_heads",
     f"the number of interests (product of interest_dictionary_sizes) is at most {MAX_INTERESTS}",
     "interest_num is at most the number of interests",
+    "interest_levels is at most the number of dictionary levels (1 under interest_source: category)",
     "interest_predictor: transition needs at most 4096 interests at the interest granularity (checked with the data)",
     "loss_weights has at least one positive weight",
     "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
@@ -150,6 +151,12 @@ def check_relations(config):
     if config["interest_source"] != "category" and config["interest_num"] > n_interests:
         fail("interest_num", config["interest_num"], f"an integer from 1 to {n_interests}",
              f"interest_dictionary_sizes={sizes} give only {n_interests} interests")
+    levels = config["interest_levels"]
+    most = 1 if config["interest_source"] == "category" else len(sizes)
+    if levels is not None and int(levels) > most:
+        fail("interest_levels", levels, f"~ or an integer from 1 to {most}",
+             "interest_source: category has one level" if config["interest_source"] == "category" else
+             f"interest_dictionary_sizes={sizes} has {len(sizes)} levels, and an interest is a prefix of them")
     weights = config["loss_weights"]
     if not any(float(w) > 0 for w in weights):
         fail("loss_weights", weights, "three non-negative weights [dictionary, generator, retrieval] with at "

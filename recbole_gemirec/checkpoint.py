@@ -117,13 +117,19 @@ def _unpickling_reason(err):
     return lines[-1] if lines else type(err).__name__
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """Load a checkpoint written by :func:`save_checkpoint`, refusing anything that is not plain data."""
+def check_checkpoint_file(path):
+    """Refuse a checkpoint path that is no file, or a file torch.save did not write (cheap: no loading)."""
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"cannot read checkpoint {path}: it is not a file written by torch.save")
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint`, refusing anything that is not plain data."""
+    path = check_checkpoint_file(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

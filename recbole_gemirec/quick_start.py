@@ -14,10 +14,11 @@ from logging import getLogger
 
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_gemirec.checkpoint import load_checkpoint, to_plain
+from recbole_gemirec.checkpoint import check_checkpoint_file, load_checkpoint, to_plain
 from recbole_gemirec.config import Config
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 from recbole_gemirec.output_paths import OutputError, check_output_locations
+from recbole_gemirec.trainer.checkpoint_files import resolve_resume_path
 from recbole_gemirec.utils import create_dataset, data_preparation, get_model, get_trainer
 
 # Settings copied into the result file so a reader knows what produced the figures.
@@ -80,6 +81,8 @@ def run_recbole_gemirec(
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
                     config_dict=config_dict, cmd_args=cmd_args)
     check_output_locations(config["checkpoint_dir"] if saved else None, result_file)  # before any data is read
+    if resume:  # a missing or foreign file is refused before any data is read, too
+        check_checkpoint_file(resolve_resume_path(resume, config["model"]))
     parts = build_run(config)
     logger = getLogger()
     trainer = parts["trainer"]

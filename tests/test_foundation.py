@@ -206,6 +206,18 @@ def test_cli_overrides_reach_the_config(tmp_path):
     assert set(read_json(tmp_path / "r.json")["test_result"]) == {"hit@3"}
 
 
+def test_the_cli_evaluates_a_general_model_by_leave_one_out_like_a_sequential_one_unless_told(tmp_path):
+    # RecBole's own default would split Pop's interactions 80/10/10 at random, SASRec's by leave-one-out
+    for model, protocol in (("Pop", None), ("SASRec", None), ("Pop", "user")):
+        args = [f"--model={model}", "--result_file=r.json", "--no_save"] + ([f"--protocol={protocol}"] if protocol else [])
+        proc = run_cli(args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        config = read_json(tmp_path / "r.json")["config"]
+        assert config["eval_protocol"] == (protocol or "loo")
+        if protocol is None:
+            assert config["eval_args"]["split"] == {"LS": "valid_and_test"} and config["eval_args"]["order"] == "TO"
+
+
 def test_wheel_ships_every_yaml_and_the_startup_hook(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), REPO_DIR],

@@ -126,15 +126,19 @@ def test_resume_from_a_directory_without_checkpoints_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("resume", ["missing.pth", "not_a_checkpoint.pth", "empty"])
-def test_a_resume_path_without_a_checkpoint_is_refused_before_any_data_is_read(tmp_path, resume):
+def test_a_resume_path_without_a_checkpoint_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsys, resume):
+    sys.path.insert(0, REPO_DIR)
+    import run_recbole_gemirec
+
     (tmp_path / "empty").mkdir()
     (tmp_path / "not_a_checkpoint.pth").write_text("plain text", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
     # the data folder does not exist either: the refusal names the checkpoint, so it came before the data
-    proc = subprocess.run([sys.executable, RUN_SCRIPT, "--model=SASRec", "--dataset=tiny", f"--resume={resume}",
-                           f"--data_path={tmp_path / 'no_data'}"], cwd=tmp_path, env=cli_env(), capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
+    status = run_recbole_gemirec.main(["--model=SASRec", "--dataset=tiny", f"--resume={resume}",
+                                       f"--data_path={tmp_path / 'no_data'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]
     assert line.startswith("error: ") and resume in line and "no_data" not in line, line
 
 

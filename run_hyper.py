@@ -41,15 +41,14 @@ SPACE_TYPES = ("choice", "uniform", "quniform", "loguniform")
 
 
 def parse_args(argv):
+    from recbole_gemirec.resources import add_protocol_argument
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Any other --key=value is a fixed configuration setting.")
     parser.add_argument("--model", "-m", default="GemiRec", help="model class name (default: GemiRec)")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (default: ml-100k)")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files, later ones win")
-    parser.add_argument("--protocol", default="loo",
-                        help="evaluation protocol from dataset_configs/: loo (default, for every model: RecBole's "
-                             "own default splits a general model's interactions 80/10/10 at random instead, so a "
-                             "side-by-side run would compare two protocols) or user; your config files win over it")
+    add_protocol_argument(parser)
     parser.add_argument("--params_file", default=None,
                         help="parameter-space file (default: properties/hyper/<model>.hyper)")
     parser.add_argument("--algo", default="random",

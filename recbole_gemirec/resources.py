@@ -40,6 +40,15 @@ def dataset_properties(dataset_name):
     return resource_dir("properties") / "dataset" / f"{dataset_name}.yaml"
 
 
+def add_protocol_argument(parser):
+    """The scripts' ``--protocol`` option (``run_recbole_gemirec.py``, ``run_hyper.py``): a name for
+    :func:`protocol_config`, ``loo`` unless given."""
+    parser.add_argument("--protocol", default="loo",
+                        help="evaluation protocol from dataset_configs/: loo (default, for every model: RecBole's "
+                             "own default splits a general model's interactions 80/10/10 at random instead, so a "
+                             "side-by-side run would compare two protocols) or user; your config files win over it")
+
+
 def protocol_config(protocol):
     """Path of the evaluation-protocol file ``dataset_configs/protocol_<protocol>.yaml``."""
     directory = resource_dir("dataset_configs")

@@ -21,6 +21,9 @@ from conftest import REPO_DIR, RUN_SCRIPT, TEST_DATA, TINY_YAML, read_json, run_
 
 from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
 
+sys.path.insert(0, REPO_DIR)
+import run_recbole_gemirec  # noqa: E402
+
 GEMIREC_ARGS = ["--model=GemiRec", "--interest_category_field=category", "--stopping_step=10", "--gpt_layers=2",
                 "--stage_epochs={'retrieval':2,'dictionary':2,'joint':3}", "--result_file=result.json"]
 
@@ -127,9 +130,6 @@ def test_resume_from_a_directory_without_checkpoints_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("resume", ["missing.pth", "not_a_checkpoint.pth", "empty"])
 def test_a_resume_path_without_a_checkpoint_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsys, resume):
-    sys.path.insert(0, REPO_DIR)
-    import run_recbole_gemirec
-
     (tmp_path / "empty").mkdir()
     (tmp_path / "not_a_checkpoint.pth").write_text("plain text", encoding="utf-8")
     monkeypatch.chdir(tmp_path)

@@ -41,8 +41,9 @@ def _read(path):
 
 
 def load(results):
-    """Every result file under ``results``, grouped: accuracy, ablation, speed, meta, errors."""
-    data = {"accuracy": {}, "ablation": {}, "speed": {}, "scale": {}, "errors": [], "meta": {}}
+    """Every result file under ``results``, grouped: accuracy, ablation, speed, scale, world_bound (the
+    reference rankers of ``benchmarks.world_bound``), meta, errors."""
+    data = {"accuracy": {}, "ablation": {}, "speed": {}, "scale": {}, "world_bound": {}, "errors": [], "meta": {}}
     meta = os.path.join(results, "meta.json")
     if os.path.exists(meta):
         data["meta"] = _read(meta)
@@ -55,7 +56,7 @@ def load(results):
             dataset = os.path.basename(os.path.dirname(path))
             name, seed = os.path.basename(path)[:-5].rsplit("__seed", 1)
             data[part].setdefault(dataset, {}).setdefault(name, {})[int(seed)] = _read(path)
-    for part in ("speed", "scale"):
+    for part in ("speed", "scale", "world_bound"):
         for path in sorted(glob.glob(os.path.join(results, part, "*.json"))):
             if path.endswith(".error.json"):
                 if not os.path.exists(path[:-len(".error.json")]):
@@ -326,6 +327,14 @@ def aggregate_diagnostics(runs):
     return out
 
 
+def world_bounds(records):
+    """``{dataset: {split: {ranker: {"recall@50", "cur@50"}}}}``: the means of ``benchmarks.world_bound``'s records."""
+    out = {}
+    for r in records.values():
+        out.setdefault(r["dataset"], {})[r["split"]] = r["mean"]
+    return out
+
+
 def summarise(data):
     accuracy = aggregate_accuracy(data["accuracy"])
     summary = {
@@ -338,6 +347,7 @@ def summarise(data):
         "scale": aggregate_scale(data["scale"]),
         "diagnostics": aggregate_diagnostics({d: {**data["accuracy"].get(d, {}), **data["ablation"].get(d, {})}
                                               for d in sorted(set(data["accuracy"]) | set(data["ablation"]))}),
+        "world_bound": world_bounds(data["world_bound"]),
     }
     summary["targets"] = targets(accuracy, summary["speed"], summary["gemirec_stages"], summary["scale"],
                                  data["meta"].get("machine", {}).get("memory_gib"))

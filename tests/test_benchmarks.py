@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO_DIR
@@ -309,3 +310,82 @@ def test_the_category_mixture_reference_ranks_pop_as_recbole_and_uses_the_histor
     assert 0.0 < ours["train target share in categories the window lacks"] < 1.0
     assert any(ours[f"mixture eps 0.0 novel {beta}"] != ours["mixture eps 0.0"] for beta in (0.1, 0.2, 0.3))
     assert ours["CUR mixture eps 0.0 novel 0.3"] > ours["CUR mixture eps 0.0"]
+
+
+# --- benchmarks.world_bound ------------------------------------------------------------------------------
+def _world_params(**overrides):
+    from recbole_gemirec.data import synthetic
+
+    params = dict(synthetic.DEFAULTS, users=300, items=120, top_categories=2, leaves_per_top=3, seed=11)
+    params.update(overrides)
+    return params
+
+
+def test_world_bound_reads_the_generators_popularity_table_as_its_sampling_does():
+    """within_leaf_shares: p(item | leaf) from the generator's table sums to 1 per leaf and matches how often
+    the generator's own sampler draws each item."""
+    from benchmarks.world_bound import within_leaf_shares
+    from recbole_gemirec.data import synthetic
+
+    params = _world_params()
+    item_leaf, items_by_leaf, cdf = synthetic.make_items(params, 6, np.random.default_rng(0))
+    shares = within_leaf_shares(item_leaf, items_by_leaf, cdf)
+    assert np.allclose(np.bincount(item_leaf, weights=shares), 1.0)
+    draws = synthetic.sample_items(np.full(40_000, 2), items_by_leaf, cdf, np.random.default_rng(1))
+    freq = np.bincount(draws, minlength=len(item_leaf)) / len(draws)
+    assert np.abs(freq - np.where(item_leaf == 2, shares, 0.0)).max() < 0.01
+    assert (shares[item_leaf == 2].max() > 2 * shares[item_leaf == 2].min())  # Zipf: not uniform
+
+
+def test_world_bound_simulates_runs_noise_and_a_planted_interest():
+    """simulate_tail follows the generator's process: without noise one interest takes every draw; a planted
+    new interest adopted with certainty takes every draw from its start on; noise spreads draws elsewhere."""
+    from benchmarks.world_bound import simulate_tail
+
+    rng = np.random.default_rng(0)
+    quiet = _world_params(noise=0.0, adoption=1.0)
+    one = simulate_tail(rng, quiet, range(20, 26), np.array([4]), np.array([1.0]), 6, sims=50)
+    assert (one[:, 4] == 6).all() and one.sum() == 300
+    planted = simulate_tail(rng, quiet, range(20, 26), np.array([4]), np.array([1.0]), 6, planted=(1, 22), sims=50)
+    assert (planted[:, 4] == 2).all() and (planted[:, 1] == 4).all()
+    never = simulate_tail(rng, dict(quiet, evolution_rate=0.0), range(20, 26), np.array([4]), np.array([1.0]), 6,
+                          prior=(np.array([1]), 26), sims=50)
+    assert (never[:, 4] == 6).all()
+    noisy = simulate_tail(rng, _world_params(noise=0.5), range(20, 26), np.array([4]), np.array([1.0]), 6, sims=200)
+    assert 0 < noisy[:, [0, 1, 2, 3, 5]].sum() < noisy.sum()
+
+
+def test_world_bound_scores_items_by_their_expected_share_of_the_targets():
+    """expected_target_share: an item of a category nobody draws scores 0; within a category the more popular
+    item scores higher; a category drawn more often scores its items higher."""
+    from benchmarks.world_bound import expected_target_share
+
+    item_leaf = np.array([0, 0, 1, 1, 2])
+    within = np.array([0.7, 0.3, 0.6, 0.4, 1.0])
+    counts = np.array([[3.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
+    scores = expected_target_share(counts, within, item_leaf)
+    assert scores[4] == 0.0
+    assert scores[0] > scores[1] > 0 and scores[2] > scores[3] > 0
+    assert scores[0] > scores[2]
+
+
+def test_world_bound_on_a_small_generated_world_under_the_user_protocol(tmp_path):
+    """benchmarks.world_bound.evaluate end to end: it regenerates the world's draws from its truth file, and the
+    ranker that knows each user's latent state finds more of the targets than the ones reading the window."""
+    from benchmarks.world_bound import KNOWLEDGE, evaluate
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.data import synthetic
+    from recbole_gemirec.quick_start import build_run
+
+    params = _world_params(name="world", users=400, items=150, mean_length=30)
+    synthetic.write_dataset(synthetic.generate(params, progress=False), str(tmp_path), "world")
+    config = Config(model="Pop", dataset="world",
+                    config_file_list=[os.path.join(REPO_DIR, "dataset_configs", name)
+                                      for name in ("protocol_user.yaml", "synthetic.yaml")],
+                    config_dict={"data_path": str(tmp_path), "checkpoint_dir": str(tmp_path / "saved"),
+                                 "topk": [10], "metrics": ["Recall"], "valid_metric": "Recall@10"})
+    rows = evaluate(build_run(config), "test", sims=100, n=10)
+    assert set(rows) == set(KNOWLEDGE)
+    assert all(0.0 <= r["recall@10"] <= 1.0 and r["users"] == rows["latent"]["users"] > 20 for r in rows.values())
+    assert rows["latent"]["recall@10"] > max(rows["window, true tables"]["recall@10"],
+                                            rows["window, estimated tables"]["recall@10"])

@@ -663,7 +663,7 @@ def _world_notes(summary, recall_targets):
         base = t["baseline_value"]
 
         def cell(name):
-            return f"{bound[name]['recall@50']:.4f} = {bound[name]['recall@50'] / base:.2f}x {t['baseline']}"
+            return f"{bound[name]['recall@50']:.4f} = {bound[name]['recall@50'] / base:.3f}x {t['baseline']}"
 
         parts.append(f"{t['dataset']}: the latent state {cell('latent')}; the window's categories with the world's "
                      f"true tables {cell('window, true tables')}; with tables estimated from the training data "

@@ -126,15 +126,12 @@ def interests_of(leaves, n_leaves):
 def evaluate(parts, split="test", sims=400, n=50, seed=2020):
     """Mean Recall@n and CUR@n of the three reference rankers (:data:`KNOWLEDGE`) on ``split``."""
     dataset = parts["dataset"]
-    folder = os.path.join(dataset.config["data_path"])
-    with open(os.path.join(folder, f"{dataset.dataset_name}.truth.json"), encoding="utf-8") as f:
+    with open(os.path.join(dataset.config["data_path"], f"{dataset.dataset_name}.truth.json"), encoding="utf-8") as f:
         params = json.load(f)["params"]
     item_leaf, within, latent, successor = world_draws(params)
     n_leaves = len(successor)
-    # internal ids <-> the generator's (token = generator index + 1; internal id 0 is RecBole's padding)
+    # internal id -> the generator's index (token = index + 1; internal id 0 is RecBole's padding)
     item_of = np.array([-1] + [int(t) - 1 for t in dataset.field2id_token[dataset.iid_field][1:]])
-    internal = np.zeros(len(item_of), dtype=np.int64)
-    internal[item_of[1:]] = np.arange(1, len(item_of))
     user_of = [None] + [int(t) - 1 for t in dataset.field2id_token[dataset.uid_field][1:]]
     leaf_of = item_leaf[np.maximum(item_of, 0)]  # internal id -> leaf (row 0 unused)
     # the estimated tables: successors by the training users' transitions, popularity by their interactions

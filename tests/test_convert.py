@@ -342,6 +342,45 @@ def test_retailrocket_bad_property_timestamp(tmp_path):
         convert("retailrocket", raw, [props1, props2], str(tmp_path / "out"))
 
 
+@pytest.mark.parametrize("bad_id, problem", [
+    ('"257597"', "starts with a double quote"),
+    ("35\t5908", "holds a tab"),
+])
+def test_retailrocket_id_that_cannot_be_an_atomic_token(tmp_path, bad_id, problem):
+    """An id the atomic files cannot hold stops the conversion with file and line (it was written quoted,
+    and RecBole's reader refused the converted file only at training time)."""
+    events = [(str(u), str(i), 1_433_221_332_000 + u * 10 + i) for u in range(5) for i in range(5)]
+    raw, props1, props2 = retailrocket_files(tmp_path, events, [], [], extra_events=[f"1433221332999,{bad_id},view,3,"])
+    out = str(tmp_path / "out")
+    with pytest.raises(DataError) as err:
+        convert("retailrocket", raw, [props1, props2], out, min_item=1, min_user=1)
+    message = str(err.value)
+    assert f"{raw}, line {len(events) + 2}: visitorid=" in message and problem in message and "allowed:" in message
+    assert_nothing_written(out)
+
+
+def test_json_ids_and_categories_that_cannot_be_atomic_tokens(tmp_path):
+    events = random_events(seed=8, n_rows=60)
+    reviews, meta = books_files(tmp_path, events, {i: [["Books", "X"]] for _, i, _ in events})
+    with open(reviews, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"reviewerID": "A\nB", "asin": "I001", "unixReviewTime": 1300000000}) + "\n")
+    with pytest.raises(DataError, match=r"reviews_Books_5\.json, line 61: reviewerID='A\\nB' cannot be an id: "
+                                        r"it holds a tab or a line break"):
+        convert("amazon-books", reviews, [meta], str(tmp_path / "out"))
+    reviews, meta = books_files(tmp_path, events, {i: [["Books", '"Quoted" tales']] for _, i, _ in events})
+    with pytest.raises(DataError, match=r"meta_Books\.json, line 1: category '\"Quoted\" tales' cannot be written"):
+        convert("amazon-books", reviews, [meta], str(tmp_path / "out"))
+
+
+def test_a_double_quote_inside_a_value_is_written_unquoted(tmp_path):
+    events = [("U1", "I1", 1300000000 + n) for n in range(5)]
+    ratings, meta = clothing_files(tmp_path, events, {"I1": ["Dolls", '12" Dolls']})
+    out = tmp_path / "out"
+    convert("amazon-clothing", ratings, [meta], str(out), min_item=1, min_user=1)
+    _, rows = read_atomic(out / "amazon-clothing" / "amazon-clothing.item")
+    assert rows == [["I1", '12" Dolls']]
+
+
 # ---------------------------------------------------------------------------------------- command line
 
 def run_convert(args, cwd):

@@ -35,8 +35,8 @@ def read_reviews(path, show_progress=False):
     inter = common.Interactions(time_unit=TIME_UNIT)
     users, items, times = common.new_code_buffers()
     for number, record in common.iter_json_lines(path, show_progress):
-        users.append(inter.users.code(str(common.require_key(record, "reviewerID", path, number))))
-        items.append(inter.items.code(str(common.require_key(record, "asin", path, number))))
+        users.append(inter.users.code(common.require_token(record, "reviewerID", path, number)))
+        items.append(inter.items.code(common.require_token(record, "asin", path, number)))
         times.append(review_time(record, path, number))
     inter.add_arrays(users, items, times)
     return inter

@@ -11,6 +11,7 @@ proportional to the number of distinct users and items rather than to the number
 """
 
 import ast
+import csv
 import gzip
 import json
 import os
@@ -98,6 +99,37 @@ def require_key(record, key, path, number):
     return record[key]
 
 
+def token_problem(text):
+    """Why ``text`` cannot be written as one token of a RecBole atomic file, or None: the files are
+    tab-separated lines, and pandas (RecBole's reader) reads a value that starts with a double quote as quoted
+    text running over the following lines."""
+    if "\t" in text or "\n" in text or "\r" in text:
+        return "it holds a tab or a line break, the separators of RecBole's atomic files"
+    if text.startswith('"'):
+        return "it starts with a double quote, which RecBole's reader takes for quoted text"
+    return None
+
+
+def require_token(record, key, path, number):
+    """``str(record[key])`` as an id token; :class:`DataError` for a missing key or a value that cannot be
+    written to an atomic file (:func:`token_problem`)."""
+    text = str(require_key(record, key, path, number))
+    problem = token_problem(text)
+    if problem:
+        raise DataError(f"{path}, line {number}: {key}={text!r} cannot be an id: {problem}; allowed: text "
+                        "without tabs or line breaks, not starting with a double quote")
+    return text
+
+
+def check_category(text, path, number):
+    """``text`` (a cleaned category name) written as a token, or a :class:`DataError` naming file and line."""
+    problem = token_problem(text)
+    if problem:
+        raise DataError(f"{path}, line {number}: category {text!r} cannot be written: {problem}; allowed: "
+                        "a name not starting with a double quote")
+    return text
+
+
 def read_json_categories(path, items, leaf_of, show_progress=False):
     """Item code -> category from a JSON-lines metadata file, for the items of ``items`` (an
     :class:`Interner`). ``leaf_of(record, path, number)`` extracts a record's category; every line is
@@ -107,7 +139,7 @@ def read_json_categories(path, items, leaf_of, show_progress=False):
         code = items.codes.get(str(require_key(record, "asin", path, number)))
         leaf = leaf_of(record, path, number)
         if code is not None and code not in categories and leaf:
-            categories[code] = leaf
+            categories[code] = check_category(leaf, path, number)
     return categories
 
 
@@ -218,11 +250,25 @@ def check_digits(values, what, path, first_line, unit):
 
 
 def check_nonempty(values, what, path, first_line):
-    """Raise :class:`DataError` for the first empty id."""
+    """Raise :class:`DataError` for the first empty id, or the first that cannot be written as a token of
+    an atomic file (a tab, or a leading double quote: :func:`token_problem`)."""
     empty = (values.str.strip() == "").to_numpy(dtype=bool)
     if empty.any():
         row = int(np.flatnonzero(empty)[0])
         raise DataError(f"{path}, line {first_line + row}: empty {what}")
+    check_tokens(values, what, path, first_line)
+
+
+def check_tokens(values, what, path, first_line):
+    """Raise :class:`DataError` for the first value of ``values`` (rows of a chunk) that cannot be written as
+    a token of an atomic file (:func:`token_problem`)."""
+    text = values.str.strip()
+    bad = (text.str.contains(r"[\t\r\n]", regex=True) | text.str.startswith('"')).to_numpy(dtype=bool)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}, line {first_line + row}: {what}={text.iloc[row]!r} cannot be written: "
+                        f"{token_problem(text.iloc[row])}; allowed: text without tabs, not starting with a "
+                        "double quote")
 
 
 # ------------------------------------------------------------------------------------------ interning
@@ -363,7 +409,11 @@ def write_atomic(converted, out_dir, name, force=False):
     """Write ``out_dir/name/name.inter`` and ``name.item`` atomically; return the dataset directory."""
     def write(staging):
         for suffix, table in (("inter", converted.inter), ("item", converted.item)):
-            table.to_csv(os.path.join(staging, f"{name}.{suffix}"), sep="\t", index=False, lineterminator="\n")
+            # no quoting: every value was checked to hold no tab or line break and not to start with a double
+            # quote, so it is written as it is (pandas would put a value holding a quote between quotes,
+            # which RecBole's reader then refuses)
+            table.to_csv(os.path.join(staging, f"{name}.{suffix}"), sep="\t", index=False, lineterminator="\n",
+                         quoting=csv.QUOTE_NONE)
 
     return write_directory_atomic(out_dir, name, write, force)
 

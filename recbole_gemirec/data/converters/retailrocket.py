@@ -42,11 +42,13 @@ def read_categories(paths, items, show_progress=False):
             times = common.check_digits(chunk["timestamp"], "timestamp", path, first_line, "integer milliseconds")
             common.check_nonempty(chunk["itemid"], "itemid", path, first_line)
             is_category = (chunk["property"] == "categoryid").to_numpy()
+            values = chunk["value"].where(is_category, "").map(common.clean_category)
+            common.check_tokens(values, "categoryid value", path, first_line)
             rows = chunk[is_category]
             frames.append(pd.DataFrame({
                 "item": rows["itemid"].to_numpy(),
                 "time": times[is_category],
-                "value": rows["value"].map(common.clean_category).to_numpy(),
+                "value": values[is_category].to_numpy(),
             }))
     if not frames:
         return {}

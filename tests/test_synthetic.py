@@ -199,7 +199,13 @@ def test_bad_arguments_and_existing_output_are_refused(generated, tmp_path):
                               ("--mean-length=nan", "--mean-length=nan is not allowed; allowed: a finite"),
                               ("--feature-strength=-1", "--feature-strength must be >= 0"),
                               # was numpy's ValueError traceback from default_rng
-                              ("--seed=-1", "--seed=-1 is not allowed; allowed: an integer >= 0")):
+                              ("--seed=-1", "--seed=-1 is not allowed; allowed: an integer >= 0"),
+                              # were numpy's MemoryError traceback ("Unable to allocate 745. GiB")
+                              ("--users=100000000000", "--users=100000000000 with --mean-length=40"),
+                              ("--mean-length=1e15", "--mean-length=1e+15 is not allowed; allowed: at most "
+                                                     "--max-length=200"),
+                              ("--items=10000000000", "--items=10000000000 is not allowed; allowed: an integer "
+                                                      "up to 100,000,000")):
         refused = run_generator(["--out", str(tmp_path / "e"), argument, "--quiet"], tmp_path)
         assert refused.returncode == 2 and refused.stderr.startswith(f"error: {message}"), refused.stderr
         assert not (tmp_path / "e").exists()

@@ -59,6 +59,11 @@ INTEREST_WEIGHT_SHAPE = 2.0  # Dirichlet concentration of a user's interest weig
 CHUNK_USERS = 4096  # users per vectorised chunk; part of the format (changing it changes the random stream)
 TAIL_SHARE_NUM, TAIL_SHARE_DEN = 4, 5  # history = first floor(4n/5) items (the ``user`` protocol's 80%)
 
+# The largest dataset the generator is asked for: it holds every interaction in memory (several int64
+# arrays of them) at about a second per million, so more would end in numpy's MemoryError hours later.
+MAX_INTERACTIONS = 10 ** 8  # expected interactions, users x min(mean length, max length)
+MAX_ITEMS = 10 ** 8
+
 DEFAULTS = dict(
     name="synthetic", users=5000, items=2000, seed=2020, top_categories=8, leaves_per_top=5,
     min_interests=2, max_interests=4, mean_length=40.0, min_length=10, max_length=200,
@@ -75,6 +80,7 @@ def check_params(p):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"--{key.replace('_', '-')}={value} is not allowed; allowed: a finite number")
     n_leaves = p["top_categories"] * p["leaves_per_top"]
+    expected = p["users"] * min(p["mean_length"], p["max_length"])  # the mean is clipped at the maximum
     rules = [
         (p["users"] >= 1, "--users must be >= 1"),
         (p["seed"] >= 0, f"--seed={p['seed']} is not allowed; allowed: an integer >= 0 (numpy's generators take "
@@ -87,6 +93,8 @@ def check_params(p):
         (p["min_length"] >= 5, "--min-length must be >= 5 (a history and a tail are needed)"),
         (p["min_length"] <= p["max_length"], "need --min-length <= --max-length"),
         (p["mean_length"] > p["min_length"], "--mean-length must be > --min-length"),
+        (p["mean_length"] <= p["max_length"], f"--mean-length={p['mean_length']:g} is not allowed; allowed: at most "
+                                              f"--max-length={p['max_length']} (every sequence is clipped to it)"),
         (0 < p["switch_prob"] <= 1, "--switch-prob must be in (0, 1]"),
         (0 <= p["noise"] < 1, "--noise must be in [0, 1)"),
         (0 <= p["evolution_rate"] <= 1, "--evolution-rate must be in [0, 1]"),
@@ -94,6 +102,12 @@ def check_params(p):
         (0.8 <= p["evolution_start"] <= p["evolution_end"] < 1,
          "need 0.8 <= --evolution-start <= --evolution-end < 1"),
         (p["popularity_skew"] >= 0, "--popularity-skew must be >= 0"),
+        (p["items"] <= MAX_ITEMS, f"--items={p['items']} is not allowed; allowed: an integer up to {MAX_ITEMS:,} "
+                                  "(the catalogue is held in memory)"),
+        (expected <= MAX_INTERACTIONS,
+         f"--users={p['users']} with --mean-length={p['mean_length']:g} (--max-length={p['max_length']}) is not "
+         f"allowed: about {expected:,.0f} interactions; allowed: users x min(mean length, max length) up to "
+         f"{MAX_INTERACTIONS:,} (every interaction is held in memory)"),
         (p["feature_strength"] >= 0, "--feature-strength must be >= 0"),
         (bool(p["name"]) and os.sep not in p["name"] and not p["name"].startswith("."),
          "--name must be a plain file name"),

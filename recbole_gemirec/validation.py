@@ -500,6 +500,52 @@ def check_valid_metric(config):
         fail("valid_metric", metric, "one of the evaluated metrics at an evaluated cut-off: " + ", ".join(allowed))
 
 
+@lru_cache(maxsize=None)
+def recbole_model_defaults(model):
+    """``{key: default}`` of RecBole's own ``properties/model/<model>.yaml`` (empty when it has none)."""
+    import recbole
+
+    from recbole_gemirec.config import SafeConfigLoader
+
+    path = Path(recbole.__file__).resolve().parent / "properties" / "model" / f"{model}.yaml"
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.load(f, Loader=SafeConfigLoader)
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _default_kind(default):
+    """The spec a RecBole model key's value must meet, from the type of RecBole's own default (or None)."""
+    if isinstance(default, bool):
+        return Boolean()
+    if isinstance(default, (int, float)):
+        # any finite number: RecBole marks some integer defaults as floats (FEARec's global_ratio: 1) and
+        # multiplies by others (DCN's reg_weight: 2), so an integer default does not make 0.5 wrong
+        return Real()
+    if isinstance(default, str):
+        return String("a string, as RecBole's default " + repr(default))
+    if isinstance(default, list):
+        return ListOf(Either(Integer(), Real(), String(), Boolean()), min_length=0)
+    return None
+
+
+def check_recbole_model_types(config):
+    """A RecBole model's own keys (``properties/model/<Model>.yaml`` in RecBole) hold a value of their
+    default's kind: RecBole and torch use them as given, so ``hidden_size=abc`` fails
+    inside torch once the data is loaded (a number where the default is one, a string, a boolean, a list).
+    Only keys the user set are checked; ``~`` stays allowed."""
+    defaults = recbole_model_defaults(config["model"])
+    external = config.external_config_dict
+    for key, default in defaults.items():
+        if key not in external or external[key] is None:
+            continue
+        spec = _default_kind(default)
+        if spec is not None and not spec.accepts(external[key]):
+            fail(key, external[key], f"{spec} (RecBole's {config['model']} default is {default!r})")
+
+
 def validate_config(config):
     """Check ``config`` (a merged :class:`recbole_gemirec.config.Config`); raise :class:`ConfigError`.
 
@@ -522,7 +568,8 @@ def validate_config(config):
     check_category_field(config, "category_field")
     user_protocol_values(config)  # under every protocol; the rest of eval_protocol: user's checks are
     # UserProtocolDataset's, before it reads any file
-    if model_class is None:  # a RecBole model: RecBole's own checks
+    if model_class is None:  # a RecBole model: the types of its own keys, and RecBole's own checks
+        check_recbole_model_types(config)
         return
     _check_rules(config, model_class.CONFIG_RULES)
     model_class.check_config(config)

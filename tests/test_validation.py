@@ -334,3 +334,18 @@ def test_a_data_path_of_the_wrong_type_is_one_error_line(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"^data_path=5 is not allowed; allowed: a directory path \(string\)$"):
         Config(model="SASRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict={"data_path": 5})
+
+
+@pytest.mark.parametrize("args,key,value,allowed", [
+    (["--model=SASRec", "--hidden_size=abc"], "hidden_size", "'abc'", "a finite number (RecBole's SASRec default is 64)"),
+    (["--model=SASRec", "--n_layers={'a':1}"], "n_layers", "{'a': 1}", "a finite number"),
+    (["--model=SASRec", "--hidden_act=[1]"], "hidden_act", "[1]", "a string, as RecBole's default 'gelu'"),
+    (["--model=SASRec", "--hidden_dropout_prob=abc"], "hidden_dropout_prob", "'abc'", "a finite number"),
+    (["--model=GRU4Rec", "--embedding_size=[64]"], "embedding_size", "[64]", "a finite number"),
+])
+def test_a_recbole_model_key_of_the_wrong_type_is_refused_before_the_data(args, key, value, allowed, tmp_path,
+                                                                           monkeypatch, capsys):
+    # was a TypeError traceback from torch.empty once the data was loaded (status 1)
+    status, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_clear_error(status, err, key, value, allowed)
+    assert not (tmp_path / "saved").exists()

@@ -307,7 +307,8 @@ def _scoring_candidates(config, tried=None):
     gives ``tried`` candidates, the current one when none does or ``tried`` is unknown."""
     transition = config.get("interest_predictor") == "transition"
     options = [scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False),
-                                  config.get("novel_interest_share") if transition else None, tau_grid=grid)
+                                  config.get("novel_interest_share") if transition else None, tau_grid=grid,
+                                  current_share=config.get("current_interest_share") if transition else None)
                for grid in PRIOR_WEIGHT_GRIDS]
     return next((c for c in options if len(c) == tried), options[0])
 

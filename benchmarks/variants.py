@@ -107,10 +107,10 @@ def run_variant(args, overrides):
     return out
 
 
-# Buffers of the scoring in force (interest_masking, tau, beta): a variant scores as configured, whatever the
+# Buffers of the scoring in force (interest_masking, tau, beta, alpha): a variant scores as configured, whatever the
 # base was trained with (the base's masking buffer is off unless the base set it, and loading it would make
 # every joint epoch of a masked variant validate without masking).
-SCORING_BUFFERS = ("masking", "prior_weight", "novel_share")
+SCORING_BUFFERS = ("masking", "prior_weight", "novel_share", "current_share")
 
 
 def base_weights(state, own):

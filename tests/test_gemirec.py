@@ -519,10 +519,14 @@ def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
             logits = (queries[:, k] @ table.T).masked_fill(~own, float("-inf"))
             within = torch.log_softmax(logits, dim=-1) + tau * log_prob[:, k:k + 1]
             expected = torch.maximum(expected, within)
-    # the history's interests carry 1 - beta of their share of the history (the transition predictor)
+    # the history's interests carry 1 - beta of their share of the history (the transition predictor), alpha of
+    # which goes to the interest of the history's last item
     history = model.history_interest_ids(batch[model.ITEM_SEQ])
     share = (history == ids[:, :1]).sum(dim=1) / (history >= 0).sum(dim=1)
     held = share > 0
+    last = history.gather(1, (batch[model.ITEM_SEQ_LEN] - 1).unsqueeze(1)).squeeze(1)
+    alpha = float(model.current_share)
+    share = (1 - alpha) * share + alpha * (last == ids[:, 0]).float()
     beta = float(model.novel_share)
     assert held.any() and torch.allclose(log_prob[held, 0].exp(), (1 - beta) * share[held].float(), atol=1e-3)
     assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-3)

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO_DIR, TINY_YAML, run_cli, tiny_config
 from recbole_gemirec.model.interest_cache import history_frequency_scores, interest_log_probs
 from recbole_gemirec.model.interest_transitions import (
-    NOVEL_SHARE_GRID, count_transitions, cut_samples, transition_log_probs,
+    CURRENT_SHARE_GRID, NOVEL_SHARE_GRID, count_transitions, cut_samples, transition_log_probs,
 )
 
 
@@ -70,6 +70,24 @@ def test_the_predictor_spreads_beta_over_the_interests_the_history_lacks():
     assert torch.equal(plain, interest_log_probs(frequency, "frequency"))
 
 
+def test_alpha_moves_the_historys_weight_to_the_interest_of_its_last_item():
+    """current_interest_share: alpha of the history's share goes to the last item's interest (the run in
+    progress); the novel interests keep beta; alpha 0 is the plain predictor exactly; no last item, no move."""
+    history = torch.tensor([[0, 0, 1, -1], [3, 3, 3, 3], [-1, -1, -1, -1]])
+    last = torch.tensor([1, 3, -1])  # the interest of each history's last item (-1: none)
+    frequency = history_frequency_scores(history, 4)
+    table = torch.zeros(4, 4)
+    table[0, 2] = 0.6
+    p = transition_log_probs(frequency, table, torch.tensor(0.3), last, torch.tensor(0.5)).exp()
+    share = 0.5 * torch.tensor([2 / 3, 1 / 3]) + 0.5 * torch.tensor([0.0, 1.0])
+    assert torch.allclose(p[0, :2], 0.7 * share, atol=1e-4) and p[0, 1] > p[0, 0]
+    assert torch.allclose(p[0, 2], torch.tensor(0.3), atol=1e-4)  # the novel interest keeps its beta
+    assert torch.allclose(p[1], torch.tensor([0.0, 0.0, 0.0, 1.0]))  # the last item's interest is all it has
+    assert not torch.isfinite(p[2].log()).any()  # nothing: nothing to move
+    plain = transition_log_probs(frequency, table, torch.tensor(0.3))
+    assert torch.equal(transition_log_probs(frequency, table, torch.tensor(0.3), last, torch.tensor(0.0)), plain)
+
+
 def train_preset(workdir, **overrides):
     from recbole_gemirec.quick_start import run_recbole_gemirec
 
@@ -110,8 +128,13 @@ def test_a_trained_model_counts_its_transitions_and_recbole_ranks_with_them(in_t
     history = model.history_interest_ids(batch[model.ITEM_SEQ])
     in_history = (ids.unsqueeze(-1) == history.unsqueeze(1)).any(dim=-1)
     assert (~in_history & torch.isfinite(log_prob)).any()  # proposed: an interest absent from the history
-    # their probabilities: 1 - beta of the history's share for the interests it has
+    # their probabilities: 1 - beta of the history's share for the interests it has, with alpha (chosen on
+    # valid with beta) of it moved to the interest of the history's last item
+    alpha = float(model.current_share)
+    assert any(abs(alpha - a) < 1e-6 for a in CURRENT_SHARE_GRID)
     share = (history == ids[:, :1]).sum(dim=1) / (history >= 0).sum(dim=1)
+    last = history.gather(1, (batch[model.ITEM_SEQ_LEN] - 1).unsqueeze(1)).squeeze(1)
+    share = (1 - alpha) * share + alpha * (last == ids[:, 0]).float()
     top_in_history = in_history[:, 0]
     assert torch.allclose(log_prob[top_in_history, 0].exp(), (1 - beta) * share[top_in_history].float(), atol=1e-3)
 

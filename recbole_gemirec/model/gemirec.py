@@ -28,7 +28,9 @@ from recbole_gemirec.data.categories import first_category_tokens
 from recbole_gemirec.model.gemirec_queries import ARCHITECTURE_KEYS, GemiRecQueries
 from recbole_gemirec.model.gemirec_queries import default_interest_levels  # noqa: F401 (re-exported)
 from recbole_gemirec.model.interest_dictionary import CategoryInterests
-from recbole_gemirec.model.interest_transitions import NOVEL_SHARE_GRID, count_transitions, training_cut
+from recbole_gemirec.model.interest_transitions import (
+    CURRENT_SHARE_GRID, NOVEL_SHARE_GRID, count_transitions, training_cut,
+)
 from recbole_gemirec.model.layers.losses import item_softmax_loss
 from recbole_gemirec.model.multi_interest import MultiInterestRecommender
 from recbole_gemirec.sampler import InterestNegativeSampler
@@ -44,28 +46,34 @@ from recbole_gemirec.model.gemirec_config import STAGES
 PRIOR_WEIGHT_GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_WEIGHT_GRID):
+def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_WEIGHT_GRID, current_share=None):
     """The ``(interest_masking, tau)`` pairs tried on the valid split after the joint stage, in order:
     every tau of the grid under ``interest_prior_weight: auto`` (else the configured one), each without
     and with masking under ``interest_masking: auto`` (else as configured). Under ``novel_interest_share:
     auto`` (the transition predictor) each pair is tried with every beta of ``NOVEL_SHARE_GRID``, as
-    ``(masking, tau, beta)``. Empty when nothing is to be chosen. The arguments are the configuration's
-    values (``novel_share`` None: not the transition predictor); ``tau_grid`` is the grid of ``auto`` (another
-    one only for reading runs of an earlier grid)."""
+    ``(masking, tau, beta)``, and under ``current_interest_share: auto`` besides with every alpha of
+    ``CURRENT_SHARE_GRID``, as ``(masking, tau, beta, alpha)``. Empty when nothing is to be chosen. The
+    arguments are the configuration's values (``novel_share`` and ``current_share`` None: not the transition
+    predictor); ``tau_grid`` is the grid of ``auto`` (another one only for reading runs of an earlier grid)."""
     taus = tau_grid if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
     masks = (False, True) if masking == "auto" else (bool(masking),)
-    shares = NOVEL_SHARE_GRID if novel_share == "auto" else ()
-    if len(taus) == 1 and len(masks) == 1 and not shares:
+    if novel_share is None:
+        if len(taus) == 1 and len(masks) == 1:
+            return []
+        return [(mask, tau) for mask in masks for tau in taus]
+    betas = NOVEL_SHARE_GRID if novel_share == "auto" else (float(novel_share),)
+    alphas = CURRENT_SHARE_GRID if current_share == "auto" else (float(current_share or 0.0),)
+    if len(taus) * len(masks) * len(betas) * len(alphas) == 1:
         return []
-    if shares:
-        return [(mask, tau, share) for mask in masks for tau in taus for share in shares]
-    return [(mask, tau) for mask in masks for tau in taus]
+    if current_share == "auto":
+        return [(mask, tau, beta, alpha) for mask in masks for tau in taus for beta in betas for alpha in alphas]
+    return [(mask, tau, beta) for mask in masks for tau in taus for beta in betas]
 
 
-def scoring_label(mask, tau, novel_share=None):
+def scoring_label(mask, tau, novel_share=None, current_share=None):
     """How a scoring candidate is named in logs and the benchmark report."""
-    return f"{'within-interest ' if mask else ''}tau {tau:g}" + (
-        "" if novel_share is None else f" novel {novel_share:g}")
+    return (f"{'within-interest ' if mask else ''}tau {tau:g}" + ("" if novel_share is None else f" novel {novel_share:g}")
+            + ("" if current_share is None else f" current {current_share:g}"))
 
 
 def first_category_table(dataset, field):
@@ -99,10 +107,12 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         weight = config["interest_prior_weight"]
         # tau; "auto": chosen on the valid split at the end of the joint stage (PRIOR_WEIGHT_GRID)
         self.prior_weight_auto = weight == "auto"
-        # (interest_masking, tau[, beta]) chosen among on the valid split after the joint stage
+        # (interest_masking, tau[, beta[, alpha]]) chosen among on the valid split after the joint stage
         transition = config["interest_predictor"] == "transition"
         novel_share = self.setting(config, "novel_interest_share") if transition else None
-        self.scoring_candidates = scoring_candidates(weight, config["interest_masking"], novel_share)
+        current_share = self.setting(config, "current_interest_share") if transition else None
+        self.scoring_candidates = scoring_candidates(weight, config["interest_masking"], novel_share,
+                                                     current_share=current_share)
         self.joint_backbone_lr_scale = float(self.setting(config, "joint_backbone_lr_scale"))
         self.seed = config["seed"]
 
@@ -134,6 +144,9 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             # beta until a choice under auto: 0.2, the best of the counting reference ranker (docs/gemirec.md)
             self.initial_novel_share = NOVEL_SHARE_GRID[2] if novel_share == "auto" else float(novel_share)
             self.novel_share.fill_(self.initial_novel_share)
+            # alpha until a choice under auto: 0, the history's shares as they are
+            self.initial_current_share = 0.0 if current_share == "auto" else float(current_share or 0.0)
+            self.current_share.fill_(self.initial_current_share)
             # the training sequences cut as the evaluation cuts a held-out user's (interest_transitions.training_cut)
             self.transition_samples = training_cut(dataset, self.POS_ITEM_ID, self.ITEM_SEQ)
         self.sampler = InterestNegativeSampler(
@@ -148,12 +161,13 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.stage = STAGES[0]
         self.apply(self._init_weights)
 
-    def set_scoring(self, masking, prior_weight, novel_share=None):
-        """As :meth:`GemiRecQueries.set_scoring`; a new beta changes which interests the predictor proposes
-        and their probabilities, so the interest cache is emptied and rebuilt on demand (tau and masking only
-        change how cached interests are scored)."""
-        changed = novel_share is not None and float(novel_share) != float(self.novel_share)
-        super().set_scoring(masking, prior_weight, novel_share)
+    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None):
+        """As :meth:`GemiRecQueries.set_scoring`; a new beta or alpha changes which interests the predictor
+        proposes and their probabilities, so the interest cache is emptied and rebuilt on demand (tau and
+        masking only change how cached interests are scored)."""
+        changed = ((novel_share is not None and float(novel_share) != float(self.novel_share))
+                   or (current_share is not None and float(current_share) != float(self.current_share)))
+        super().set_scoring(masking, prior_weight, novel_share, current_share)
         if changed:
             self.interest_cache.fill_(-1)
 
@@ -232,6 +246,7 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.prior_weight.fill_(self.initial_prior_weight)
         if self.interest_predictor == "transition":
             self.novel_share.fill_(self.initial_novel_share)
+            self.current_share.fill_(self.initial_current_share)
         self.to(device)
         self.set_stage(stage)
 

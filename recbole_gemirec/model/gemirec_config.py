@@ -92,6 +92,7 @@ CONFIG_RULES = {
     "joint_training": Boolean(),
     "interest_predictor": OneOf("gpt", "frequency", "transition"),
     "novel_interest_share": Either(OneOf("auto"), Real(0, 1, max_open=True)),
+    "current_interest_share": Either(OneOf("auto"), Real(0, 1, max_open=True)),
     "retrieval_interests": OneOf("target", "predicted", "both"),
     "item_negatives": Optional(OneOf("full", "sampled", "in_batch")),
     "logq_correction": Boolean(),

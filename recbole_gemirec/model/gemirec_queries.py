@@ -138,8 +138,9 @@ class GemiRecQueries:
 
     def register_transition_buffers(self):
         """``interest_predictor: transition``: the population's interest transitions (counted by the trainer
-        at the joint stage's start, :mod:`~recbole_gemirec.model.interest_transitions`) and beta, the weight
-        of the interests the history lacks; buffers, so checkpoints and exports keep them."""
+        at the joint stage's start, :mod:`~recbole_gemirec.model.interest_transitions`), beta, the weight
+        of the interests the history lacks, and alpha, the extra weight of the last item's interest; buffers,
+        so checkpoints and exports keep them."""
         if self.n_interests > MAX_TRANSITION_INTERESTS:
             raise ValueError(
                 f"interest_predictor=transition with {self.n_interests} interests is not allowed: its transition "
@@ -147,19 +148,22 @@ class GemiRecQueries:
                 "interest_levels or a smaller first dictionary level)")
         self.register_buffer("interest_transitions", torch.zeros(self.n_interests, self.n_interests))
         self.register_buffer("novel_share", torch.tensor(0.0))
+        self.register_buffer("current_share", torch.tensor(0.0))
 
     @property
     def interest_masking(self):
         """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
         return bool(self.masking)
 
-    def set_scoring(self, masking, prior_weight, novel_share=None):
-        """Put ``interest_masking``, tau and (transition predictor) beta in force (they are buffers:
+    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None):
+        """Put ``interest_masking``, tau and (transition predictor) beta and alpha in force (they are buffers:
         checkpoints and exports keep them)."""
         self.masking.fill_(bool(masking))
         self.prior_weight.fill_(float(prior_weight))
         if novel_share is not None:
             self.novel_share.fill_(float(novel_share))
+        if current_share is not None:
+            self.current_share.fill_(float(current_share))
 
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K', D'], interest ids aligned with them [B, K'] or None)`` of histories
@@ -209,7 +213,9 @@ class GemiRecQueries:
             return history_frequency_scores(ids, self.n_interests)
         if self.interest_predictor == "transition":
             frequency = history_frequency_scores(ids, self.n_interests)
-            return transition_log_probs(frequency, self.interest_transitions, self.novel_share)
+            last = ids.gather(1, (item_seq_len - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+            return transition_log_probs(frequency, self.interest_transitions, self.novel_share, last,
+                                        self.current_share)
         state = self.generator.next_interest_state(
             item_seq, item_seq_len, self.dictionary.code_embedding(codes), user_features,
         )

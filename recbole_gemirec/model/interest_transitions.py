@@ -16,8 +16,11 @@ sequence a model reads appears in the part it is asked to predict, given the int
   users with c among the sources): the rate at which holding c leads to the new interest m.
 
 A user's novel-interest distribution is ``q(m) ∝ sum_{c in H} T[c, m]`` over the interests m absent from
-the history ``H`` and the predictor's ``p(m | u) = (1 - beta) share_u(m) + beta q(m)``, with ``share_u``
-the history frequency of GemiRec-M and ``beta`` (``novel_interest_share``) the weight of the new ones.
+the history ``H`` and the predictor's ``p(m | u) = (1 - beta) [(1 - alpha) share_u(m) + alpha 1(m = m_last)]
++ beta q(m)``, with ``share_u`` the history frequency of GemiRec-M, ``m_last`` the interest of the history's
+last item (the run in progress: a target set starts by continuing it), ``alpha``
+(``current_interest_share``) its extra weight and ``beta`` (``novel_interest_share``) the weight of the new
+interests.
 Nothing here is learned by gradient; the counts are a buffer of the model, kept by checkpoints and
 exports, so serving and RecBole's own tools rank with the same table.
 """
@@ -30,6 +33,8 @@ import torch
 MAX_TRANSITION_INTERESTS = 4096
 # novel_interest_share: auto tries these values of beta on the valid split after the joint stage.
 NOVEL_SHARE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# current_interest_share: auto tries these values of alpha (with every beta and tau).
+CURRENT_SHARE_GRID = (0.0, 0.25, 0.5, 0.75)
 # Training users processed per step of the count (bounds the [users, n_interests] presence matrices).
 COUNT_CHUNK = 4096
 
@@ -99,14 +104,19 @@ def presence(interest_ids, n_interests):
     return present
 
 
-def transition_log_probs(frequency_scores, transitions, novel_share):
+def transition_log_probs(frequency_scores, transitions, novel_share, current_ids=None, current_share=0.0):
     """log p(interest | user) ``[B, n_interests]`` of the transition predictor: the history shares (from
-    :func:`~recbole_gemirec.model.interest_cache.history_frequency_scores`, ``-inf`` = absent) weighted
-    ``1 - novel_share``, and ``novel_share`` spread over the absent interests by the transitions from the
-    present ones. A history whose interests lead nowhere keeps its shares alone; ``-inf`` where both are 0."""
+    :func:`~recbole_gemirec.model.interest_cache.history_frequency_scores`, ``-inf`` = absent), with
+    ``current_share`` of them moved to the interest of the history's last item (``current_ids [B]``, -1 for
+    none), weighted ``1 - novel_share``, and ``novel_share`` spread over the absent interests by the transitions
+    from the present ones. A history whose interests lead nowhere keeps its shares alone; ``-inf`` where all are 0."""
     counts = frequency_scores.clamp(min=0).nan_to_num(0.0)
     share = counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-12)
     present = (counts > 0).to(share.dtype)
+    if current_ids is not None:
+        known = (current_ids >= 0).to(share.dtype).unsqueeze(1)
+        current = torch.zeros_like(share).scatter_(1, current_ids.clamp(min=0).unsqueeze(1), 1.0)
+        share = share + current_share * known * (current - share)
     novel = (present @ transitions.to(share.dtype)) * (1.0 - present)
     total = novel.sum(dim=1, keepdim=True)
     beta = novel_share * (total > 0).to(share.dtype)

@@ -21,9 +21,9 @@ category c include item i. Three states of knowledge:
   popularity from the training interactions. This is what a model that reads the same ``L`` items could reach by
   modelling the process and estimating its tables from the data.
 
-Every row knows the generator's process parameters and the number of items after the cut; the run in progress
-at the cut is not continued (each simulation draws the first run afresh by the weights) and the user features
-are not used. The figures are references for the models' rows of ``docs/benchmarks.md``, a diagnostic of the
+Every row knows the generator's process parameters and the number of items after the cut, and continues the run
+in progress at the cut from the category of the last item the models read (it goes on until the process
+switches); the user features are not used. The figures are references for the models' rows of ``docs/benchmarks.md``, a diagnostic of the
 data; nothing is chosen with them.
 """
 
@@ -67,7 +67,8 @@ def within_leaf_shares(item_leaf, items_by_leaf, cdf):
     return shares
 
 
-def simulate_tail(rng, params, positions, interests, cum_weights, n_leaves, planted=None, prior=None, sims=400):
+def simulate_tail(rng, params, positions, interests, cum_weights, n_leaves, planted=None, prior=None, sims=400,
+                  first_leaf=None):
     """Category draws ``[sims, n_leaves]`` of the timeline positions ``positions`` (after the cut), by the
     generator's process: runs that switch with ``switch_prob`` and pick an interest by ``cum_weights``, a
     planted new interest adopted after its start, and noise on a random leaf.
@@ -77,6 +78,8 @@ def simulate_tail(rng, params, positions, interests, cum_weights, n_leaves, plan
         planted: ``(new interest, start position)`` known (the latent state), or ``None``.
         prior: without ``planted``, ``(candidate new interests [C], length of the timeline)``: each simulation
             evolves with the evolution rate into one candidate, from a start drawn as the generator draws it.
+        first_leaf: the leaf of the run in progress at the cut (it goes on until a switch), or ``None``: the
+            first position starts a run of its own.
     """
     p = params
     if planted is not None:
@@ -93,7 +96,7 @@ def simulate_tail(rng, params, positions, interests, cum_weights, n_leaves, plan
         new, start = np.full(sims, -1), np.full(sims, -1)
     counts = np.zeros((sims, n_leaves))
     rows = np.arange(sims)
-    leaf = None
+    leaf = None if first_leaf is None else np.full(sims, first_leaf)
     for pos in positions:
         at_start = pos == start
         picked = interests[np.minimum((rng.random(sims)[:, None] > cum_weights).sum(axis=1), len(interests) - 1)]
@@ -123,8 +126,9 @@ def interests_of(leaves, n_leaves):
     return interests, cumulative
 
 
-def evaluate(parts, split="test", sims=400, n=50, seed=2020):
-    """Mean Recall@n and CUR@n of the three reference rankers (:data:`KNOWLEDGE`) on ``split``."""
+def evaluate(parts, split="test", sims=400, n=50, seed=2020, continue_run=True):
+    """Mean Recall@n and CUR@n of the three reference rankers (:data:`KNOWLEDGE`) on ``split``; ``continue_run``
+    False draws each simulation's first run afresh instead of continuing the last item's category."""
     dataset = parts["dataset"]
     with open(os.path.join(dataset.config["data_path"], f"{dataset.dataset_name}.truth.json"), encoding="utf-8") as f:
         params = json.load(f)["params"]
@@ -165,8 +169,9 @@ def evaluate(parts, split="test", sims=400, n=50, seed=2020):
             candidates = np.array([successors[c] for c in window if successors[c] not in set(window.tolist())],
                                   dtype=np.int64)
             rankers[name] = (window, cumulative, None, (candidates, length), shares)
+        first_leaf = leaf_of[seqs[row, lengths[row] - 1]] if continue_run else None
         for name, (interests, cum, planted, prior, shares) in rankers.items():
-            counts = simulate_tail(rng, params, positions, interests, cum, n_leaves, planted, prior, sims)
+            counts = simulate_tail(rng, params, positions, interests, cum, n_leaves, planted, prior, sims, first_leaf)
             scores = np.zeros(len(item_of))
             scores[1:] = expected_target_share(counts, shares, item_leaf)[item_of[1:]]
             chosen = top_n(scores, n)

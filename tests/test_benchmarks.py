@@ -339,7 +339,8 @@ def test_world_bound_reads_the_generators_popularity_table_as_its_sampling_does(
 
 def test_world_bound_simulates_runs_noise_and_a_planted_interest():
     """simulate_tail follows the generator's process: without noise one interest takes every draw; a planted
-    new interest adopted with certainty takes every draw from its start on; noise spreads draws elsewhere."""
+    new interest adopted with certainty takes every draw from its start on; noise spreads draws elsewhere; a run
+    in progress goes on until a switch."""
     from benchmarks.world_bound import simulate_tail
 
     rng = np.random.default_rng(0)
@@ -353,6 +354,10 @@ def test_world_bound_simulates_runs_noise_and_a_planted_interest():
     assert (never[:, 4] == 6).all()
     noisy = simulate_tail(rng, _world_params(noise=0.5), range(20, 26), np.array([4]), np.array([1.0]), 6, sims=200)
     assert 0 < noisy[:, [0, 1, 2, 3, 5]].sum() < noisy.sum()
+    # the run in progress goes on until the process switches: never here, so every draw stays in it
+    going_on = simulate_tail(rng, dict(quiet, switch_prob=1e-12), range(20, 26), np.array([4]), np.array([1.0]), 6,
+                             sims=50, first_leaf=3)
+    assert (going_on[:, 3] == 6).all()
 
 
 def test_world_bound_scores_items_by_their_expected_share_of_the_targets():

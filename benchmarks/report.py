@@ -133,7 +133,8 @@ def diagnostics_section(diagnostics):
 
 def scoring_cell(labels, values):
     """The scoring candidates' mean valid figures as one cell: ``label: value`` each, or, where the candidates
-    also vary beta (``... novel B``), the best beta of each (masking, tau) only, so the cell stays readable."""
+    also vary beta (``... novel B``, and alpha: ``... current A``), the best of each (masking, tau) only, so the
+    cell stays readable."""
     if not any(" novel " in label for label in labels):
         return ", ".join(f"{label}: {v:.4f}" for label, v in zip(labels, values)) or "-"
     best = {}
@@ -141,7 +142,8 @@ def scoring_cell(labels, values):
         head, _, share = label.partition(" novel ")
         if head not in best or v > best[head][0]:
             best[head] = (v, share)
-    return ", ".join(f"{head}: {v:.4f} (best novel share {share})" for head, (v, share) in best.items())
+    return ", ".join(f"{head}: {v:.4f} (best novel share {share.replace(' current ', ', current share ')})"
+                     for head, (v, share) in best.items())
 
 
 def stage_section(stages, accuracy):
@@ -675,11 +677,13 @@ def _world_notes(summary, recall_targets):
             "item by its expected share of the user's target set, simulated from the generator's process "
             "(`python -m benchmarks.world_bound`, test, mean over the seeds): with each user's own interests and "
             "planted new interest (the latent state, which no model can know), or with the categories of the last "
-            "L items the models read and the generator's prior for a new interest, the successor map and "
-            "within-category popularity either as drawn or estimated from the training data. Recall@50: "
-            + "; ".join(parts) + ". The last of these is what a model reading the same L items reaches by "
-            "modelling the process with tables it can estimate; what separates it from the latent state is what "
-            "those L items do not show: the user's other interests and which new interest, if any, starts when."]
+            "L items the models read (the run in progress continued from the last one) and the generator's prior "
+            "for a new interest, the successor map and within-category popularity either as drawn or estimated from "
+            "the training data. Recall@50: "
+            + "; ".join(parts) + ". The last of these is what a model reading the same L items can reach by "
+            "modelling the process with tables it can estimate: where it is above the target, the data allows the "
+            "target and the gap is the model's. What separates it from the latent state is what those L items do "
+            "not show: the user's other interests and which new interest, if any, starts when."]
 
 
 def shortfall_notes(summary, settings):

@@ -308,7 +308,8 @@ def _scoring_candidates(config, tried=None):
     transition = config.get("interest_predictor") == "transition"
     options = [scoring_candidates(config.get("interest_prior_weight"), config.get("interest_masking", False),
                                   config.get("novel_interest_share") if transition else None, tau_grid=grid,
-                                  current_share=config.get("current_interest_share") if transition else None)
+                                  current_share=config.get("current_interest_share") if transition else None,
+                                  ranking=config.get("within_interest_ranking"))
                for grid in PRIOR_WEIGHT_GRIDS]
     return next((c for c in options if len(c) == tried), options[0])
 

@@ -107,10 +107,11 @@ def run_variant(args, overrides):
     return out
 
 
-# Buffers of the scoring in force (interest_masking, tau, beta, alpha): a variant scores as configured, whatever the
-# base was trained with (the base's masking buffer is off unless the base set it, and loading it would make
-# every joint epoch of a masked variant validate without masking).
-SCORING_BUFFERS = ("masking", "prior_weight", "novel_share", "current_share")
+# Buffers of the scoring in force (interest_masking, tau, beta, alpha, the within-interest ranking): a variant scores
+# as configured, whatever the base was trained with (the base's masking buffer is off unless the base set it, and
+# loading it would make every joint epoch of a masked variant validate without masking).
+SCORING_BUFFERS = ("masking", "prior_weight", "novel_share", "current_share", "popularity_ranking",
+                   "item_interest_log_share")
 
 
 def base_weights(state, own):

@@ -95,7 +95,8 @@ def run_accuracy(spec):
             "item_negatives", "sampled_softmax", "interest_levels", "retrieval_interests", "interest_weighting",
             "interest_prior_weight", "user_query", "joint_backbone_lr_scale", "generator_history_prior",
             "fusion_interest_embedding", "fusion_history", "interest_masking", "user_query_log_weight",
-            "target_softmax", "novel_interest_share", "current_interest_share", "interest_code_limit",
+            "target_softmax", "novel_interest_share", "current_interest_share", "within_interest_ranking",
+            "interest_code_limit",
         ) if k in config}),
     }
     loss = getattr(parts["model"], "loss_fct", None)
@@ -107,6 +108,8 @@ def run_accuracy(spec):
         with torch.no_grad():  # the tested (best-valid) model, on the test split: what each figure comes from
             result["diagnostics"] = diagnose(model, test_data, train_data._dataset)
         result["prior_weight"] = float(model.prior_weight)
+        if model.popularity_column:
+            result["popularity_ranking"] = bool(model.popularity_ranking)
         if model.interest_predictor == "transition":
             result["novel_share"] = float(model.novel_share)
             result["current_share"] = float(model.current_share)

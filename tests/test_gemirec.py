@@ -479,6 +479,72 @@ def test_another_interest_source_is_rebuilt_on_the_same_backbone_with_fresh_part
         build(in_tmp, interest_source="learned", gpt_layers=1)[1]["model"].use_interest_source("category", backbone, 1)
 
 
+def test_within_interest_ranking_by_popularity_scores_the_interests_items_by_their_counted_share(in_tmp):
+    """within_interest_ranking: popularity: an interest's items score tau log p(interest) + log of their share of
+    the interest's training interactions (counted at the joint stage's start), u keeps its log-softmax, and
+    full_sort_predict, RecBole's loader and the item table agree; query and popularity differ."""
+    import os
+
+    from conftest import REPO_DIR
+    from recbole_gemirec.quick_start import load_data_and_model, run_recbole_gemirec
+
+    preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
+    cwd = os.getcwd()
+    os.chdir(in_tmp)
+    try:
+        result = run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
+                                     config_dict=tiny_config(checkpoint_dir=str(in_tmp / "saved"), gpt_layers=1,
+                                                             interest_category_field="category", interest_num=5,
+                                                             within_interest_ranking="popularity",
+                                                             stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1}))
+    finally:
+        os.chdir(cwd)
+    config, model, dataset, train_data, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    assert bool(model.popularity_ranking)
+    interest_of = model.all_item_interest_ids()
+    counts = torch.bincount(train_data.dataset.inter_feat[dataset.iid_field], minlength=model.n_items).double() + 0.5
+    counts[0] = 0.0
+    for m in interest_of[1:].unique().tolist():
+        own = interest_of == m
+        own[0] = False
+        expected = (counts[own] / counts[own].sum()).log().float()
+        assert torch.allclose(model.item_interest_log_share[own], expected, atol=1e-5)
+    batch = next(iter(test_data))[0]
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch).view(len(batch), -1)
+        ids, log_prob = model.cached_interests(batch)
+        user = model.user_vector(batch)
+        table = model.item_embedding.weight
+        tau = float(model.prior_weight)
+        expected = torch.log_softmax(user @ table[1:].T, dim=-1)
+        expected = torch.cat([expected.new_full((len(batch), 1), float("-inf")), expected], dim=1)
+        for k in range(ids.shape[1]):
+            own = interest_of.unsqueeze(0) == ids[:, k:k + 1]
+            own[:, 0] = False
+            within = model.item_interest_log_share.unsqueeze(0).masked_fill(~own, float("-inf"))
+            expected = torch.maximum(expected, within + tau * log_prob[:, k:k + 1])
+        assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-3)
+        model.set_scoring(True, tau, popularity=False)  # the queries' own ranking: other scores
+        assert not torch.allclose(model.full_sort_predict(batch).view(len(batch), -1)[:, 1:], scores[:, 1:], atol=1e-3)
+
+
+def test_within_interest_ranking_other_than_query_needs_masking():
+    from recbole_gemirec.errors import ConfigError
+    from recbole_gemirec.model.gemirec_config import check_relations
+
+    class Config(dict):
+        def __getitem__(self, key):
+            return self.get(key)
+
+    base = dict(gpt_hidden=16, gpt_heads=4, embedding_size=64, tower_heads=2, interest_dictionary_sizes=[4, 4],
+                interest_source="learned", interest_num=2, interest_levels=None, loss_weights=[1, 1, 1],
+                stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1}, interest_category_field=None,
+                interest_weighting="log_joint")
+    for masking in (False, "auto"):
+        with pytest.raises(ConfigError, match="within_interest_ranking"):
+            check_relations(Config(base, interest_masking=masking, within_interest_ranking="auto"))
+
+
 def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
     """properties/presets/GemiRec-factorised-categories.yaml, given after the dataset's file: the category
     interests with the transition predictor's probabilities, each interest query scoring only its interest's

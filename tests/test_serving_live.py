@@ -272,6 +272,10 @@ def test_an_earlier_stage_is_served_live_with_the_user_vector(tmp_path):
     # the transition predictor's table and beta travel with the weights
     ("GemiRec", dict(GEMIREC, interest_source="category", interest_predictor="transition", novel_interest_share=0.3,
                      interest_masking=True, interest_weighting="log_joint", target_softmax="interest")),
+    # alpha, and the within-interest popularity column of the item table
+    ("GemiRec", dict(GEMIREC, interest_source="category", interest_predictor="transition", novel_interest_share=0.3,
+                     current_interest_share=0.5, within_interest_ranking="popularity", interest_masking=True,
+                     interest_weighting="log_joint", target_softmax="interest")),
 ])
 def test_every_extension_model_serves_live(model, settings, tmp_path):
     from recbole_gemirec.serving import Recommender

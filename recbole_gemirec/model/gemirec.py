@@ -46,17 +46,25 @@ from recbole_gemirec.model.gemirec_config import STAGES
 PRIOR_WEIGHT_GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_WEIGHT_GRID, current_share=None):
+def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_WEIGHT_GRID, current_share=None,
+                       ranking=None):
     """The ``(interest_masking, tau)`` pairs tried on the valid split after the joint stage, in order:
     every tau of the grid under ``interest_prior_weight: auto`` (else the configured one), each without
     and with masking under ``interest_masking: auto`` (else as configured). Under ``novel_interest_share:
     auto`` (the transition predictor) each pair is tried with every beta of ``NOVEL_SHARE_GRID``, as
     ``(masking, tau, beta)``, and under ``current_interest_share: auto`` besides with every alpha of
-    ``CURRENT_SHARE_GRID``, as ``(masking, tau, beta, alpha)``. Empty when nothing is to be chosen. The
-    arguments are the configuration's values (``novel_share`` and ``current_share`` None: not the transition
-    predictor); ``tau_grid`` is the grid of ``auto`` (another one only for reading runs of an earlier grid)."""
+    ``CURRENT_SHARE_GRID``, as ``(masking, tau, beta, alpha)``. Under ``within_interest_ranking: auto``
+    (``ranking``) every candidate is tried with the interest queries' own ranking and with popularity, as
+    ``(masking, tau, beta, alpha, popularity)`` (beta and alpha None without the transition predictor). Empty
+    when nothing is to be chosen. The arguments are the configuration's values (``novel_share`` and
+    ``current_share`` None: not the transition predictor); ``tau_grid`` is the grid of ``auto`` (another one
+    only for reading runs of an earlier grid)."""
     taus = tau_grid if prior_weight == "auto" else (1.0 if prior_weight is None else float(prior_weight),)
     masks = (False, True) if masking == "auto" else (bool(masking),)
+    if ranking == "auto":
+        inner = scoring_candidates(prior_weight, masking, novel_share, tau_grid, current_share) or [
+            (mask, tau) for mask in masks for tau in taus]
+        return [tuple(c) + (None,) * (4 - len(c)) + (popularity,) for c in inner for popularity in (False, True)]
     if novel_share is None:
         if len(taus) == 1 and len(masks) == 1:
             return []
@@ -70,10 +78,11 @@ def scoring_candidates(prior_weight, masking, novel_share=None, tau_grid=PRIOR_W
     return [(mask, tau, beta) for mask in masks for tau in taus for beta in betas]
 
 
-def scoring_label(mask, tau, novel_share=None, current_share=None):
+def scoring_label(mask, tau, novel_share=None, current_share=None, popularity=None):
     """How a scoring candidate is named in logs and the benchmark report."""
     return (f"{'within-interest ' if mask else ''}tau {tau:g}" + ("" if novel_share is None else f" novel {novel_share:g}")
-            + ("" if current_share is None else f" current {current_share:g}"))
+            + ("" if current_share is None else f" current {current_share:g}")
+            + ("" if popularity is None else f" ranking {'popularity' if popularity else 'query'}"))
 
 
 def first_category_table(dataset, field):
@@ -111,8 +120,9 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         transition = config["interest_predictor"] == "transition"
         novel_share = self.setting(config, "novel_interest_share") if transition else None
         current_share = self.setting(config, "current_interest_share") if transition else None
+        ranking = self.setting(config, "within_interest_ranking")
         self.scoring_candidates = scoring_candidates(weight, config["interest_masking"], novel_share,
-                                                     current_share=current_share)
+                                                     current_share=current_share, ranking=ranking)
         self.joint_backbone_lr_scale = float(self.setting(config, "joint_backbone_lr_scale"))
         self.seed = config["seed"]
 
@@ -149,6 +159,9 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             self.current_share.fill_(self.initial_current_share)
             # the training sequences cut as the evaluation cuts a held-out user's (interest_transitions.training_cut)
             self.transition_samples = training_cut(dataset, self.POS_ITEM_ID, self.ITEM_SEQ)
+        if self.popularity_column:  # the training interactions per item (within_interest_ranking)
+            trained = dataset.inter_feat[dataset.iid_field]
+            self.item_train_counts = torch.bincount(trained, minlength=self.n_items).double()
         self.sampler = InterestNegativeSampler(
             config["hard_interest_negatives"], config["easy_interest_negatives"], self.n_items
         )
@@ -161,13 +174,13 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
         self.stage = STAGES[0]
         self.apply(self._init_weights)
 
-    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None):
+    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None, popularity=None):
         """As :meth:`GemiRecQueries.set_scoring`; a new beta or alpha changes which interests the predictor
-        proposes and their probabilities, so the interest cache is emptied and rebuilt on demand (tau and
-        masking only change how cached interests are scored)."""
+        proposes and their probabilities, so the interest cache is emptied and rebuilt on demand (tau, masking
+        and the within-interest ranking only change how cached interests are scored)."""
         changed = ((novel_share is not None and float(novel_share) != float(self.novel_share))
                    or (current_share is not None and float(current_share) != float(self.current_share)))
-        super().set_scoring(masking, prior_weight, novel_share, current_share)
+        super().set_scoring(masking, prior_weight, novel_share, current_share, popularity)
         if changed:
             self.interest_cache.fill_(-1)
 
@@ -329,6 +342,21 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
             self.codes_frozen.fill_(True)
         if self.interest_predictor == "transition":
             self.count_interest_transitions()
+        if self.popularity_column:
+            self.count_interest_popularity()
+
+    @torch.no_grad()
+    def count_interest_popularity(self):
+        """``within_interest_ranking``: each item's log share of its interest's training interactions, with
+        half an interaction added to every item (an item nobody took stays rankable), over the interests in
+        force from the joint stage's start; 0 for the padding item."""
+        interest_of = self.all_item_interest_ids()
+        counts = self.item_train_counts.to(interest_of.device) + 0.5
+        counts[0] = 0.0
+        totals = torch.zeros(self.n_interests, dtype=counts.dtype, device=counts.device)
+        totals.index_add_(0, interest_of.clamp(min=0), counts)
+        share = (counts / totals[interest_of.clamp(min=0)].clamp(min=1e-12)).clamp(min=1e-12)
+        self.item_interest_log_share.copy_(share.log().masked_fill(interest_of < 0, 0.0).to(self.item_interest_log_share))
 
     def optimiser_groups(self, learning_rate, freeze=True):
         """Parameter groups of the current stage's optimiser. In the joint stage the backbone the retrieval

@@ -93,6 +93,7 @@ CONFIG_RULES = {
     "interest_predictor": OneOf("gpt", "frequency", "transition"),
     "novel_interest_share": Either(OneOf("auto"), Real(0, 1, max_open=True)),
     "current_interest_share": Either(OneOf("auto"), Real(0, 1, max_open=True)),
+    "within_interest_ranking": OneOf("query", "popularity", "auto"),
     "retrieval_interests": OneOf("target", "predicted", "both"),
     "item_negatives": Optional(OneOf("full", "sampled", "in_batch")),
     "logq_correction": Boolean(),
@@ -125,6 +126,7 @@ RELATIONS = [
     "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
     "interest_source: category needs interest_category_field",
     "interest_masking (true or auto) needs interest_weighting log_prob or log_joint",
+    "within_interest_ranking popularity or auto needs interest_masking: true",
     "interest_category_field is a token/token_seq field in the header of <dataset>.item",
     "every user_feature_fields entry is a field in the header of <dataset>.user",
 ]
@@ -169,6 +171,11 @@ def check_relations(config):
         fail("interest_masking", config["interest_masking"], "false, or true/auto together with interest_weighting "
              "log_prob or log_joint", "masked scoring adds each query's normaliser to its bias column, which "
              "interest_weighting: none leaves out")
+    ranking = config["within_interest_ranking"]
+    if ranking not in (None, "query") and config["interest_masking"] is not True:
+        fail("within_interest_ranking", ranking, "query, or popularity/auto together with interest_masking: true",
+             f"interest_masking is {config['interest_masking']!r}: an interest ranks its own items by popularity "
+             "only where its query scores nothing else")
     check_category_field(config, "interest_category_field")
     check_user_feature_fields(config)
 

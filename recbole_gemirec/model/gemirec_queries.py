@@ -36,6 +36,7 @@ ARCHITECTURE_KEYS = (
     "fusion_history",
     "interest_num", "interest_code_limit", "interest_predictor", "generator_history_prior",
     "user_query", "user_query_log_weight", "interest_weighting", "interest_masking", "joint_training",
+    "within_interest_ranking",
 )
 
 # Penalty of the interest-masking columns: an item outside a query's interest scores about this much lower
@@ -108,6 +109,13 @@ class GemiRecQueries:
         self.n_interests = self.dictionary.n_interests_at(self.interest_levels)
         if self.interest_predictor == "transition":
             self.register_transition_buffers()
+        # within_interest_ranking popularity or auto: the items' log share of their interest's training
+        # interactions (counted at the joint stage's start), one more item-table column, and whether the
+        # interest queries rank by it (chosen on valid under auto); a buffer each, kept by checkpoints and exports
+        self.popularity_column = (arch.get("within_interest_ranking") or "query") != "query"
+        if self.popularity_column:
+            self.register_buffer("item_interest_log_share", torch.zeros(n_items))
+            self.register_buffer("popularity_ranking", torch.tensor(arch.get("within_interest_ranking") == "popularity"))
         cardinalities = [int(c) for c in arch["feature_cardinalities"]]
         self.generator = InterestGenerator(
             n_items, self.n_interests, self.dictionary.code_size, arch["gpt_hidden"], arch["gpt_layers"],
@@ -155,15 +163,18 @@ class GemiRecQueries:
         """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
         return bool(self.masking)
 
-    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None):
-        """Put ``interest_masking``, tau and (transition predictor) beta and alpha in force (they are buffers:
-        checkpoints and exports keep them)."""
+    def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None, popularity=None):
+        """Put ``interest_masking``, tau, (transition predictor) beta and alpha, and (``within_interest_ranking``)
+        whether the interest queries rank by popularity in force (they are buffers: checkpoints and exports keep
+        them)."""
         self.masking.fill_(bool(masking))
         self.prior_weight.fill_(float(prior_weight))
         if novel_share is not None:
             self.novel_share.fill_(float(novel_share))
         if current_share is not None:
             self.current_share.fill_(float(current_share))
+        if popularity is not None:
+            self.popularity_ranking.fill_(bool(popularity))
 
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K', D'], interest ids aligned with them [B, K'] or None)`` of histories
@@ -275,7 +286,8 @@ class GemiRecQueries:
         if self.user_query:  # u itself as one more query, over "any interest"
             queries = torch.cat([user.unsqueeze(1), queries], dim=1)
             log_prob = torch.cat([log_prob.new_full((log_prob.shape[0], 1), self.user_query_log_weight), log_prob], dim=1)
-        bias = self.prior_weight * log_prob
+        prior = self.prior_weight * log_prob
+        bias = prior
         slot_ids = self.query_slot_ids(ids)
         if self.interest_masking or self.interest_weighting == "log_joint":
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
@@ -283,14 +295,22 @@ class GemiRecQueries:
             # comparable: each interest query is trained against the whole catalogue)
             unbiased = self.scoring_columns(queries, torch.zeros_like(bias), slot_ids)
             bias = bias - catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
-        return self.scoring_columns(queries, bias, slot_ids)
+        popularity = None
+        if self.popularity_column:
+            # within_interest_ranking: popularity puts log p(item | interest) counted from the training
+            # interactions in place of each interest query's log-softmax (u keeps its own)
+            popularity = ((slot_ids >= 0) & self.popularity_ranking).to(queries.dtype)
+            queries = queries * (1.0 - popularity).unsqueeze(-1)
+            bias = torch.where(popularity > 0, prior, bias)
+        return self.scoring_columns(queries, bias, slot_ids, popularity)
 
-    def scoring_columns(self, queries, bias, slot_ids=None):
+    def scoring_columns(self, queries, bias, slot_ids=None, popularity=None):
         """``queries [B, K, D]`` with the bias column of ``interest_weighting`` (none under ``none``) and,
         with ``interest_masking``, one column per codeword of the interest's code levels: ``0`` for the
         query's own codeword and ``-MASK_PENALTY`` for the others (all zero for u, ``slot_ids`` -1, and
         for every query when ``slot_ids`` is None), against the items' one-hot codes in
-        :meth:`item_embeddings`."""
+        :meth:`item_embeddings`; with ``within_interest_ranking`` other than ``query`` last the weight of the
+        items' popularity column (``popularity [B, K]``, 1 where a query ranks by it; ``None``: 0)."""
         parts = [queries]
         if self.interest_weighting != "none":
             parts.append(bias.unsqueeze(-1).to(queries.dtype))
@@ -299,6 +319,8 @@ class GemiRecQueries:
                 slot_ids = queries.new_full(queries.shape[:2], -1, dtype=torch.long)
             onehot = self.code_one_hots(self.interest_codes(slot_ids.clamp(min=0)), queries.dtype)
             parts.append(((onehot - 1.0) * MASK_PENALTY).masked_fill((slot_ids < 0).unsqueeze(-1), 0.0))
+        if self.popularity_column:
+            parts.append((queries.new_zeros(queries.shape[:2]) if popularity is None else popularity).unsqueeze(-1))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else queries
 
     def code_one_hots(self, codes, dtype):
@@ -310,13 +332,16 @@ class GemiRecQueries:
 
     def item_embeddings(self):
         """The item table queries are scored against: the item embeddings, a column of ones for the bias
-        (unless ``interest_weighting: none``) and the items' one-hot interest codes (``interest_masking``)."""
+        (unless ``interest_weighting: none``), the items' one-hot interest codes (``interest_masking``) and
+        their log share of their interest's training interactions (``within_interest_ranking``)."""
         table = self.item_embedding.weight
         parts = [table]
         if self.interest_weighting != "none":
             parts.append(table.new_ones(table.shape[0], 1))
         if self.interest_masking:
             parts.append(self.item_code_one_hots(table))
+        if self.popularity_column:
+            parts.append(self.item_interest_log_share.to(table.dtype).unsqueeze(1))
         return torch.cat(parts, dim=1) if len(parts) > 1 else table
 
     def item_code_one_hots(self, table):

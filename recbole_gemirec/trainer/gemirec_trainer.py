@@ -295,8 +295,9 @@ class GemiRecTrainer(ExtensionTrainer):
 
     @torch.no_grad()
     def _choose_scoring(self, valid_data, saved):
-        """``interest_prior_weight: auto``, ``interest_masking: auto`` and/or ``novel_interest_share: auto``: try
-        each ``(masking, tau[, beta])`` of the model's candidates on the valid split with the best joint-stage
+        """``interest_prior_weight: auto``, ``interest_masking: auto``, ``novel_interest_share: auto``,
+        ``current_interest_share: auto`` and/or ``within_interest_ranking: auto``: try each ``(masking, tau[, beta,
+        alpha[, popularity]])`` of the model's candidates on the valid split with the best joint-stage
         weights (scoring only, nothing is retrained), keep the best and store it in the stage's checkpoint, so the test split and serving
         use what was chosen on valid."""
         from recbole_gemirec.model.gemirec import scoring_label
@@ -306,8 +307,9 @@ class GemiRecTrainer(ExtensionTrainer):
             self.model.set_scoring(*candidate)
             score, results[candidate] = self._valid_epoch(valid_data)  # listeners see every candidate's validation
             scores[candidate] = float(score)
-        # ties: no masking, then the tau nearest 1, then the smallest beta
-        best = max(scores, key=lambda c: (scores[c], not c[0], -abs(c[1] - 1.0), -sum(c[2:])))
+        # ties: no masking, then the tau nearest 1, then the smallest beta and alpha, then the queries' own ranking
+        best = max(scores, key=lambda c: (scores[c], not c[0], -abs(c[1] - 1.0),
+                                          -sum(float(x) for x in c[2:] if x is not None)))
         self.model.set_scoring(*best)
         self.best_valid_score, self.best_valid_result = scores[best], results[best]
         self.stage_best["joint"] = scores[best]

@@ -12,6 +12,7 @@ REPO_DIR = os.path.dirname(TESTS_DIR)
 TEST_DATA = os.path.join(TESTS_DIR, "test_data")
 TINY_YAML = os.path.join(TEST_DATA, "tiny.yaml")
 RUN_SCRIPT = os.path.join(REPO_DIR, "run_recbole_gemirec.py")
+PRESET_YAML = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
 
 
 def tiny_config(**overrides):
@@ -30,18 +31,28 @@ def run_cli(args, cwd, timeout=600, script=RUN_SCRIPT):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def train_tiny(workdir, model="GemiRec", **overrides):
+def train_tiny(workdir, model="GemiRec", config_files=(), **overrides):
     """Train ``model`` on the tiny data inside ``workdir`` (RecBole writes saved/ and log/ in the current
-    folder); return the run's result, whose ``checkpoint`` is relative to ``workdir``."""
+    folder), with ``config_files`` after the dataset's; return the run's result, whose ``checkpoint`` is relative
+    to ``workdir``."""
     from recbole_gemirec.quick_start import run_recbole_gemirec
 
     settings = tiny_config(checkpoint_dir=str(workdir / "saved"), **overrides)
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        return run_recbole_gemirec(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict=settings)
+        return run_recbole_gemirec(model=model, dataset="tiny", config_file_list=[TINY_YAML, *config_files],
+                                   config_dict=settings)
     finally:
         os.chdir(cwd)
+
+
+def train_preset(workdir, **overrides):
+    """GemiRec with the factorised-categories preset on the tiny data (one retrieval and one joint epoch, K = 5)."""
+    settings = dict(gpt_layers=1, interest_category_field="category", interest_num=5,
+                    stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1})
+    settings.update(overrides)
+    return train_tiny(workdir, "GemiRec", config_files=[PRESET_YAML], **settings)
 
 
 def read_json(path):

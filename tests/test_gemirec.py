@@ -483,22 +483,10 @@ def test_within_interest_ranking_by_popularity_scores_the_interests_items_by_the
     """within_interest_ranking: popularity: an interest's items score tau log p(interest) + log of their share of
     the interest's training interactions (counted at the joint stage's start), u keeps its log-softmax, and
     full_sort_predict, RecBole's loader and the item table agree; query and popularity differ."""
-    import os
+    from conftest import train_preset
+    from recbole_gemirec.quick_start import load_data_and_model
 
-    from conftest import REPO_DIR
-    from recbole_gemirec.quick_start import load_data_and_model, run_recbole_gemirec
-
-    preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
-    cwd = os.getcwd()
-    os.chdir(in_tmp)
-    try:
-        result = run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
-                                     config_dict=tiny_config(checkpoint_dir=str(in_tmp / "saved"), gpt_layers=1,
-                                                             interest_category_field="category", interest_num=5,
-                                                             within_interest_ranking="popularity",
-                                                             stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1}))
-    finally:
-        os.chdir(cwd)
+    result = train_preset(in_tmp, within_interest_ranking="popularity")
     config, model, dataset, train_data, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
     assert bool(model.popularity_ranking)
     interest_of = model.all_item_interest_ids()
@@ -548,23 +536,13 @@ def test_within_interest_ranking_other_than_query_needs_masking():
 def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
     """properties/presets/GemiRec-factorised-categories.yaml, given after the dataset's file: the category
     interests with the transition predictor's probabilities, each interest query scoring only its interest's
-    items as a log-softmax over them; an item's score is then tau log p(interest) + log p(item | interest) or u's."""
-    import os
-
-    from conftest import REPO_DIR
-    from recbole_gemirec.quick_start import load_data_and_model, run_recbole_gemirec
+    items, as a log-softmax over them or by their counted share (as chosen on valid); an item's score is then
+    tau log p(interest) + log p(item | interest) or u's."""
+    from conftest import train_preset
+    from recbole_gemirec.quick_start import load_data_and_model
     from recbole_gemirec.model.interest_dictionary import CategoryInterests
 
-    preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
-    cwd = os.getcwd()
-    os.chdir(in_tmp)
-    try:
-        result = run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
-                                     config_dict=tiny_config(checkpoint_dir=str(in_tmp / "saved"), gpt_layers=1,
-                                                             interest_category_field="category", interest_num=5,
-                                                             stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1}))
-    finally:
-        os.chdir(cwd)
+    result = train_preset(in_tmp)
     config, model, _, _, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
     assert isinstance(model.dictionary, CategoryInterests) and model.interest_masking
     assert model.interest_predictor == "transition" and model.target_softmax == "interest"
@@ -583,7 +561,10 @@ def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
             own = interest_of.unsqueeze(0) == ids[:, k:k + 1]  # [B, n_items]
             own[:, 0] = False
             logits = (queries[:, k] @ table.T).masked_fill(~own, float("-inf"))
-            within = torch.log_softmax(logits, dim=-1) + tau * log_prob[:, k:k + 1]
+            ranked = torch.log_softmax(logits, dim=-1)  # the query's own ranking, or the counted one if chosen
+            if bool(model.popularity_ranking):
+                ranked = model.item_interest_log_share.unsqueeze(0).masked_fill(~own, float("-inf"))
+            within = ranked + tau * log_prob[:, k:k + 1]
             expected = torch.maximum(expected, within)
     # the history's interests carry 1 - beta of their share of the history (the transition predictor), alpha of
     # which goes to the interest of the history's last item

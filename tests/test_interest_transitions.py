@@ -2,13 +2,12 @@
 novel interests they propose (recbole_gemirec/model/interest_transitions.py; docs/gemirec.md)."""
 
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_DIR, TINY_YAML, run_cli, tiny_config
+from conftest import TINY_YAML, run_cli, tiny_config, train_preset
 from recbole_gemirec.model.interest_cache import history_frequency_scores, interest_log_probs
 from recbole_gemirec.model.interest_transitions import (
     CURRENT_SHARE_GRID, NOVEL_SHARE_GRID, count_transitions, cut_samples, transition_log_probs,
@@ -88,28 +87,12 @@ def test_alpha_moves_the_historys_weight_to_the_interest_of_its_last_item():
     assert torch.equal(transition_log_probs(frequency, table, torch.tensor(0.3), last, torch.tensor(0.0)), plain)
 
 
-def train_preset(workdir, **overrides):
-    from recbole_gemirec.quick_start import run_recbole_gemirec
-
-    preset = os.path.join(REPO_DIR, "properties", "presets", "GemiRec-factorised-categories.yaml")
-    settings = dict(checkpoint_dir=str(workdir / "saved"), gpt_layers=1, interest_category_field="category", interest_num=5,
-                    eval_protocol="user", stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1})
-    settings.update(overrides)
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        return run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML, preset],
-                                   config_dict=tiny_config(**settings))
-    finally:
-        os.chdir(cwd)
-
-
 def test_a_trained_model_counts_its_transitions_and_recbole_ranks_with_them(in_tmp):
     """Through RecBole's own loading: the checkpoint's table is the count over the training split, beta is the
     one chosen on valid, and the cache can hold interests the history lacks."""
     from recbole_gemirec.quick_start import load_data_and_model
 
-    result = train_preset(in_tmp, interest_predictor="transition", novel_interest_share="auto")
+    result = train_preset(in_tmp, eval_protocol="user", interest_predictor="transition", novel_interest_share="auto")
     config, model, dataset, train_data, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
     assert model.interest_predictor == "transition"
     assert any(abs(float(model.novel_share) - share) < 1e-6 for share in NOVEL_SHARE_GRID)

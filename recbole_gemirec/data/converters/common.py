@@ -29,6 +29,10 @@ from recbole_gemirec.errors import ConfigError, DataError
 
 CSV_CHUNK_BYTES = 64 * 1024 * 1024  # bytes of raw lines per block
 _WHITESPACE = re.compile(r"\s+")
+# What a token of a RecBole atomic file cannot hold: its separators (tab-separated lines), or a leading double
+# quote (pandas, RecBole's reader, reads such a value as quoted text running over the following lines).
+_SEPARATORS = r"[\t\r\n]"
+_QUOTE = '"'
 
 
 # --------------------------------------------------------------------------------------------- opening
@@ -103,9 +107,9 @@ def token_problem(text):
     """Why ``text`` cannot be written as one token of a RecBole atomic file, or None: the files are
     tab-separated lines, and pandas (RecBole's reader) reads a value that starts with a double quote as quoted
     text running over the following lines."""
-    if "\t" in text or "\n" in text or "\r" in text:
+    if re.search(_SEPARATORS, text):
         return "it holds a tab or a line break, the separators of RecBole's atomic files"
-    if text.startswith('"'):
+    if text.startswith(_QUOTE):
         return "it starts with a double quote, which RecBole's reader takes for quoted text"
     return None
 
@@ -259,15 +263,17 @@ def check_nonempty(values, what, path, first_line):
     check_tokens(values, what, path, first_line)
 
 
-def check_tokens(values, what, path, first_line):
-    """Raise :class:`DataError` for the first value of ``values`` (rows of a chunk) that cannot be written as
-    a token of an atomic file (:func:`token_problem`)."""
+def check_tokens(values, what, path, first_line, rows=None):
+    """Raise :class:`DataError` for the first value of ``values`` that cannot be written as a token of an atomic
+    file (:func:`token_problem`, vectorised); ``rows`` are the values' row positions in the chunk (default: one
+    value per row, in order), for the line number."""
     text = values.str.strip()
-    bad = (text.str.contains(r"[\t\r\n]", regex=True) | text.str.startswith('"')).to_numpy(dtype=bool)
+    bad = (text.str.contains(_SEPARATORS, regex=True) | text.str.startswith(_QUOTE)).to_numpy(dtype=bool)
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}, line {first_line + row}: {what}={text.iloc[row]!r} cannot be written: "
-                        f"{token_problem(text.iloc[row])}; allowed: text without tabs, not starting with a "
+        at = int(np.flatnonzero(bad)[0])
+        row = at if rows is None else int(rows[at])
+        raise DataError(f"{path}, line {first_line + row}: {what}={text.iloc[at]!r} cannot be written: "
+                        f"{token_problem(text.iloc[at])}; allowed: text without tabs, not starting with a "
                         "double quote")
 
 

@@ -42,13 +42,13 @@ def read_categories(paths, items, show_progress=False):
             times = common.check_digits(chunk["timestamp"], "timestamp", path, first_line, "integer milliseconds")
             common.check_nonempty(chunk["itemid"], "itemid", path, first_line)
             is_category = (chunk["property"] == "categoryid").to_numpy()
-            values = chunk["value"].where(is_category, "").map(common.clean_category)
-            common.check_tokens(values, "categoryid value", path, first_line)
             rows = chunk[is_category]
+            values = rows["value"].map(common.clean_category)  # only the categoryid rows, a share of the file
+            common.check_tokens(values, "categoryid value", path, first_line, rows=np.flatnonzero(is_category))
             frames.append(pd.DataFrame({
                 "item": rows["itemid"].to_numpy(),
                 "time": times[is_category],
-                "value": values[is_category].to_numpy(),
+                "value": values.to_numpy(),
             }))
     if not frames:
         return {}

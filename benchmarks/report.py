@@ -133,8 +133,8 @@ def diagnostics_section(diagnostics):
 
 def scoring_cell(labels, values):
     """The scoring candidates' mean valid figures as one cell: ``label: value`` each, or, where the candidates
-    also vary beta (``... novel B``, and alpha: ``... current A``), the best of each (masking, tau) only, so the
-    cell stays readable."""
+    also vary beta (``... novel B``, and alpha ``... current A`` and the ranking ``... ranking R``), the best of each
+    (masking, tau) only, so the cell stays readable."""
     if not any(" novel " in label for label in labels):
         return ", ".join(f"{label}: {v:.4f}" for label, v in zip(labels, values)) or "-"
     best = {}
@@ -142,7 +142,8 @@ def scoring_cell(labels, values):
         head, _, share = label.partition(" novel ")
         if head not in best or v > best[head][0]:
             best[head] = (v, share)
-    return ", ".join(f"{head}: {v:.4f} (best novel share {share.replace(' current ', ', current share ')})"
+    return ", ".join(f"{head}: {v:.4f} (best novel share "
+                     f"{share.replace(' current ', ', current share ').replace(' ranking ', ', ranking ')})"
                      for head, (v, share) in best.items())
 
 

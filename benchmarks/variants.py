@@ -110,8 +110,7 @@ def run_variant(args, overrides):
 # Buffers of the scoring in force (interest_masking, tau, beta, alpha, the within-interest ranking): a variant scores
 # as configured, whatever the base was trained with (the base's masking buffer is off unless the base set it, and
 # loading it would make every joint epoch of a masked variant validate without masking).
-SCORING_BUFFERS = ("masking", "prior_weight", "novel_share", "current_share", "popularity_ranking",
-                   "item_interest_log_share")
+SCORING_BUFFERS = ("masking", "prior_weight", "novel_share", "current_share", "popularity_ranking")
 
 
 def base_weights(state, own):

@@ -286,22 +286,25 @@ class GemiRecQueries:
         if self.user_query:  # u itself as one more query, over "any interest"
             queries = torch.cat([user.unsqueeze(1), queries], dim=1)
             log_prob = torch.cat([log_prob.new_full((log_prob.shape[0], 1), self.user_query_log_weight), log_prob], dim=1)
-        prior = self.prior_weight * log_prob
-        bias = prior
+        bias = self.prior_weight * log_prob
         slot_ids = self.query_slot_ids(ids)
-        if self.interest_masking or self.interest_weighting == "log_joint":
-            # each query's scores become a log-softmax over the items it may score: the catalogue, or its
-            # interest's items under masking (raw inner products of different interests' items are not
-            # comparable: each interest query is trained against the whole catalogue)
-            unbiased = self.scoring_columns(queries, torch.zeros_like(bias), slot_ids)
-            bias = bias - catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
         popularity = None
         if self.popularity_column:
             # within_interest_ranking: popularity puts log p(item | interest) counted from the training
             # interactions in place of each interest query's log-softmax (u keeps its own)
             popularity = ((slot_ids >= 0) & self.popularity_ranking).to(queries.dtype)
+        if self.interest_masking or self.interest_weighting == "log_joint":
+            # each query's scores become a log-softmax over the items it may score: the catalogue, or its
+            # interest's items under masking (raw inner products of different interests' items are not
+            # comparable: each interest query is trained against the whole catalogue); the normaliser is
+            # computed only for the slots that rank by their query
+            own = slice(None) if popularity is None else (popularity == 0).any(dim=0)
+            unbiased = self.scoring_columns(queries[:, own], torch.zeros_like(bias[:, own]), slot_ids[:, own])
+            normaliser = torch.zeros_like(bias)
+            normaliser[:, own] = catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
+            bias = bias - (normaliser if popularity is None else normaliser * (1.0 - popularity))
+        if popularity is not None:
             queries = queries * (1.0 - popularity).unsqueeze(-1)
-            bias = torch.where(popularity > 0, prior, bias)
         return self.scoring_columns(queries, bias, slot_ids, popularity)
 
     def scoring_columns(self, queries, bias, slot_ids=None, popularity=None):

@@ -482,21 +482,40 @@ def _repo_path(path):
     return os.path.relpath(path, REPO) if path.startswith(REPO) else path
 
 
+def _recipe_note(preset):
+    """Where a preset's settings are GemiRec's factorised recipe (its values, or ``recipe: factorised``), say so:
+    it is what the default ``recipe: auto`` trains wherever a category field is named, as on every dataset here."""
+    from recbole_gemirec.model.gemirec_config import recipe_values
+    from recbole_gemirec.model.multi_interest import model_defaults
+
+    defaults = model_defaults("GemiRec")
+    settings = dict(preset["settings"])
+    base = recipe_values("factorised") if settings.pop("recipe", None) == "factorised" else {}
+    ran = {**defaults, **base, **settings}  # what the runs trained with, key by key
+    if all(ran.get(k) == v for k, v in {**defaults, **recipe_values("factorised")}.items()):
+        return (": the factorised recipe, which the default `recipe: auto` trains wherever a category field is "
+                "named, as on every dataset here")
+    return ""
+
+
 def _status_lines(data, settings, results):
     """Notes of the results' meta.json, runs without a result yet, failed runs."""
     lines = []
     for note in data["meta"].get("notes", []):
         lines += [f"*Note*: {note}", ""]
+    lines += ["*GemiRec's recipe*: the rows `GemiRec` and its ablations train the paper's recipe (`recipe: paper`, "
+              "pinned by the benchmark; the runs from before that key existed trained the same defaults).", ""]
     for name, preset in (data.get("presets") or {}).items():
         where = _repo_path(preset["results"])
         values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in preset["settings"].items()}
         keys = " ".join(f"{k}={v}" for k, v in values.items())
-        lines += [f"*Opt-in preset*: the rows `{name}` are GemiRec with "
+        lines += [f"*Other settings*: the rows `{name}` are GemiRec with "
                   + ", ".join(f"`{k}: {v}`" for k, v in values.items())
-                  + f" (beyond the paper, not the defaults; docs/gemirec.md), same budget, seeds and splits; code "
+                  + f" in place of the paper's recipe's values (beyond the paper; docs/gemirec.md){_recipe_note(preset)}, "
+                  f"same budget, seeds and splits; code "
                   f"{preset['code'] or 'the working tree'}; `OMP_NUM_THREADS=1 python -m benchmarks.run --budget "
                   f"{settings['name']} --only accuracy --models GemiRec --results {where} --gemirec-set {keys}`, "
-                  f"records in `{where}/`; its targets are listed after the defaults'.", ""]
+                  f"records in `{where}/`; its targets are listed after the paper recipe's.", ""]
     missing = [n for n in expected_runs(settings) if not os.path.exists(os.path.join(results, n))]
     if missing:
         lines += [f"**Incomplete**: {len(missing)} run(s) of this budget have no result yet: "

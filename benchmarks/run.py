@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
 from benchmarks.budgets import (
-    BUDGETS, DATASETS, HISTORY_LENGTH, METRICS, MULTI_INTEREST_BASELINES, TOPK, VALID_METRIC, ablation, budget,
+    BUDGETS, DATASETS, HISTORY_LENGTH, METRICS, MULTI_INTEREST_BASELINES, PAPER_RECIPE, TOPK, VALID_METRIC, ablation,
+    budget,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,6 +188,7 @@ def run_config(settings, model, seed, run_dir, dataset_name, extra=None):
         config["user_split_seed"] = seed  # each seed is another user split as well as another initialisation
     if model == "GemiRec":
         config["stage_epochs"] = dict(settings["stage_epochs"])
+        config.update(PAPER_RECIPE)
         config.update(DATASETS[dataset_name]["gemirec"])
         config.update(settings.get("gemirec_config") or {})
     else:
@@ -195,7 +197,8 @@ def run_config(settings, model, seed, run_dir, dataset_name, extra=None):
         if model in MULTI_INTEREST_BASELINES:
             config.update(settings.get("baseline_config", {}))
     config.update(extra or {})
-    if model == "GemiRec" and config.get("interest_source") == "category":
+    source = config.get("interest_source", "category" if config.get("recipe") == "factorised" else None)
+    if model == "GemiRec" and source == "category":
         # the category interests (GemiRec-I, or --gemirec-set) have no dictionary to learn: the stage is skipped
         config["stage_epochs"] = dict(config["stage_epochs"], dictionary=0)
     return config
@@ -364,7 +367,7 @@ def scale_tasks(settings, where):
                           metrics=["Recall"], topk=[50], valid_metric="Recall@50", show_progress=False,
                           epochs=1, stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
             if model == "GemiRec":
-                config.update(DATASETS[dataset_name]["gemirec"])
+                config.update(PAPER_RECIPE, **DATASETS[dataset_name]["gemirec"])
             if model == "SASRec":
                 config.update(scale["sasrec_config"])
             tasks.append({"kind": "scale", "name": name, "model": model, "dataset": dataset, "size": dataset_name,

@@ -197,10 +197,20 @@ class Config(RecBoleConfig):
 
                 check_evaluation_keys(self.final_config_dict)  # the precise message, where we know the key
             raise ConfigError(f"configuration refused by RecBole: {' '.join(str(err).split())}") from None
+        self.recipe_keys = self._apply_recipe()
         self._check_evaluated_names()
         from recbole_gemirec.validation import validate_config
 
         validate_config(self)  # every key checked before any data is read (docs/reliability.md)
+
+    def _apply_recipe(self):
+        """The keys a model's recipe set: an extension model that declares ``apply_recipe`` (GemiRec's
+        ``recipe`` key) puts its recipe's values in place of its YAML defaults wherever the user set nothing,
+        before anything is checked; the user's own settings always win."""
+        from recbole_gemirec.utils import extension_model
+
+        apply = getattr(extension_model(self.model), "apply_recipe", None)
+        return tuple(apply(self.final_config_dict, self.external_config_dict)) if apply else ()
 
     def _set_default_parameters(self):
         """RecBole's, except that a ``data_path`` the user sets is read for ml-100k too. RecBole always reads

@@ -285,8 +285,12 @@ def config_from_checkpoint(state, config_dict=None):
     stays that string). Nothing in it is evaluated, unlike RecBole's ``config_dict`` handling, which
     passes strings to ``eval()`` (see :class:`recbole_gemirec.config.Config`).
     """
+    from recbole_gemirec.utils import extension_model
+
     saved = state["config"]
-    settings = {k: v for k, v in saved["final"].items() if k not in DERIVED_KEYS}
+    # a key the model gained after the checkpoint was written takes the value that reproduces how it trained
+    settings = dict(getattr(extension_model(saved["model"]), "CHECKPOINT_DEFAULTS", {}))
+    settings.update({k: v for k, v in saved["final"].items() if k not in DERIVED_KEYS})
     settings.update(saved["external"])
     settings.update(config_dict or {})
     return Config(model=saved["model"], dataset=saved["dataset"], config_dict=settings)

@@ -254,7 +254,7 @@ def messy_run(tmp_path_factory):
     os.chdir(root)
     try:
         config = Config(model="GemiRec", dataset="bad", config_file_list=[TINY_YAML], config_dict={
-            "data_path": str(root), "checkpoint_dir": str(root / "saved"), "interest_category_field": "category",
+            "data_path": str(root), "checkpoint_dir": str(root / "saved"), "interest_category_field": "category", "recipe": "paper",
             "category_field": "category", "metrics": ["Recall", "NDCG", "CUR"], "gpt_layers": 1,
             "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1}})
         parts = build_run(config)

@@ -217,7 +217,7 @@ def test_the_committed_report_is_its_committed_results_regenerated_byte_for_byte
     assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == text
 
 
-def test_an_opt_in_presets_runs_are_reported_beside_the_defaults_with_their_own_targets(tmp_path, capsys):
+def test_other_settings_runs_are_reported_beside_the_paper_recipes_with_their_own_targets(tmp_path, capsys):
     """benchmarks.report --preset LABEL=DIR: the GemiRec runs of a --gemirec-set results directory become the rows
     'GemiRec LABEL' of every accuracy table, with their settings, command and targets; a bad DIR is refused."""
     from benchmarks import report
@@ -230,7 +230,9 @@ def test_an_opt_in_presets_runs_are_reported_beside_the_defaults_with_their_own_
     args = ["--budget", "converge", "--results", str(results), "--docs", str(tmp_path)]
     assert report.main(args + [f"--preset=mine={preset}"]) == 0
     text = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
-    assert "*Opt-in preset*: the rows `GemiRec mine` are GemiRec with `interest_masking: true`" in text
+    assert "*Other settings*: the rows `GemiRec mine` are GemiRec with `interest_masking: true`" in text
+    assert "*GemiRec's recipe*: the rows `GemiRec` and its ablations train the paper's recipe" in text
+    assert "the factorised recipe, which the default" not in text  # that older setting is not today's recipe
     assert "--gemirec-set interest_masking=true" in text
     assert "--preset mine=benchmarks/results/converge-factorised`" in text  # the command, relative to the repository
     for dataset in ("ml-100k", "synthetic", "synthetic2"):

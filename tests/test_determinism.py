@@ -12,7 +12,7 @@ from conftest import TINY_YAML, tiny_config
 def gemirec_run(tmp_path, name, seed):
     from recbole_gemirec.quick_start import run_recbole_gemirec
 
-    settings = tiny_config(checkpoint_dir=str(tmp_path / name), seed=seed, interest_category_field="category",
+    settings = tiny_config(checkpoint_dir=str(tmp_path / name), seed=seed, interest_category_field="category", recipe="paper",
                            gpt_layers=2, stopping_step=10, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 2})
     return run_recbole_gemirec(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=settings)
 

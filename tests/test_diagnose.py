@@ -12,7 +12,7 @@ from conftest import REPO_DIR, train_tiny
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("diagnose")
-    result = train_tiny(workdir, "GemiRec", interest_category_field="category", category_field="category",
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", recipe="paper", category_field="category",
                         gpt_layers=1, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     return str(workdir / result["checkpoint"])
 

@@ -17,7 +17,7 @@ from conftest import read_json, run_cli
 
 # interest_source: auto keeps the learned dictionary alone in a distributed run; the single-process run it is
 # compared with pins the same, so both train the same stages
-GEMIREC = ["--model=GemiRec", "--interest_category_field=category", "--interest_source=learned", "--gpt_layers=2",
+GEMIREC = ["--model=GemiRec", "--interest_category_field=category", "--recipe=paper", "--interest_source=learned", "--gpt_layers=2",
            "--stage_epochs={'retrieval':2,'dictionary':1,'joint':1}"]
 METRICS = {"recall@5", "recall@10", "ndcg@5", "ndcg@10", "hit@5", "hit@10"}
 

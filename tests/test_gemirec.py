@@ -12,7 +12,7 @@ def build(tmp_path, **overrides):
     from recbole_gemirec.config import Config
     from recbole_gemirec.quick_start import build_run
 
-    settings = {"interest_category_field": "category", "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1},
+    settings = {"interest_category_field": "category", "recipe": "paper", "stage_epochs": {"retrieval": 1, "dictionary": 1, "joint": 1},
                 "checkpoint_dir": str(tmp_path / "saved")}
     settings.update(overrides)
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(**settings))
@@ -577,3 +577,77 @@ def test_the_factorised_categories_preset_trains_and_scores_as_it_says(in_tmp):
     beta = float(model.novel_share)
     assert held.any() and torch.allclose(log_prob[held, 0].exp(), (1 - beta) * share[held].float(), atol=1e-3)
     assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-3)
+
+
+def test_the_default_recipe_is_factorised_where_a_category_field_is_named_and_the_papers_elsewhere(in_tmp, caplog):
+    """recipe: auto (the default): with interest_category_field the factorised recipe's values (the preset file's)
+    replace the YAML defaults the user left alone, K lowered to the interests the field gives (tiny: 8 categories
+    and 'unknown'), and the checkpoint reloads as that model; without a category field it is the paper's GemiRec;
+    a key the user sets wins over the recipe."""
+    from conftest import train_tiny
+    from recbole_gemirec.config import read_config_files
+    from recbole_gemirec.model.interest_dictionary import CategoryInterests, InterestDictionary
+    from recbole_gemirec.quick_start import load_data_and_model
+    from conftest import PRESET_YAML
+
+    stages = {"retrieval": 1, "dictionary": 0, "joint": 1}
+    with caplog.at_level(logging.WARNING):
+        result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", stage_epochs=stages)
+    assert any("interest_num lowered from 10 to 9" in r.getMessage() for r in caplog.records)
+    config, model, *_ = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    preset = read_config_files([PRESET_YAML])
+    assert config["recipe"] == "factorised"
+    for key, value in preset.items():
+        if key != "interest_num":
+            assert config[key] == value, key
+    assert isinstance(model.dictionary, CategoryInterests) and model.interest_masking
+    assert model.interest_predictor == "transition" and model.interest_num == 9
+
+    mine = train_tiny(in_tmp, "GemiRec", interest_category_field="category", stage_epochs=stages,
+                      interest_num=3, interest_masking=False, within_interest_ranking="query")
+    config, model, *_ = load_data_and_model(str(in_tmp / mine["checkpoint"]))
+    assert config["recipe"] == "factorised" and model.interest_num == 3 and not model.interest_masking
+    assert model.interest_predictor == "transition"
+
+    paper = train_tiny(in_tmp, "GemiRec", gpt_layers=1, stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+    config, model, *_ = load_data_and_model(str(in_tmp / paper["checkpoint"]))
+    assert config["recipe"] == "paper" and isinstance(model.dictionary, InterestDictionary)
+    assert model.interest_predictor == "gpt" and not model.interest_masking and model.interest_num == 5
+
+
+def test_a_checkpoint_from_before_the_recipe_key_reloads_as_the_papers_model(in_tmp):
+    """A checkpoint written before ``recipe`` existed has no such key; its configuration is rebuilt with the
+    paper's recipe (what it trained with), not with today's auto, even where it names a category field."""
+    from conftest import train_tiny
+    from recbole_gemirec.quick_start import config_from_checkpoint
+
+    result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", recipe="paper", gpt_layers=1,
+                        stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+    state = torch.load(in_tmp / result["checkpoint"], weights_only=True)
+    for part in ("final", "external"):
+        state["config"][part].pop("recipe", None)
+        state["config"][part].pop("within_interest_ranking", None)  # a key newer than such a checkpoint
+    config = config_from_checkpoint(state)
+    assert config["recipe"] == "paper" and config["interest_source"] == "learned"
+    assert config["within_interest_ranking"] == "query" and config.recipe_keys == ()
+
+
+def test_the_factorised_recipe_steps_back_to_the_papers_where_the_field_is_too_large_for_it(in_tmp, caplog, monkeypatch):
+    """A category field with more interests than the transition table allows: under the recipe (not the user's own
+    interest_predictor) the run goes on with the paper's recipe and the log says why; the user's own choice of the
+    transition predictor is refused with one line instead."""
+    from conftest import train_tiny
+    from recbole_gemirec.errors import ConfigError
+    from recbole_gemirec.model import interest_transitions
+    from recbole_gemirec.quick_start import load_data_and_model
+
+    monkeypatch.setattr(interest_transitions, "MAX_TRANSITION_INTERESTS", 4)  # tiny's field gives 9
+    stages = {"retrieval": 1, "dictionary": 1, "joint": 1}
+    with caplog.at_level(logging.WARNING):
+        result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", gpt_layers=1, stage_epochs=stages)
+    assert any("the paper's recipe is used" in r.getMessage() for r in caplog.records)
+    config, model, *_ = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    assert config["recipe"] == "paper" and model.interest_predictor == "gpt" and not model.interest_masking
+    with pytest.raises(ConfigError, match="interest_predictor='transition' is not allowed"):
+        train_tiny(in_tmp, "GemiRec", interest_category_field="category", interest_predictor="transition",
+                   stage_epochs=stages)

@@ -10,7 +10,7 @@ from conftest import TINY_YAML, read_json, run_cli, tiny_config
 
 @pytest.mark.slow
 def test_three_stage_run_through_the_cli_finishes_and_every_stage_loss_falls(tmp_path):
-    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--interest_source=learned", "--stopping_step=10",
+    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--recipe=paper", "--interest_source=learned", "--stopping_step=10",
                     "--stage_epochs={'retrieval':4,'dictionary':4,'joint':4}", "--gpt_layers=2",
                     "--result_file=g.json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,7 +37,7 @@ def _trainer(tmp_path, stage_epochs):
     from recbole_gemirec.quick_start import build_run
 
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
-        interest_category_field="category", interest_source="learned", stage_epochs=stage_epochs, gpt_layers=2,
+        interest_category_field="category", recipe="paper", interest_source="learned", stage_epochs=stage_epochs, gpt_layers=2,
         stopping_step=10,
         checkpoint_dir=str(tmp_path / "saved")))
     return build_run(config)
@@ -78,7 +78,7 @@ def test_category_dictionary_ablation_runs_every_stage(in_tmp):
     from recbole_gemirec.quick_start import build_run
 
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
-        interest_category_field="category", interest_source="category", gpt_layers=2,
+        interest_category_field="category", recipe="paper", interest_source="category", gpt_layers=2,
         stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1}, checkpoint_dir=str(in_tmp / "saved")))
     parts = build_run(config)
     parts["trainer"].fit(parts["train_data"], parts["valid_data"])
@@ -91,7 +91,7 @@ def _auto_run(tmp_path, **overrides):
     from recbole_gemirec.config import Config
     from recbole_gemirec.quick_start import build_run
 
-    settings = dict(interest_category_field="category", interest_source="auto", gpt_layers=1, stopping_step=10,
+    settings = dict(interest_category_field="category", recipe="paper", interest_source="auto", gpt_layers=1, stopping_step=10,
                     stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 2}, checkpoint_dir=str(tmp_path / "saved"))
     settings.update(overrides)
     return build_run(Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],

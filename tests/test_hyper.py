@@ -20,7 +20,7 @@ def test_two_trials_of_gemirec_write_the_best_configuration_and_its_result(tmp_p
     space = tmp_path / "space.hyper"
     space.write_text("# two values each\nlearning_rate choice [0.001, 0.01]\ninterest_num choice [3,5]\n")
     proc = run_hyper(["--model=GemiRec", f"--params_file={space}", "--max_evals=2", "--algo=exhaustive",
-                      "--interest_category_field=category", "--gpt_layers=2",
+                      "--interest_category_field=category", "--recipe=paper", "--gpt_layers=2",
                       "--stage_epochs={'retrieval':1,'dictionary':1,'joint':1}", "--output_file=h.json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = read_json(tmp_path / "h.json")

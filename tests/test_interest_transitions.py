@@ -138,7 +138,7 @@ def test_a_category_field_with_too_many_values_for_the_table_is_refused_before_t
 
     monkeypatch.setattr(interest_transitions, "MAX_TRANSITION_INTERESTS", 4)  # the tiny field has 8 values
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(
-        interest_predictor="transition", interest_source="category", interest_category_field="category",
+        interest_predictor="transition", interest_source="category", interest_category_field="category", recipe="paper",
         checkpoint_dir=str(in_tmp / "saved")))
     with pytest.raises(ConfigError, match="interest_source='category' on 'category': 9 interests"):
         build_run(config)

@@ -18,7 +18,7 @@ def build(tmp_path, model="GemiRec", **overrides):
 
     settings = dict(checkpoint_dir=str(tmp_path / "saved"))
     if model == "GemiRec":
-        settings.update(interest_category_field="category", interest_source="learned", gpt_layers=1, stopping_step=10,
+        settings.update(interest_category_field="category", recipe="paper", interest_source="learned", gpt_layers=1, stopping_step=10,
                         stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 2})
     settings.update(overrides)
     config = Config(model=model, dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(**settings))
@@ -59,7 +59,7 @@ def test_a_nan_generator_loss_names_the_term_stage_and_epoch_and_keeps_the_last_
 
 def test_an_infinite_retrieval_loss_stops_the_cli_with_exit_status_1(tmp_path):
     # a weight of 1e38 overflows float32 once multiplied by the retrieval loss of the first joint batch
-    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--gpt_layers=1",
+    proc = run_cli(["--model=GemiRec", "--interest_category_field=category", "--recipe=paper", "--gpt_layers=1",
                     "--stage_epochs={'retrieval':1,'dictionary':1,'joint':1}", "--loss_weights=[0.2,1.0,1e38]"],
                    cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-2000:]

@@ -219,7 +219,7 @@ def test_gemirec_opt_in_scoring_survives_recboles_loader_and_case_study(in_tmp):
     from conftest import train_tiny
     from recbole_gemirec.quick_start import load_data_and_model
 
-    result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", gpt_layers=1,
+    result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", recipe="paper", gpt_layers=1,
                         interest_masking="auto", interest_weighting="log_joint", fusion_history=True,
                         target_softmax="interest", stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
     checkpoint = str(in_tmp / result["checkpoint"])

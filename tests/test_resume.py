@@ -24,7 +24,7 @@ from recbole_gemirec.checkpoint import CheckpointError, load_checkpoint
 sys.path.insert(0, REPO_DIR)
 import run_recbole_gemirec  # noqa: E402
 
-GEMIREC_ARGS = ["--model=GemiRec", "--interest_category_field=category", "--stopping_step=10", "--gpt_layers=2",
+GEMIREC_ARGS = ["--model=GemiRec", "--interest_category_field=category", "--recipe=paper", "--stopping_step=10", "--gpt_layers=2",
                 "--stage_epochs={'retrieval':2,'dictionary':2,'joint':3}", "--result_file=result.json"]
 
 

@@ -21,7 +21,7 @@ HNSW_RECALL_FLOOR = 0.95
 @pytest.fixture(scope="module")
 def gemirec_checkpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("gemirec")
-    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=2,
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", recipe="paper", gpt_layers=2,
                     stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     return str(workdir / result["checkpoint"])
 

@@ -11,7 +11,7 @@ import torch
 from conftest import TEST_DATA, train_tiny
 from test_serving import _serving_cli
 
-GEMIREC = dict(interest_category_field="category", gpt_layers=2, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
+GEMIREC = dict(interest_category_field="category", recipe="paper", gpt_layers=2, stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
 
 
 def _train_and_export(root, model, **settings):

@@ -35,7 +35,7 @@ def _record(trainer):
 
 
 def test_a_gemirec_run_tells_listeners_every_stage_epoch_validation_and_checkpoint(in_tmp):
-    parts = _run(in_tmp, "GemiRec", interest_category_field="category", interest_source="learned", gpt_layers=2,
+    parts = _run(in_tmp, "GemiRec", interest_category_field="category", recipe="paper", interest_source="learned", gpt_layers=2,
                  stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     trainer = parts["trainer"]
     seen = _record(trainer)

@@ -33,7 +33,7 @@ def test_the_payload_is_real_under_recbole_own_conversion(tmp_path):
 @pytest.fixture(scope="module")
 def gemirec_checkpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("untrusted")
-    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=1, stage_epochs=STAGES)
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", recipe="paper", gpt_layers=1, stage_epochs=STAGES)
     return str(workdir / result["checkpoint"])
 
 
@@ -96,7 +96,7 @@ def test_command_line_values_are_read_as_data(in_tmp):
     config = Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML], config_dict=tiny_config(),
                     cmd_args=[f"--untrusted_note={payload(marker)}", "--stage_epochs={'retrieval':2,'dictionary':1,'joint':3}",
                               "--learning_rate=1e-3", "--topk=[5,20]", "--metrics=[Recall,NDCG]", "--valid_metric=NDCG@20",
-                              "--reproducibility=false", "--interest_category_field=category", "--gpt_layers=2",
+                              "--reproducibility=false", "--interest_category_field=category", "--recipe=paper", "--gpt_layers=2",
                               "--checkpoint_dir=saved_here"])
     assert not marker.exists()
     assert config["untrusted_note"] == payload(marker)

@@ -15,7 +15,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("visualize")
-    result = train_tiny(workdir, "GemiRec", interest_category_field="category", gpt_layers=2,
+    result = train_tiny(workdir, "GemiRec", interest_category_field="category", recipe="paper", gpt_layers=2,
                         stage_epochs={"retrieval": 2, "dictionary": 1, "joint": 1})
     return str(workdir / result["checkpoint"])
 

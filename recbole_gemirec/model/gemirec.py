@@ -100,6 +100,8 @@ class GemiRec(GemiRecQueries, MultiInterestRecommender):
     check_config = staticmethod(gemirec_config.check_relations)
     category_fields = staticmethod(gemirec_config.category_fields)
     check_dataset = staticmethod(gemirec_config.check_dataset)
+    apply_recipe = staticmethod(gemirec_config.apply_recipe)
+    CHECKPOINT_DEFAULTS = gemirec_config.CHECKPOINT_DEFAULTS
 
     input_type = InputType.POINTWISE
 

@@ -65,6 +65,52 @@ class StageBudget(Spec):
         return _stage_epochs_detail(value)
 
 
+# recipe: which set of defaults GemiRec starts from (docs/gemirec.md, recipes). "paper" is the paper's model
+# (the learned dictionary, the GPT, the fused queries merged by max); "factorised" is the configuration that
+# measured best at convergence where items have a category field (beyond the paper); "auto", the default,
+# is factorised where interest_category_field names an item field and paper where it names none.
+RECIPES = ("auto", "paper", "factorised")
+# The factorised recipe's values: properties/presets/<this file>, the one place they are written (a user can
+# also add that file by hand, as before the recipe existed).
+FACTORISED_PRESET = "GemiRec-factorised-categories.yaml"
+# A checkpoint written before the recipe key existed was trained from the paper's defaults and its own settings.
+CHECKPOINT_DEFAULTS = {"recipe": "paper"}
+
+
+def recipe_of(config):
+    """``paper`` or ``factorised``: the recipe ``config`` (a mapping) resolves to, ``None`` for a value
+    :data:`RECIPES` does not allow (the key's rule refuses it)."""
+    recipe = config.get("recipe")
+    if recipe == "auto":
+        return "factorised" if config.get("interest_category_field") else "paper"
+    return recipe if recipe in ("paper", "factorised") else None
+
+
+def recipe_values(recipe):
+    """The settings recipe ``recipe`` puts in place of the YAML defaults (none for ``paper``)."""
+    if recipe != "factorised":
+        return {}
+    from recbole_gemirec.config import read_config_files
+    from recbole_gemirec.resources import resource_dir
+
+    return read_config_files([resource_dir("properties") / "presets" / FACTORISED_PRESET])
+
+
+def apply_recipe(final, external):
+    """Resolve ``recipe`` in the merged configuration ``final`` and put its values in place of the YAML
+    defaults for every key the user did not set (``external``: the config files, ``config_dict`` and the
+    command line). Returns the keys the recipe set; ``final["recipe"]`` becomes the resolved name, so logs,
+    result files and checkpoints say which recipe ran."""
+    recipe = recipe_of(final)
+    if recipe is None:
+        return ()
+    final["recipe"] = recipe
+    values = recipe_values(recipe)
+    keys = tuple(key for key in values if key not in external)
+    final.update({key: values[key] for key in keys})
+    return keys
+
+
 CONFIG_RULES = {
     "embedding_size": Integer(1),
     "MAX_ITEM_LIST_LENGTH": Integer(1),
@@ -88,6 +134,7 @@ CONFIG_RULES = {
     "interest_num": Integer(1),
     "interest_code_limit": Integer(1),
     "stage_epochs": StageBudget(),
+    "recipe": OneOf(*RECIPES),
     "interest_source": OneOf("learned", "category", "auto"),
     "joint_training": Boolean(),
     "interest_predictor": OneOf("gpt", "frequency", "transition"),
@@ -125,6 +172,7 @@ RELATIONS = [
     "loss_weights has at least one positive weight",
     "stage_epochs names only retrieval, dictionary, joint and has at least one positive budget",
     "interest_source: category needs interest_category_field",
+    "recipe: factorised needs interest_category_field",
     "interest_masking (true or auto) needs interest_weighting log_prob or log_joint",
     "within_interest_ranking popularity or auto needs interest_masking: true",
     "interest_category_field is a token/token_seq field in the header of <dataset>.item",
@@ -164,6 +212,9 @@ def check_relations(config):
     if not any(float(w) > 0 for w in weights):
         fail("loss_weights", weights, "three non-negative weights [dictionary, generator, retrieval] with at "
              "least one positive", "with every weight 0 the joint stage learns nothing")
+    if config["recipe"] == "factorised" and not config["interest_category_field"]:
+        fail("recipe", "factorised", "'paper', 'auto', or 'factorised' together with interest_category_field",
+             "the factorised recipe's interests are the values of an item category field, and none is named")
     if config["interest_source"] == "category" and not config["interest_category_field"]:
         fail("interest_source", "category", "'learned', 'auto', or 'category' together with interest_category_field",
              "interest_category_field is not set, so there is no category to use as the dictionary")
@@ -189,7 +240,16 @@ def category_fields(config):
 
 def check_dataset(config, dataset):
     """``interest_num`` against the interests ``interest_source: category`` gives, and the transition
-    predictor's table size, known once the data is loaded."""
+    predictor's table size, known once the data is loaded. Where the recipe, not the user, set the value
+    that does not fit (``config.recipe_keys``), the recipe adapts instead: K is lowered to the interests the
+    field gives, and a field too large for the transition table sends the run back to the paper's recipe;
+    the log says so."""
+    recipe_keys = getattr(config, "recipe_keys", ())
+    if "interest_predictor" in recipe_keys and config["interest_predictor"] == "transition":
+        try:
+            _check_transition_size(config, dataset)
+        except ConfigError as err:
+            _back_to_paper(config, str(err))
     _check_transition_size(config, dataset)
     if config["interest_source"] != "category":
         return
@@ -199,12 +259,36 @@ def check_dataset(config, dataset):
     if categories is None:
         return
     n_interests = int(categories.max().item()) + 1 if categories.numel() else 1
+    if config["interest_num"] > n_interests and "interest_num" in recipe_keys:
+        _recipe_note(f"interest_num lowered from {config['interest_num']} to {n_interests}: the recipe's K is more "
+                     f"than the {n_interests} interests {config['interest_category_field']!r} gives")
+        config["interest_num"] = n_interests
     if config["interest_num"] > n_interests:
         raise ConfigError(
             f"interest_num={config['interest_num']!r} is not allowed: interest_source='category' gives "
             f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "
             f"and 'unknown'); allowed: an integer from 1 to {n_interests}"
         )
+
+
+def _back_to_paper(config, reason):
+    """Undo the factorised recipe where the data does not allow it: its keys get the YAML defaults back."""
+    from recbole_gemirec.model.multi_interest import model_defaults
+
+    defaults = model_defaults("GemiRec")
+    for key in config.recipe_keys:
+        config[key] = defaults.get(key)
+    config["recipe"] = "paper"
+    config.recipe_keys = ()
+    _recipe_note(f"the factorised recipe does not fit this data ({reason}); the paper's recipe is used")
+
+
+def _recipe_note(message):
+    from logging import getLogger
+
+    from recbole.utils import set_color
+
+    getLogger().warning(set_color("recipe: ", "yellow") + message)
 
 
 def _check_transition_size(config, dataset):

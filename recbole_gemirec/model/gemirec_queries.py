@@ -12,6 +12,9 @@ The architecture is everything a query depends on besides the weights: sizes of 
 interest granularity, the cache's selection rule and the scoring options (``ARCHITECTURE_KEYS``).
 """
 
+import hashlib
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 
@@ -298,14 +301,42 @@ class GemiRecQueries:
             # interest's items under masking (raw inner products of different interests' items are not
             # comparable: each interest query is trained against the whole catalogue); the normaliser is
             # computed only for the slots that rank by their query
-            own = slice(None) if popularity is None else (popularity == 0).any(dim=0)
-            unbiased = self.scoring_columns(queries[:, own], torch.zeros_like(bias[:, own]), slot_ids[:, own])
-            normaliser = torch.zeros_like(bias)
-            normaliser[:, own] = catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
+            normaliser = self.query_normalisers(queries, slot_ids, popularity)
             bias = bias - (normaliser if popularity is None else normaliser * (1.0 - popularity))
         if popularity is not None:
             queries = queries * (1.0 - popularity).unsqueeze(-1)
         return self.scoring_columns(queries, bias, slot_ids, popularity)
+
+    def query_normalisers(self, queries, slot_ids, popularity=None):
+        """``[B, K']``: each query's log-sum-exp over the items it may score (the catalogue, or its interest's
+        items under masking), for the slots that rank by their query (0 for those ranked by popularity).
+
+        Within :meth:`reusing_normalisers` every slot's value is kept for the queries it was computed from,
+        so candidates of the scoring choice that differ only in tau or the ranking compute it once."""
+        memo = self.__dict__.get("_normaliser_memo")
+        key = None
+        if memo is not None:
+            popularity = None  # every slot, once: later candidates may rank other slots by their query
+            key = (self.interest_masking, _digest(queries), _digest(slot_ids))
+            if key in memo:
+                return memo[key]
+        own = slice(None) if popularity is None else (popularity == 0).any(dim=0)
+        unbiased = self.scoring_columns(queries[:, own], queries.new_zeros(queries.shape[:2])[:, own], slot_ids[:, own])
+        normaliser = queries.new_zeros(queries.shape[:2])
+        normaliser[:, own] = catalogue_logsumexp(unbiased, self.item_embeddings()[1:])
+        if key is not None:
+            memo[key] = normaliser
+        return normaliser
+
+    @contextmanager
+    def reusing_normalisers(self):
+        """Keep :meth:`query_normalisers`' results while the weights and the item table stay as they are (the
+        scoring choice after the joint stage, which evaluates the valid split once per candidate)."""
+        self.__dict__["_normaliser_memo"] = {}
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_normaliser_memo", None)
 
     def scoring_columns(self, queries, bias, slot_ids=None, popularity=None):
         """``queries [B, K, D]`` with the bias column of ``interest_weighting`` (none under ``none``) and,
@@ -382,3 +413,10 @@ class GemiRecQueries:
         """Code prefixes ``[..., interest_levels]`` of :meth:`query_slot_ids`' ids; -1 rows for u."""
         codes = self.interest_codes(ids.clamp(min=0))
         return codes.masked_fill((ids < 0).unsqueeze(-1), -1)
+
+
+def _digest(tensor):
+    """A content key of a tensor (its dtype, shape and bytes) for :meth:`GemiRecQueries.query_normalisers`' memo."""
+    data = tensor.detach().contiguous().cpu()
+    raw = data.reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype, bfloat16 too
+    return str(data.dtype), tuple(data.shape), hashlib.blake2b(raw, digest_size=16).digest()

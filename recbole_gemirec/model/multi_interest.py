@@ -47,9 +47,11 @@ class MultiInterestRecommender(SequentialRecommender):
     (:mod:`recbole_gemirec.validation`, :mod:`recbole_gemirec.data.checks`), which know no model names:
     ``CONFIG_RULES`` (key -> :class:`~recbole_gemirec.config_specs.Spec`), ``CONFIG_RELATIONS`` (the
     cross-key rules in words) checked by :meth:`check_config`, :meth:`category_fields` and
-    :meth:`check_dataset`. Defaults stay in the model's YAML, as in RecBole; :meth:`setting` reads a key
-    with that default, for a configuration that did not load the YAML (RecBole's own ``Config`` given the
-    model class).
+    :meth:`check_dataset`; optionally ``apply_recipe(final, external)``, which the extension's ``Config``
+    calls to put a set of values in place of the YAML defaults the user left alone, and
+    ``CHECKPOINT_DEFAULTS``, the values of keys that a checkpoint written before they existed lacks.
+    Defaults stay in the model's YAML, as in RecBole; :meth:`setting` reads a key with that default, for a
+    configuration that did not load the YAML (RecBole's own ``Config`` given the model class).
     """
 
     CONFIG_RULES = {}

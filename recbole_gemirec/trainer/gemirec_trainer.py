@@ -303,10 +303,11 @@ class GemiRecTrainer(ExtensionTrainer):
         from recbole_gemirec.model.gemirec import scoring_label
 
         scores, results = {}, {}
-        for candidate in self.model.scoring_candidates:  # (masking, tau[, beta])
-            self.model.set_scoring(*candidate)
-            score, results[candidate] = self._valid_epoch(valid_data)  # listeners see every candidate's validation
-            scores[candidate] = float(score)
+        with self.model.reusing_normalisers():  # the weights are fixed here: tau and the ranking reuse them
+            for candidate in self.model.scoring_candidates:  # (masking, tau[, beta])
+                self.model.set_scoring(*candidate)
+                score, results[candidate] = self._valid_epoch(valid_data)  # listeners see every candidate's validation
+                scores[candidate] = float(score)
         # ties: no masking, then the tau nearest 1, then the smallest beta and alpha, then the queries' own ranking
         best = max(scores, key=lambda c: (scores[c], not c[0], -abs(c[1] - 1.0),
                                           -sum(float(x) for x in c[2:] if x is not None)))

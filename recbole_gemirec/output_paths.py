@@ -65,13 +65,24 @@ def check_result_file(path, key="--result_file"):
         raise OutputError(f"{key}={path!r} exists and is not writable; allowed: a writable or new file")
 
 
-def check_output_locations(checkpoint_dir=None, result_file=None):
-    """Every location the run will write to, before any data is read (see the module doc)."""
+# Where RecBole itself writes, relative to the current directory, whatever the configuration says: its logger
+# (recbole.utils.logger.init_logger, ./log/<model>/) and its trainer's TensorBoard writer (./log_tensorboard/).
+RECBOLE_LOG_ROOT = "log"
+RECBOLE_TENSORBOARD_ROOT = "log_tensorboard"
+
+
+def check_output_locations(checkpoint_dir=None, result_file=None, model=None):
+    """Every location the run will write to, before any data is read (see the module doc); with ``model``
+    also RecBole's own log and TensorBoard directories in the current directory (a file named ``log`` there
+    used to end the run in a traceback from RecBole's logger)."""
     if checkpoint_dir is not None:
         check_writable_directory(checkpoint_dir, "checkpoint_dir")
         remove_stale_temporaries(checkpoint_dir)
     if result_file:
         check_result_file(result_file)
+    if model is not None:  # last: these are created where they pass, and nothing is created before a refusal above
+        check_writable_directory(os.path.join(RECBOLE_LOG_ROOT, str(model)), "the log directory")
+        check_writable_directory(RECBOLE_TENSORBOARD_ROOT, "the TensorBoard directory")
 
 
 def claim_run_file(path):

@@ -80,7 +80,7 @@ def run_recbole_gemirec(
     start = time.time()
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
                     config_dict=config_dict, cmd_args=cmd_args)
-    check_output_locations(config["checkpoint_dir"] if saved else None, result_file)  # before any data is read
+    check_output_locations(config["checkpoint_dir"] if saved else None, result_file, config["model"])  # before any data
     if resume:  # a missing or foreign file is refused before any data is read, too
         check_checkpoint_file(resolve_resume_path(resume, config["model"]))
     parts = build_run(config)
@@ -167,10 +167,10 @@ def run(
         if torch.cuda.device_count() < nproc:
             raise ConfigError(f"nproc={nproc} GPU processes need {nproc} visible GPUs; "
                               f"{torch.cuda.device_count()} found (gpu_id={check['gpu_id']!r})")
-    # RecBole creates these with exists-then-mkdir; processes starting together would race on it.
-    os.makedirs(os.path.join("log", check["model"]), exist_ok=True)
+    # RecBole creates these with exists-then-mkdir; processes starting together would race on it, so they are
+    # created here, once (the log directory by the check)
+    check_output_locations(check["checkpoint_dir"] if saved else None, result_file, check["model"])
     os.makedirs(check["checkpoint_dir"], exist_ok=True)
-    check_output_locations(check["checkpoint_dir"] if saved else None, result_file)
     settings = dict(config_dict or {})
     settings.update({"world_size": world_size, "ip": str(ip), "port": str(port), "nproc": nproc,
                      "offset": group_offset})

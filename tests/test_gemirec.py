@@ -651,3 +651,34 @@ def test_the_factorised_recipe_steps_back_to_the_papers_where_the_field_is_too_l
     with pytest.raises(ConfigError, match="interest_predictor='transition' is not allowed"):
         train_tiny(in_tmp, "GemiRec", interest_category_field="category", interest_predictor="transition",
                    stage_epochs=stages)
+
+
+def test_the_scoring_choice_reuses_each_querys_normaliser_across_tau_and_the_ranking(in_tmp, monkeypatch):
+    """Within reusing_normalisers (the scoring choice) candidates that differ only in tau or the within-interest
+    ranking compute each query's catalogue normaliser once, and score exactly as without it; the memo ends with
+    the block."""
+    from conftest import train_preset
+    from recbole_gemirec.model import gemirec_queries
+    from recbole_gemirec.quick_start import load_data_and_model
+
+    result = train_preset(in_tmp)
+    _, model, _, _, _, test_data = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    batch = next(iter(test_data))[0]
+    beta, alpha = float(model.novel_share), float(model.current_share)
+    candidates = [(True, tau, beta, alpha, popularity) for tau in (0.5, 2.0) for popularity in (False, True)]
+    with torch.no_grad():
+        plain = []
+        for candidate in candidates:
+            model.set_scoring(*candidate)
+            plain.append(model.full_sort_predict(batch))
+        calls = []
+        original = gemirec_queries.catalogue_logsumexp
+        monkeypatch.setattr(gemirec_queries, "catalogue_logsumexp", lambda *a: calls.append(1) or original(*a))
+        with model.reusing_normalisers():
+            for candidate, expected in zip(candidates, plain):
+                model.set_scoring(*candidate)
+                assert torch.equal(model.full_sort_predict(batch), expected)
+        assert len(calls) == 1
+        model.set_scoring(*candidates[0])
+        model.full_sort_predict(batch)
+        assert len(calls) == 2  # outside the block nothing is kept

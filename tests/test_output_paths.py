@@ -52,6 +52,21 @@ def test_an_unwritable_output_location_is_refused_before_any_training(key, tmp_p
     assert "Epoch" not in out.err + out.out and not (tmp_path / "log").exists()  # nothing trained
 
 
+@pytest.mark.parametrize("name,words", [("log", "the log directory='log/SASRec'"),
+                                        ("log_tensorboard", "the TensorBoard directory='log_tensorboard'")])
+def test_a_file_where_recbole_writes_its_logs_is_refused_before_any_training(name, words, tmp_path, monkeypatch,
+                                                                            capsys):
+    """RecBole's logger and TensorBoard writer create ./log/<model>/ and ./log_tensorboard/ in the current
+    directory; a file of that name there is one clear line, not a traceback from RecBole."""
+    (tmp_path / name).write_text("not a directory")
+    status, out = main([], tmp_path, monkeypatch, capsys)
+    assert status == 2, out.err
+    line = out.err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and words in line and "cannot be written" in line, line
+    assert "Not a directory" in line or "File exists" in line, line  # the system's reason
+    assert "Traceback" not in out.err and "Epoch" not in out.err + out.out
+
+
 def test_a_result_path_that_is_a_directory_is_refused(tmp_path, monkeypatch, capsys):
     status, out = main([f"--result_file={tmp_path}"], tmp_path, monkeypatch, capsys)
     assert status == 2 and "is a directory" in out.err.strip().splitlines()[-1]

@@ -25,7 +25,7 @@ from recbole_gemirec.utils import create_dataset, data_preparation, get_model, g
 RESULT_CONFIG_KEYS = (
     "seed", "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "learner", "embedding_size",
     "MAX_ITEM_LIST_LENGTH", "loss_type", "eval_args", "metrics", "topk", "valid_metric", "stopping_step",
-    "eval_protocol", "reproducibility", "device",
+    "eval_protocol", "reproducibility", "device", "recipe",
 )
 
 

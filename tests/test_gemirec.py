@@ -596,7 +596,7 @@ def test_the_default_recipe_is_factorised_where_a_category_field_is_named_and_th
     assert any("interest_num lowered from 10 to 9" in r.getMessage() for r in caplog.records)
     config, model, *_ = load_data_and_model(str(in_tmp / result["checkpoint"]))
     preset = read_config_files([PRESET_YAML])
-    assert config["recipe"] == "factorised"
+    assert config["recipe"] == "factorised" and result["config"]["recipe"] == "factorised"  # the result file says so
     for key, value in preset.items():
         if key != "interest_num":
             assert config[key] == value, key

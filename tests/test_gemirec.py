@@ -682,3 +682,14 @@ def test_the_scoring_choice_reuses_each_querys_normaliser_across_tau_and_the_ran
         model.set_scoring(*candidates[0])
         model.full_sort_predict(batch)
         assert len(calls) == 2  # outside the block nothing is kept
+
+
+def test_the_factorised_recipe_lowers_k_for_interest_source_auto_too_so_the_categories_are_tried(in_tmp):
+    """interest_source: auto under the factorised recipe: the recipe's K (10) is lowered to the 9 interests tiny's
+    field gives, so the categories stay a candidate beside the learned dictionary and valid chooses between them."""
+    from conftest import train_tiny
+
+    result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", interest_source="auto",
+                        stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+    assert set(result["interest_source_valid"]) == {"learned", "category"}
+    assert result["model"] == "GemiRec" and result["config"]["recipe"] == "factorised"

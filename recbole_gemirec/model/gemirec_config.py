@@ -251,7 +251,7 @@ def check_dataset(config, dataset):
         except ConfigError as err:
             _back_to_paper(config, str(err))
     _check_transition_size(config, dataset)
-    if config["interest_source"] != "category":
+    if config["interest_source"] not in ("category", "auto") or not config["interest_category_field"]:
         return
     from recbole_gemirec.data.checks import category_ids
 
@@ -263,7 +263,7 @@ def check_dataset(config, dataset):
         _recipe_note(f"interest_num lowered from {config['interest_num']} to {n_interests}: the recipe's K is more "
                      f"than the {n_interests} interests {config['interest_category_field']!r} gives")
         config["interest_num"] = n_interests
-    if config["interest_num"] > n_interests:
+    if config["interest_num"] > n_interests and config["interest_source"] == "category":  # auto: learned alone
         raise ConfigError(
             f"interest_num={config['interest_num']!r} is not allowed: interest_source='category' gives "
             f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "

@@ -693,3 +693,24 @@ def test_the_factorised_recipe_lowers_k_for_interest_source_auto_too_so_the_cate
                         stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
     assert set(result["interest_source_valid"]) == {"learned", "category"}
     assert result["model"] == "GemiRec" and result["config"]["recipe"] == "factorised"
+
+
+def test_a_recipe_value_that_the_users_own_setting_rules_out_gives_way():
+    """The factorised recipe's within-interest ranking needs masking, and its masking a bias column: a user who
+    turns masking off (or the bias column) gets the values that go with that, not a refusal of keys never set;
+    a value the user set that the recipe cannot follow is refused, naming what the recipe set."""
+    from recbole_gemirec.config import Config
+    from recbole_gemirec.errors import ConfigError
+
+    def config(**settings):
+        return Config(model="GemiRec", dataset="tiny", config_file_list=[TINY_YAML],
+                      config_dict=tiny_config(interest_category_field="category", **settings))
+
+    unmasked = config(interest_masking=False)
+    assert unmasked["within_interest_ranking"] == "query" and unmasked["interest_weighting"] == "log_joint"
+    unweighted = config(interest_weighting="none")
+    assert unweighted["interest_masking"] is False and unweighted["within_interest_ranking"] == "query"
+    assert config()["within_interest_ranking"] == "auto" and config()["interest_masking"] is True
+    with pytest.raises(ConfigError, match="within_interest_ranking='popularity' is not allowed") as refused:
+        config(interest_masking=False, within_interest_ranking="popularity")
+    assert "set by recipe" not in str(refused.value)  # both keys are the user's own

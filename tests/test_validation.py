@@ -46,6 +46,8 @@ GEMIREC_CASES = [
     (["--interest_source=categories"], "interest_source", "'categories'", "one of 'learned', 'category'"),
     (["--interest_source=category"], "interest_source", "'category'", "together with interest_category_field"),
     (["--recipe=papr"], "recipe", "'papr'", "one of 'auto', 'paper', 'factorised'"),
+    (["--interest_category_field=category", "--interest_levels=2"], "interest_levels", "2",
+     "(interest_source set by recipe factorised; --recipe=paper starts from the paper's defaults)"),
     (["--recipe=factorised"], "recipe", "'factorised'", "together with interest_category_field"),
     (["--interest_predictor=gpt2"], "interest_predictor", "'gpt2'", "one of 'gpt', 'frequency'"),
     (["--interest_category_field=categry"], "interest_category_field", "'categry'", "did you mean category?"),

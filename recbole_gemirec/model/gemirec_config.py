@@ -77,6 +77,14 @@ FACTORISED_PRESET = "GemiRec-factorised-categories.yaml"
 CHECKPOINT_DEFAULTS = {"recipe": "paper"}
 
 
+# (key, value, whether the rest of the configuration rules the recipe's value out): where a key the user set makes a
+# value the recipe set impossible (the relations below), the recipe's value gives way to this one, in this order.
+RECIPE_YIELDS = (
+    ("interest_masking", False, lambda config: config.get("interest_weighting") == "none"),
+    ("within_interest_ranking", "query", lambda config: config.get("interest_masking") is not True),
+)
+
+
 def recipe_of(config):
     """``paper`` or ``factorised``: the recipe ``config`` (a mapping) resolves to, ``None`` for a value
     :data:`RECIPES` does not allow (the key's rule refuses it)."""
@@ -108,6 +116,9 @@ def apply_recipe(final, external):
     values = recipe_values(recipe)
     keys = tuple(key for key in values if key not in external)
     final.update({key: values[key] for key in keys})
+    for key, value, conflicts in RECIPE_YIELDS:  # a recipe value that a setting of the user's rules out gives way
+        if key in keys and conflicts(final):
+            final[key] = value
     return keys
 
 
@@ -181,7 +192,19 @@ RELATIONS = [
 
 
 def check_relations(config):
-    """The checks between GemiRec's keys (:data:`RELATIONS`), on the merged configuration."""
+    """The checks between GemiRec's keys (:data:`RELATIONS`), on the merged configuration. A refusal that names
+    a key the recipe set says so, and how to start from the paper's defaults instead."""
+    try:
+        _check_relations(config)
+    except ConfigError as err:
+        named = [key for key in getattr(config, "recipe_keys", ()) if key in str(err)]
+        if not named:
+            raise
+        raise ConfigError(f"{err} ({', '.join(named)} set by recipe {config['recipe']}; --recipe=paper starts "
+                          "from the paper's defaults)") from None
+
+
+def _check_relations(config):
     from recbole_gemirec.validation import check_category_field, check_user_feature_fields
 
     hidden, heads = config["gpt_hidden"], config["gpt_heads"]

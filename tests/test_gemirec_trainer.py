@@ -244,3 +244,52 @@ def test_a_run_stopped_in_the_second_candidates_joint_stage_resumes_there_and_st
     got = {source: trial["score"] for source, trial in again["trainer"].source_trials.items()}
     assert got == pytest.approx(expected)
     assert again["model"].interest_source == max(expected, key=lambda s: (expected[s], s == "learned"))
+
+
+# --- the scoring choice on large data: one key at a time --------------------------------------------------------
+def test_coordinate_ascent_ends_where_no_single_key_improves_and_evaluates_less_than_the_grid():
+    """The scoring choice's search beyond FULL_GRID_SCORES: from the tie rule's favourite it moves one position at a
+    time; it ends on a candidate no one-position change improves, having evaluated part of the grid only."""
+    import itertools
+
+    from recbole_gemirec.trainer.gemirec_trainer import _coordinate_ascent, _scoring_preference
+
+    grid = list(itertools.product([True], [0.5, 1.0, 2.0, 4.0], [0.0, 0.2, 0.4, 0.6], [0.0, 0.25], [False, True]))
+
+    def value(c):  # one peak at tau 2, beta 0.4, alpha 0.25, popularity ranking
+        return -(c[1] - 2.0) ** 2 - 3 * (c[2] - 0.4) ** 2 + (0.1 if c[3] else 0.0) + (0.2 if c[4] else 0.0)
+
+    seen = []
+
+    def evaluate(c):
+        seen.append(c)
+        return (value(c),) + _scoring_preference(c)
+
+    best = _coordinate_ascent(grid, evaluate)
+    assert best == (True, 2.0, 0.4, 0.25, True)
+    assert len(set(seen)) < len(grid)
+    for position in range(5):  # no single-position move improves on it
+        assert all(value(c) <= value(best) for c in grid
+                   if all(c[j] == best[j] for j in range(5) if j != position))
+
+
+def test_the_scoring_choice_searches_one_key_at_a_time_beyond_its_budget(in_tmp, monkeypatch, caplog):
+    """Past FULL_GRID_SCORES (here 0) the scoring choice evaluates part of its candidates, says how many, and
+    keeps the best it evaluated, stored with the checkpoint as always."""
+    import logging
+
+    from conftest import train_preset
+    from recbole_gemirec.quick_start import load_data_and_model
+    from recbole_gemirec.trainer import gemirec_trainer
+
+    monkeypatch.setattr(gemirec_trainer, "FULL_GRID_SCORES", 0)
+    with caplog.at_level(logging.INFO):
+        result = train_preset(in_tmp)
+    line = next(r.getMessage() for r in caplog.records if "one key at a time" in r.getMessage())
+    evaluated, total = (int(n) for n in line.split("one key at a time: ")[1].split(" candidates")[0].split(" of "))
+    assert 0 < evaluated < total
+    scores = [float(part.rsplit(": ", 1)[1]) for part in line.split(" by ", 1)[1].split("; chose")[0].split(", ")]
+    assert len(scores) == evaluated and result["best_valid_score"] == pytest.approx(max(scores), abs=1e-4)
+    _, model, *_ = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    chosen_tau = float(line.split("; chose ")[1].split("tau ")[1].split()[0])
+    assert float(model.prior_weight) == chosen_tau  # the chosen scoring was stored with the weights

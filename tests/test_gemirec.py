@@ -714,3 +714,20 @@ def test_a_recipe_value_that_the_users_own_setting_rules_out_gives_way():
     with pytest.raises(ConfigError, match="within_interest_ranking='popularity' is not allowed") as refused:
         config(interest_masking=False, within_interest_ranking="popularity")
     assert "set by recipe" not in str(refused.value)  # both keys are the user's own
+
+
+def test_the_factorised_recipe_steps_back_where_its_masking_columns_would_be_too_large(in_tmp, caplog, monkeypatch):
+    """The recipe's masking adds one item-table (and index) column per interest: items x interests past
+    MASKING_TABLE_CELLS (here lowered below tiny's) sends the run back to the paper's recipe, with the reason."""
+    from conftest import train_tiny
+    from recbole_gemirec.model import gemirec_config
+    from recbole_gemirec.quick_start import load_data_and_model
+
+    monkeypatch.setattr(gemirec_config, "MASKING_TABLE_CELLS", 10)
+    with caplog.at_level(logging.WARNING):
+        result = train_tiny(in_tmp, "GemiRec", interest_category_field="category", gpt_layers=1,
+                            stage_epochs={"retrieval": 1, "dictionary": 1, "joint": 1})
+    assert any("one-hot item columns would hold" in r.getMessage() and "the paper's recipe is used" in r.getMessage()
+               for r in caplog.records)
+    config, model, *_ = load_data_and_model(str(in_tmp / result["checkpoint"]))
+    assert config["recipe"] == "paper" and not model.interest_masking and model.interest_predictor == "gpt"

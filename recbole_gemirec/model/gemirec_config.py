@@ -73,6 +73,9 @@ RECIPES = ("auto", "paper", "factorised")
 # The factorised recipe's values: properties/presets/<this file>, the one place they are written (a user can
 # also add that file by hand, as before the recipe existed).
 FACTORISED_PRESET = "GemiRec-factorised-categories.yaml"
+# Most values the factorised recipe's masking columns (items x interests, one float each) may hold: 2^28, 1 GiB of
+# float32, e.g. 268 categories at a million items. A larger table sends the run back to the paper's recipe.
+MASKING_TABLE_CELLS = 1 << 28
 # A checkpoint written before the recipe key existed was trained from the paper's defaults and its own settings.
 CHECKPOINT_DEFAULTS = {"recipe": "paper"}
 
@@ -263,35 +266,62 @@ def category_fields(config):
 
 def check_dataset(config, dataset):
     """``interest_num`` against the interests ``interest_source: category`` gives, and the transition
-    predictor's table size, known once the data is loaded. Where the recipe, not the user, set the value
-    that does not fit (``config.recipe_keys``), the recipe adapts instead: K is lowered to the interests the
-    field gives, and a field too large for the transition table sends the run back to the paper's recipe;
-    the log says so."""
-    recipe_keys = getattr(config, "recipe_keys", ())
-    if "interest_predictor" in recipe_keys and config["interest_predictor"] == "transition":
-        try:
-            _check_transition_size(config, dataset)
-        except ConfigError as err:
-            _back_to_paper(config, str(err))
+    predictor's table size, known once the data is loaded; first the recipe is fitted to the data
+    (:func:`_fit_recipe_to_data`)."""
+    _fit_recipe_to_data(config, dataset)
     _check_transition_size(config, dataset)
-    if config["interest_source"] not in ("category", "auto") or not config["interest_category_field"]:
+    if config["interest_source"] != "category":
         return
-    from recbole_gemirec.data.checks import category_ids
-
-    categories = category_ids(dataset, config["interest_category_field"])
-    if categories is None:
-        return
-    n_interests = int(categories.max().item()) + 1 if categories.numel() else 1
-    if config["interest_num"] > n_interests and "interest_num" in recipe_keys:
-        _recipe_note(f"interest_num lowered from {config['interest_num']} to {n_interests}: the recipe's K is more "
-                     f"than the {n_interests} interests {config['interest_category_field']!r} gives")
-        config["interest_num"] = n_interests
-    if config["interest_num"] > n_interests and config["interest_source"] == "category":  # auto: learned alone
+    n_interests = _category_interests(config, dataset)
+    if n_interests is not None and config["interest_num"] > n_interests:
         raise ConfigError(
             f"interest_num={config['interest_num']!r} is not allowed: interest_source='category' gives "
             f"{n_interests} interests ({n_interests - 1} categories of {config['interest_category_field']!r} "
             f"and 'unknown'); allowed: an integer from 1 to {n_interests}"
         )
+
+
+def _fit_recipe_to_data(config, dataset):
+    """Where the recipe, not the user, set a value the loaded data does not allow (``config.recipe_keys``), the
+    recipe adapts instead of the run being refused, and the log says so: a category field too large for the
+    transition table, or for the masking columns, sends the run back to the paper's recipe; a K above the
+    interests the field gives is lowered to them (under ``interest_source: auto`` too, so the categories stay a
+    candidate)."""
+    if "interest_predictor" in getattr(config, "recipe_keys", ()) and config["interest_predictor"] == "transition":
+        try:
+            _check_transition_size(config, dataset)
+        except ConfigError as err:
+            _back_to_paper(config, str(err))
+    if "interest_masking" in getattr(config, "recipe_keys", ()) and config["interest_masking"] is True:
+        cells = _masking_table_cells(config, dataset)
+        if cells > MASKING_TABLE_CELLS:
+            _back_to_paper(config, f"interest masking's one-hot item columns would hold {cells:,} values, more than "
+                                   f"{MASKING_TABLE_CELLS:,}: items x the category field's interests")
+    if "interest_num" not in getattr(config, "recipe_keys", ()) or config["interest_source"] not in ("category", "auto"):
+        return
+    n_interests = _category_interests(config, dataset)
+    if n_interests is not None and config["interest_num"] > n_interests:
+        _recipe_note(f"interest_num lowered from {config['interest_num']} to {n_interests}: the recipe's K is more "
+                     f"than the {n_interests} interests {config['interest_category_field']!r} gives")
+        config["interest_num"] = n_interests
+
+
+def _category_interests(config, dataset):
+    """The interests the category field gives (its values and "unknown"), ``None`` without a loaded field."""
+    from recbole_gemirec.data.checks import category_ids
+
+    field = config["interest_category_field"]
+    categories = category_ids(dataset, field) if field else None
+    if categories is None:
+        return None
+    return int(categories.max().item()) + 1 if categories.numel() else 1
+
+
+def _masking_table_cells(config, dataset):
+    """Items x interests: the size of the one-hot interest columns ``interest_masking`` adds to the item table
+    (and to a serving index), for category interests (0 where the field is not loaded)."""
+    n_interests = _category_interests(config, dataset) if config["interest_source"] == "category" else None
+    return 0 if n_interests is None else int(dataset.item_num) * n_interests
 
 
 def _back_to_paper(config, reason):
@@ -325,10 +355,7 @@ def _check_transition_size(config, dataset):
 
     limit = interest_transitions.MAX_TRANSITION_INTERESTS
     if config["interest_source"] == "category":
-        from recbole_gemirec.data.checks import category_ids
-
-        categories = category_ids(dataset, config["interest_category_field"])
-        n_interests = int(categories.max().item()) + 1 if categories is not None and categories.numel() else 1
+        n_interests = _category_interests(config, dataset) or 1
         if n_interests > limit:
             raise ConfigError(
                 f"interest_predictor='transition' is not allowed with interest_source='category' on "

@@ -483,16 +483,17 @@ def _repo_path(path):
 
 
 def _recipe_note(preset):
-    """Where a preset's settings are GemiRec's factorised recipe (its values, or ``recipe: factorised``), say so:
-    it is what the default ``recipe: auto`` trains wherever a category field is named, as on every dataset here."""
-    from recbole_gemirec.model.gemirec_config import recipe_values
+    """Where a preset's runs trained GemiRec's factorised recipe (its settings on top of the benchmark's pinned
+    paper recipe, resolved as a run resolves them), say so: it is what the default ``recipe: auto`` trains
+    wherever a category field is named, as on every dataset here."""
+    from benchmarks.budgets import PAPER_RECIPE
+    from recbole_gemirec.model.gemirec_config import apply_recipe, recipe_values
     from recbole_gemirec.model.multi_interest import model_defaults
 
-    defaults = model_defaults("GemiRec")
-    settings = dict(preset["settings"])
-    base = recipe_values("factorised") if settings.pop("recipe", None) == "factorised" else {}
-    ran = {**defaults, **base, **settings}  # what the runs trained with, key by key
-    if all(ran.get(k) == v for k, v in {**defaults, **recipe_values("factorised")}.items()):
+    external = {**PAPER_RECIPE, **preset["settings"]}
+    final = {**model_defaults("GemiRec"), **external}
+    apply_recipe(final, external)
+    if all(final.get(key) == value for key, value in recipe_values("factorised").items()):
         return (": the factorised recipe, which the default `recipe: auto` trains wherever a category field is "
                 "named, as on every dataset here")
     return ""

@@ -25,6 +25,15 @@
   - ``ComiRecSA (extractor per request)``: the self-attentive extractor runs on the history;
   - ``ComiRecSA (cached queries)``: its stored queries.
 
+  ``GemiRec factorised`` is GemiRec under ``recipe: factorised`` (what the default recipe trains where a
+  category field is named, as on ml-100k), with the recipe's own K: its interest queries score only their
+  interest's items, so the Recommender scores each over its interest's partition
+  (:mod:`recbole_gemirec.serving.partitions`); the random items take the categories (and popularity column)
+  of random real items. Its variants are the three above (the predictor per request is its transition
+  table, not a GPT) and ``GemiRec factorised, one index (cached queries)``: the same stored queries, each
+  searched over the whole catalogue in the faiss index, as an export without partitions serves them (an
+  approximate index; live queries would add their normalisers' scan of the catalogue to that).
+
 * ``eval_speed`` - full-ranking evaluation throughput (users/s): ``model.full_sort_predict`` + top-k over
   a batch of real evaluation users, against the practical limit, a bare matrix multiply + max over the K
   interests + top-k over the same query vectors and the same item table; at the dataset's own catalogue
@@ -119,12 +128,35 @@ def _stack(rows):
     return cat_interactions(rows)
 
 
-def _served(model, rows, n_items, rng):
+SERVED = {  # a served model's name -> (RecBole model, configuration added to the measurement's)
+    "GemiRec": ("GemiRec", {}),
+    "GemiRec factorised": ("GemiRec", {"recipe": "factorised"}),
+    "ComiRecSA": ("ComiRecSA", {}),
+}
+
+
+def _random_items(model, n_items, rng):
+    """``n_items`` random item vectors of the width of ``model``'s item table: random embedding columns
+    (scaled as an initialised table), and the further columns (GemiRec's bias column of ones, masking codes,
+    popularity) those of the model's own items, the dataset's items keeping theirs and every further item
+    another real item's, so interests are as large, relative to the catalogue, as in the dataset."""
+    table = model.item_embedding.weight.shape[1]
+    real = model.item_embeddings()[1:].detach().float().numpy()
+    items = (rng.standard_normal((n_items, real.shape[1]), dtype=np.float32) / math.sqrt(table)).astype(np.float32)
+    if real.shape[1] > table:
+        donors = np.arange(n_items) % len(real)
+        donors[len(real):] = rng.integers(0, len(real), n_items - len(real)) if n_items > len(real) else []
+        items[:, table:] = real[donors, table:]
+    return items
+
+
+def _served(model, rows, n_items, rng, partitioned=True):
     """A :class:`~recbole_gemirec.serving.Recommender` of ``model`` over ``n_items`` random item vectors,
     built in memory as an export would be: the users of ``rows`` (tokens ``u0``, ``u1``, ...) with their
     stored queries (and GemiRec's interest cache), the model's query side rebuilt from its weights
     (``for_serving``, as the export's ``query_model.npz`` is loaded), and a flat index. Item token ``t`` is
-    index row ``t``; the dataset's items keep their ids, so the real histories are valid requests."""
+    index row ``t``; the dataset's items keep their ids, so the real histories are valid requests. With
+    ``partitioned`` the interest partitions the model declares are served, as an exact export's are."""
     import faiss
     import torch
 
@@ -133,11 +165,8 @@ def _served(model, rows, n_items, rng):
     from recbole_gemirec.serving.export import compute_queries
     from recbole_gemirec.serving.live import LiveModel, query_side
 
-    dim = model.item_embeddings().shape[1]
-    table = model.item_embedding.weight.shape[1]
-    items = (rng.standard_normal((n_items, dim), dtype=np.float32) / math.sqrt(table)).astype(np.float32)
-    if dim > table:  # the bias column of GemiRec's interest_weighting: ones, as item_embeddings() has
-        items[:, table:] = 1.0
+    items = _random_items(model, n_items, rng)
+    dim = items.shape[1]
     query_bias = has_bias_column(items)
     index, params = build_index(indexed_columns(items, query_bias), "flat")
     batch = _stack(rows)
@@ -148,11 +177,14 @@ def _served(model, rows, n_items, rng):
     arrays = {name: exported[name] for name in ("queries", "interest_ids", "interest_codes", "interest_log_probs",
                                                 "user_features") if exported[name] is not None}
     arrays["item_vectors"] = items
+    partitions = model.retrieval_partitions() if partitioned else None
     meta = {"model": type(model).__name__, "n_items": n_items, "interests": exported["queries"].shape[1],
-            "dim": dim, "query_bias": query_bias, "index": {"type": "flat", "params": params}, "live": True}
+            "dim": dim, "query_bias": query_bias, "index": {"type": "flat", "params": params}, "live": True,
+            "interest_partitions": partitions}
     tokens = {"users": [f"u{i}" for i in range(len(rows))], "items": [str(t) for t in range(n_items)]}
+    normalise = None if not partitions else (partitions["normalise"]["user"], partitions["normalise"]["interests"])
     recommender = Recommender(None, meta, tokens, arrays, index,
-                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"]))
+                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"], normalise))
     faiss.omp_set_num_threads(1)
     return recommender
 
@@ -173,28 +205,34 @@ def run_serving(spec):
     rng = np.random.default_rng(int(spec.get("seed", 2020)))
     variants, build_s, queries_per_user = {}, {}, {}
     for name in spec["models"]:
-        model_k = k
-        if name == "GemiRec" and spec.get("same_queries", True):
-            model_k = k - 1  # with user_query, u is one more query: K - 1 interests + u = K queries, as ComiRecSA
-        config, parts = build(dict(spec, model=name), extra={"interest_num": model_k})
+        recbole_model, settings = SERVED[name]
+        extra = dict(settings)
+        if not settings:  # the paper's recipe and ComiRecSA: K queries each (a recipe keeps its own K)
+            same = name == "GemiRec" and spec.get("same_queries", True)
+            extra["interest_num"] = k - 1 if same else k  # with user_query u is one more: K - 1 interests + u
+        config, parts = build(dict(spec, model=recbole_model), extra=extra)
         model = parts["model"].eval()
         rows = _request_rows(parts, requests + warmup)
         with torch.no_grad():
-            if name == "GemiRec":
+            if recbole_model == "GemiRec":
                 model.start_dictionary_stage()
                 model.set_stage("joint")
             t0 = time.perf_counter()
             served = _served(model, rows, n_items, rng)
             build_s[name] = round(time.perf_counter() - t0, 4)
+            one_index = _served(model, rows, n_items, rng, partitioned=False) if served.partitions else None
         queries_per_user[name] = served.interests_per_user
         histories = [_history_tokens(model, row) for row in rows]
         users = served.user_tokens
-        if name == "GemiRec":
-            variants["GemiRec (interest cache + user tower)"] = \
+        if recbole_model == "GemiRec":
+            predictor = "GPT" if model.interest_predictor == "gpt" else model.interest_predictor
+            variants[f"{name} (interest cache + user tower)"] = \
                 lambda i, r=served, h=histories, u=users: r.recommend_history(h[i], n=topn, user=u[i], interests="cache")
-            variants["GemiRec (cached queries)"] = lambda i, r=served, u=users: r.recommend(u[i], n=topn)
-            variants["GemiRec (no cache, GPT per request)"] = \
+            variants[f"{name} (cached queries)"] = lambda i, r=served, u=users: r.recommend(u[i], n=topn)
+            variants[f"{name} (no cache, {predictor} per request)"] = \
                 lambda i, r=served, h=histories: r.recommend_history(h[i], n=topn, interests="generator")
+            if one_index is not None:
+                variants[f"{name}, one index (cached queries)"] = lambda i, r=one_index, u=users: r.recommend(u[i], n=topn)
         else:
             variants[f"{name} (extractor per request)"] = \
                 lambda i, r=served, h=histories: r.recommend_history(h[i], n=topn)

@@ -51,6 +51,13 @@ def gemirec(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def factorised(tmp_path_factory):
+    """GemiRec's factorised recipe (masked interest queries): an exact export serves it over interest partitions."""
+    return _train_and_export(tmp_path_factory.mktemp("live_factorised"), "GemiRec", interest_category_field="category",
+                             recipe="factorised", stage_epochs={"retrieval": 1, "dictionary": 0, "joint": 1})
+
+
+@pytest.fixture(scope="module")
 def comirec(tmp_path_factory):
     return _train_and_export(tmp_path_factory.mktemp("live_comirec"), "ComiRecSA")
 
@@ -82,7 +89,7 @@ def _model_top(reference, position, history_tokens, n):
     return [str(t) for t in dataset.id2token(dataset.iid_field, top.indices.numpy())], top.values.numpy()
 
 
-@pytest.mark.parametrize("which", ["gemirec", "comirec"])
+@pytest.mark.parametrize("which", ["gemirec", "factorised", "comirec"])
 def test_the_stored_history_served_live_gives_the_stored_recommendation(which, request):
     from recbole_gemirec.serving import Recommender
 
@@ -96,10 +103,10 @@ def test_the_stored_history_served_live_gives_the_stored_recommendation(which, r
             assert live.items == stored.items and live.interest_slots == stored.interest_slots
             np.testing.assert_allclose(live.scores, stored.scores, rtol=1e-4, atol=1e-5)
             assert live.interest_codes == stored.interest_codes
-            assert live.source == ({"cache": "cache", "generator": "generator"}[interests] if which == "gemirec" else "history")
+            assert live.source == ({"cache": "cache", "generator": "generator"}[interests] if which != "comirec" else "history")
 
 
-@pytest.mark.parametrize("which", ["gemirec", "comirec"])
+@pytest.mark.parametrize("which", ["gemirec", "factorised", "comirec"])
 def test_a_changed_history_is_ranked_as_the_model_ranks_it(which, request):
     from recbole_gemirec.serving import Recommender
 
@@ -115,6 +122,85 @@ def test_a_changed_history_is_ranked_as_the_model_ranks_it(which, request):
         np.testing.assert_allclose(live.scores, scores, rtol=1e-4, atol=1e-5)
         changed_any |= live.items != recommender.recommend(user, n=10).items
     assert changed_any, "a different history should change some user's recommendation"
+
+
+def test_masked_interest_queries_are_served_over_interest_partitions_as_the_whole_index_serves_them(factorised):
+    """Under masking each interest query scans only its interest's items, and the live queries' normalisers
+    come from those scans: the same lists and scores as every query over the whole faiss index."""
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = factorised
+    meta = json.load(open(os.path.join(export, "meta.json")))
+    assert meta["interest_partitions"] == reference["model"].retrieval_partitions()
+    assert meta["interest_partitions"]["normalise"]["user"]
+    partitioned, whole = Recommender.load(export), Recommender.load(export)
+    assert partitioned.partitions is not None and partitioned.live.normalise_slots is not None
+    whole.partitions = None
+    codes = partitioned.item_vectors[:, slice(*meta["interest_partitions"]["columns"])]
+    for position in (1, 8, 21):
+        user, history = _history_of(reference, position)
+        a, b = partitioned.recommend(user, n=25), whole.recommend(user, n=25)
+        assert a.items == b.items and a.interest_slots == b.interest_slots
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+        ids = partitioned.interest_ids[partitioned.user_row(user)]
+        for item, slot in zip(a.items, a.interest_slots):  # an interest's query returns its interest's items only
+            if ids[slot] >= 0:
+                assert codes[partitioned.item_row(item)].argmax() == partitioned.live.codes_of(ids[slot:slot + 1])[0, 0]
+
+
+def test_an_approximate_index_of_masked_queries_is_served_without_partitions(factorised, tmp_path):
+    """IVF and HNSW search the whole catalogue for every query: no partitions, and the live query side computes
+    its normalisers itself (the export's own check compares them with the stored queries)."""
+    from recbole_gemirec.serving import Recommender, export_model
+
+    _, reference = factorised
+    checkpoint = None
+    for root, _, files in os.walk(os.path.dirname(factorised[0])):
+        checkpoint = checkpoint or next((os.path.join(root, f) for f in files if f.endswith("-joint.pth")), None)
+    data = tmp_path / "data"
+    shutil.copytree(TEST_DATA, data)
+    meta = export_model(checkpoint, str(tmp_path / "hnsw"), index_type="hnsw", config_dict={"data_path": str(data)})
+    assert meta["interest_partitions"] is None
+    recommender = Recommender.load(tmp_path / "hnsw")
+    assert recommender.partitions is None and recommender.live.normalise_slots is None
+    user, history = _history_of(reference, 4)
+    assert recommender.recommend_history(history, n=5, user=user).items == recommender.recommend(user, n=5).items
+
+
+@pytest.mark.parametrize("partitions,message", [
+    ({"columns": [65], "level_sizes": [9], "bias_column": 64, "normalise": {"user": True, "interests": True}},
+     "'interest_partitions' must be null or hold"),
+    ({"columns": [65, 74], "level_sizes": [9], "bias_column": "64", "normalise": {"user": True, "interests": True}},
+     "'interest_partitions' must be null or hold"),
+    ({"columns": [65, 74], "level_sizes": [9], "bias_column": 64, "normalise": "yes"},
+     "'interest_partitions' must be null or hold"),
+    ({"columns": [60, 69], "level_sizes": [9], "bias_column": 64, "normalise": {"user": True, "interests": True}},
+     "item_vectors.npy: an item's masking columns"),
+])
+def test_damaged_interest_partitions_in_meta_are_refused(factorised, tmp_path, partitions, message):
+    from recbole_gemirec.errors import DataError
+    from recbole_gemirec.serving import Recommender
+
+    directory = _copy(factorised[0], tmp_path, "damaged")
+    meta_path = directory / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["interest_partitions"]["columns"] == [65, 74]  # the tiny data's 9 categories after 64 + 1 columns
+    meta["interest_partitions"] = partitions
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=message):
+        Recommender.load(directory)
+
+
+def test_interest_partitions_need_the_exact_index(factorised, tmp_path):
+    from recbole_gemirec.errors import DataError
+    from recbole_gemirec.serving import Recommender
+
+    directory = _copy(factorised[0], tmp_path, "approximate")
+    meta = json.loads((directory / "meta.json").read_text())
+    meta["index"] = {"type": "hnsw", "params": {"M": 32, "ef_construction": 200, "ef_search": 128}, "metric": "inner_product"}
+    (directory / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="'interest_partitions' needs the exact index"):
+        Recommender.load(directory)
 
 
 def test_a_new_user_is_served_from_the_history_alone(gemirec):

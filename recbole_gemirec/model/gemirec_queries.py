@@ -143,6 +143,8 @@ class GemiRecQueries:
         self.register_buffer("codes_frozen", torch.zeros((), dtype=torch.bool))
         self.stage = arch.get("stage") or "joint"  # GemiRec sets its own; a serving instance is told
         self.serving_interest_hidden = None  # set by freeze_for_serving (a plain attribute: not in the state dict)
+        self.serving_masking_columns = None  # likewise
+        self.normalisers_deferred = False  # set by defer_normalisers (serving over interest partitions)
         self.architecture = {key: arch.get(key) for key in ARCHITECTURE_KEYS}
         self.architecture.update(interest_levels=self.interest_levels, n_categories=n_categories,
                                  feature_cardinalities=cardinalities)
@@ -262,13 +264,52 @@ class GemiRecQueries:
     def freeze_for_serving(self):
         """Keep what depends on the final weights alone: the fusion's interest part for every interest
         (:meth:`InterestFusion.interest_hidden`, ``[n_interests, D]``), so a request looks its interests up
-        instead of decoding their codes and running that part of the fusion's first layer, and the user
-        tower's feature tables laid end to end (:meth:`UserTower.freeze_for_serving`). Only for an instance
-        that no longer trains (the serving side calls it after loading the weights)."""
+        instead of decoding their codes and running that part of the fusion's first layer; under masking the
+        masking columns of every interest id (row 0: u), looked up likewise; and the user tower's feature
+        tables laid end to end (:meth:`UserTower.freeze_for_serving`). Only for an instance that no longer
+        trains (the serving side calls it after loading the weights)."""
         ids = torch.arange(self.n_interests, device=self.item_embedding.weight.device)
         emb = self.dictionary.code_embedding(self.interest_codes(ids))
         self.serving_interest_hidden = self.fusion.interest_hidden(emb, ids)
+        if self.interest_masking:
+            slots = torch.cat([ids.new_full((1,), -1), ids])
+            self.serving_masking_columns = self.masking_columns(slots, self.item_embedding.weight.dtype)
         self.tower.freeze_for_serving()
+
+    def retrieval_partitions(self):
+        """How an exact index may split the catalogue by interest, or ``None`` (no ``interest_masking``).
+
+        Under masking an interest query scores only its interest's items: the masking columns give every other
+        item a penalty no score overcomes, and add exactly 0 within the interest. So its top-n is the top-n of
+        its interest's items alone, and its log-softmax normaliser is over them alone; u scores the whole
+        catalogue. A retrieval that scores each query over its own partition (serving's
+        :class:`~recbole_gemirec.serving.partitions.InterestPartitions`) returns the same lists as the
+        catalogue-wide index while scoring about ``N (1 + K / n_interests)`` items instead of ``N (K + 1)``.
+
+        Returns ``{"columns": [first, stop], "level_sizes": [...], "bias_column": int or None, "normalise":
+        {"user": bool, "interests": bool}}``: the masking columns of :meth:`item_embeddings` (one one-hot block
+        per code level); the column of ones whose query value is the query's bias (not part of what the
+        normaliser sums over); and which queries' scores are a log-softmax over the items they may score
+        (every query but those ranked by popularity), for a query side whose normalisers are deferred
+        (:meth:`defer_normalisers`).
+        """
+        if not self.interest_masking:
+            return None
+        weighted = self.interest_weighting != "none"
+        first = self.embedding_size + weighted
+        sizes = [int(size) for size in self.dictionary.sizes[: self.interest_levels]]
+        by_popularity = self.popularity_column and bool(self.popularity_ranking)
+        return {"columns": [first, first + sum(sizes)], "level_sizes": sizes,
+                "bias_column": self.embedding_size if weighted else None,
+                "normalise": {"user": True, "interests": not by_popularity}}
+
+    def defer_normalisers(self):
+        """Leave each query's log-softmax normaliser out of its bias (the serving side of an export with
+        :meth:`retrieval_partitions`): the retrieval computes it from the scores it computes anyway, over the
+        query's partition, instead of the query side scanning the catalogue once per query."""
+        if self.retrieval_partitions() is None:
+            raise ValueError("normalisers can only be deferred under interest_masking (retrieval_partitions)")
+        self.normalisers_deferred = True
 
     def history_in_interests(self, interest_ids, item_seq):
         """``[B, N, D + 1]``: for each interest of ``interest_ids [B, N]``, the mean embedding of the
@@ -296,7 +337,7 @@ class GemiRecQueries:
             # within_interest_ranking: popularity puts log p(item | interest) counted from the training
             # interactions in place of each interest query's log-softmax (u keeps its own)
             popularity = ((slot_ids >= 0) & self.popularity_ranking).to(queries.dtype)
-        if self.interest_masking or self.interest_weighting == "log_joint":
+        if (self.interest_masking or self.interest_weighting == "log_joint") and not self.normalisers_deferred:
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
             # interest's items under masking (raw inner products of different interests' items are not
             # comparable: each interest query is trained against the whole catalogue); the normaliser is
@@ -351,11 +392,18 @@ class GemiRecQueries:
         if self.interest_masking:
             if slot_ids is None:
                 slot_ids = queries.new_full(queries.shape[:2], -1, dtype=torch.long)
-            onehot = self.code_one_hots(self.interest_codes(slot_ids.clamp(min=0)), queries.dtype)
-            parts.append(((onehot - 1.0) * MASK_PENALTY).masked_fill((slot_ids < 0).unsqueeze(-1), 0.0))
+            parts.append(self.masking_columns(slot_ids, queries.dtype))
         if self.popularity_column:
             parts.append((queries.new_zeros(queries.shape[:2]) if popularity is None else popularity).unsqueeze(-1))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else queries
+
+    def masking_columns(self, slot_ids, dtype):
+        """The masking columns of queries of interest ids ``slot_ids`` (-1: u, all 0); a serving instance looks
+        them up in the table :meth:`freeze_for_serving` kept."""
+        if self.serving_masking_columns is not None:
+            return self.serving_masking_columns[slot_ids + 1].to(dtype)
+        onehot = self.code_one_hots(self.interest_codes(slot_ids.clamp(min=0)), dtype)
+        return ((onehot - 1.0) * MASK_PENALTY).masked_fill((slot_ids < 0).unsqueeze(-1), 0.0)
 
     def code_one_hots(self, codes, dtype):
         """``codes [..., interest_levels]`` -> the concatenated one-hot of each level ``[..., sum of the

@@ -134,6 +134,11 @@ class MultiInterestRecommender(SequentialRecommender):
         """Called once the weights of a query-only instance are loaded for good: precompute what depends
         on the weights alone (nothing by default; GemiRec keeps its fusion's per-interest part)."""
 
+    def retrieval_partitions(self):
+        """How an exact index may score each query over a part of the catalogue only (``None``: every query
+        scores the whole catalogue; GemiRec under ``interest_masking`` declares its interests)."""
+        return None
+
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K, D], interest ids aligned with them [B, K] or None)`` from histories laid out
         as RecBole's (``item_seq [B, L]`` left-aligned, zero-padded). ``user_features [B, F]`` and

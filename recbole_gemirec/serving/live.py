@@ -130,8 +130,13 @@ def _check_rules(path, model_class, architecture):
 class LiveModel:
     """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
 
-    def __init__(self, model, max_length):
+    def __init__(self, model, max_length, normalise_slots=None):
+        """``normalise_slots``: ``(u, interests)``, whether each kind of query is normalised at retrieval, for
+        the query side of a partitioned export (the model's normalisers are deferred); ``None`` otherwise."""
+        if normalise_slots is not None:
+            model.defer_normalisers()
         model.freeze_for_serving()  # the weights are final from here on
+        self.normalise_slots = None if normalise_slots is None else tuple(bool(v) for v in normalise_slots)
         self.model = model
         self.max_length = max_length
         self.has_interest_ids = bool(model.has_interest_ids)
@@ -175,7 +180,7 @@ class LiveModel:
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise DataError(f"{weights_path}: {name!r} holds NaN or infinite values")
-        return cls(model, int(architecture["max_seq_length"]))
+        return cls(model, int(architecture["max_seq_length"]), _normalise_slots(path, model, meta))
 
     def queries(self, item_ids, features=None, cached=None):
         """The queries of one history.
@@ -249,6 +254,19 @@ class LiveModel:
                 function = eager
             self._functions[key] = function if with_interests else _without_slots(function)
         return self._functions[key]
+
+
+def _normalise_slots(path, model, meta):
+    """``(u, interests)`` of a partitioned export (:mod:`~recbole_gemirec.serving.partitions`), after checking
+    that the model declares the same partitions; ``None`` for an export without them."""
+    partitions = meta.get("interest_partitions")
+    if not partitions:
+        return None
+    declared = model.retrieval_partitions()
+    if declared is None or any(declared[key] != partitions.get(key) for key in declared):
+        raise DataError(f"{path}: the model's interest partitions {declared} are not the ones meta.json records "
+                        f"({partitions}); export the model again")
+    return partitions["normalise"]["user"], partitions["normalise"]["interests"]
 
 
 def _same_outputs(traced, eager):

@@ -25,6 +25,7 @@ from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
 from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
 from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE
+from recbole_gemirec.serving.partitions import InterestPartitions
 
 REQUIRED_META = {
     "format": str, "model": str, "dataset": str, "kind": str, "n_users": int, "n_items": int,
@@ -85,6 +86,12 @@ class Recommender:
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
         self._live = live  # the query side; loaded from the directory on first use when None
+        # an exact index of a model that declares interest partitions (GemiRec under interest_masking): each
+        # query scores only its own interest's items (serving/partitions.py), the same lists as the index
+        partitions = meta.get("interest_partitions")
+        self.partitions = None if not partitions else InterestPartitions(
+            self.item_vectors, partitions["columns"], partitions["level_sizes"], partitions["bias_column"],
+            os.path.join(directory or "", "item_vectors.npy"))
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -211,14 +218,19 @@ class Recommender:
         results = [self._pack(token, *found, self._codes_of_row(row)) for token, row, found in zip(tokens, rows, merged)]
         return results[0] if single else results
 
-    def _retrieve(self, queries, n, excluded):
+    def _retrieve(self, queries, n, excluded, normalise=None):
         """``[(item rows, interest slots, scores)]`` of each user's queries ``[B, K, D]``: every query's
-        top ``n + len(excluded)`` from the index, merged (:func:`merge_interest_lists`)."""
+        top ``n + len(excluded)`` from the index (or from its interest's partition), merged
+        (:func:`merge_interest_lists`). ``normalise [K]``: which queries lack their log-softmax normaliser
+        (live queries of a partitioned export); only a partitioned export takes it."""
         batch, k, dim = queries.shape
         n = int(min(n, self.meta["n_items"] - len(excluded)))
         if batch == 0 or n <= 0:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
             return [empty] * batch
+        if self.partitions is not None:
+            found = [self.partitions.search(queries[b], n + len(excluded), normalise) for b in range(batch)]
+            return [merge_interest_lists(scores, rows, n, excluded) for scores, rows in found]
         scores, found = search(self.index, queries.reshape(-1, dim), n + len(excluded), self.query_bias)
         scores = scores.reshape(batch, k, -1)
         found = found.reshape(batch, k, -1)
@@ -280,13 +292,16 @@ class Recommender:
             if interests == "cache" and row is not None and self.interest_ids is not None:
                 cached, source = cached_interests(self.interest_ids[row], self.interest_log_probs[row]), "cache"
         queries, slot_ids = live.queries(item_rows + 1, features, cached)
+        normalise = None
+        if live.normalise_slots is not None:  # a partitioned export's live queries lack their normalisers
+            normalise = np.where(slot_ids < 0, *live.normalise_slots)
         if slot_ids is not None:  # the stored cache's codes are the export's; the generator's are looked up
             codes = self.interest_codes[row] if source == "cache" else live.codes_of(slot_ids)
         excluded = {self.item_row(t) for t in (exclude or [])}
         if exclude_history:
             excluded |= set(item_rows.tolist())
         excluded = np.array(sorted(excluded), dtype=np.int64)
-        found = self._retrieve(queries[None], n, excluded)[0]
+        found = self._retrieve(queries[None], n, excluded, normalise)[0]
         return self._pack(None if user is None else str(user), *found, codes, source)
 
     def score(self, user, items):
@@ -380,6 +395,7 @@ def _check_meta(directory, meta):
     for flag in ("live", "query_bias"):
         if meta.get(flag) is not None and not isinstance(meta[flag], bool):
             raise DataError(f"{path}: '{flag}' must be true or false, found {meta[flag]!r}")
+    _check_partitions(path, meta)
     if meta.get("live"):
         needed |= {QUERY_MODEL_FILE, WEIGHTS_FILE} | ({LOG_PROBS_FILE} if meta["kind"] == "gemirec" else set())
     files = meta["files"]
@@ -389,6 +405,28 @@ def _check_meta(directory, meta):
     for name, info in files.items():
         if not isinstance(info, dict) or os.path.basename(name) != name:
             raise DataError(f"{path}: bad entry for file {name!r}")
+
+
+def _check_partitions(path, meta):
+    """``interest_partitions``: absent or null, or (an exact index only) the masking columns, their level sizes
+    and which live queries are normalised at retrieval; how they fit the item table is checked on loading it."""
+    partitions = meta.get("interest_partitions")
+    if partitions is None:
+        return
+    normalise = partitions.get("normalise") if isinstance(partitions, dict) else None
+    columns, sizes = (partitions.get(key) for key in ("columns", "level_sizes")) if normalise is not None else (0, 0)
+    ints = lambda values: isinstance(values, list) and values and all(  # noqa: E731
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+    bias = partitions.get("bias_column") if isinstance(partitions, dict) else None
+    if not (isinstance(normalise, dict) and ints(columns) and len(columns) == 2 and ints(sizes)
+            and (bias is None or ints([bias]))
+            and all(isinstance(normalise.get(key), bool) for key in ("user", "interests"))):
+        raise DataError(f"{path}: 'interest_partitions' must be null or hold 'columns' [first, stop], "
+                        "'level_sizes', 'bias_column' (a column or null) and 'normalise' "
+                        "{'user': bool, 'interests': bool}")
+    if meta["index"]["type"] != "flat":
+        raise DataError(f"{path}: 'interest_partitions' needs the exact index (type flat), found "
+                        f"{meta['index']['type']!r}")
 
 
 def _load_array(directory, name, info):

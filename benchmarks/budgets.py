@@ -91,6 +91,8 @@ SPEED_ML100K = {
     "train_repeats": 2,
     "serving_k": 5,
     "serving_topn": 50,
+    # GemiRec factorised: the recipe the default trains on ml-100k (its genres), served over interest partitions
+    "serving_models": ["GemiRec", "GemiRec factorised", "ComiRecSA"],
     "serving_catalogues": [10_000, 100_000, 1_000_000],
     "serving_requests": {10_000: 1000, 100_000: 400, 1_000_000: 100},  # enough for a p99
     "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
@@ -143,6 +145,7 @@ BUDGETS = {
             "train_repeats": 1,
             "serving_k": 5,
             "serving_topn": 50,
+            "serving_models": ["GemiRec", "GemiRec factorised", "ComiRecSA"],
             "serving_catalogues": [10_000],
             "serving_requests": {10_000: 20},
             "serving_memory": False,  # no separate peak-memory process per model

@@ -5,7 +5,7 @@ import os
 
 from benchmarks.budgets import MULTI_INTEREST_BASELINES
 from benchmarks.report_numbers import is_gemirec_row, mean_of, metric_label, row_order, stage_order
-from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
+from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_FACTORISED, HEADLINE_GEMIREC
 
 
 def _save(plt, fig, docs, name):
@@ -95,7 +95,7 @@ def charts(summary, docs, settings):
         ax = axes[0]
         sizes = sorted(speed["serving"])
         for variant in (HEADLINE_GEMIREC, "GemiRec (cached queries)", "GemiRec (no cache, GPT per request)",
-                        HEADLINE_COMIREC):
+                        HEADLINE_FACTORISED, HEADLINE_COMIREC):
             values = [speed["serving"][n]["latency_ms"].get(variant, {}).get("median") for n in sizes]
             if any(v is not None for v in values):
                 ax.plot(sizes, values, marker="o", label=variant)

@@ -252,7 +252,7 @@ def aggregate_speed(speed):
         if name.startswith("serving__"):
             out["serving"][r["n_items"]] = r
         elif name.startswith("serving_memory__"):
-            model = name.split("__")[1]
+            model = (r.get("models") or [name.split("__")[1]])[0]
             out["serving_memory"].setdefault(model, {})[r["n_items"]] = r.get("peak_rss_mb")
         elif name.startswith("eval__"):
             model, catalogue = name.split("__")[1:3]

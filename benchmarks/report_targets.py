@@ -12,8 +12,45 @@ HEADLINE_GEMIREC = "GemiRec (interest cache + user tower)"
 HEADLINE_COMIREC = "ComiRecSA (extractor per request)"
 
 
+# GemiRec under the factorised recipe (what the default trains where a category field is named), live
+HEADLINE_FACTORISED = "GemiRec factorised (interest cache + user tower)"
+
+# the serving target's rows: the variant measured against ComiRecSA's live request, and what it is
+SERVING_HEADLINES = [
+    (HEADLINE_GEMIREC, "GemiRec from a history with its interest cache"),
+    (HEADLINE_FACTORISED, "GemiRec factorised, the default recipe where a category field is named, from a history "
+                          "with its interest cache, over interest partitions"),
+]
+
+
 # The scale target: every model trains and evaluates at this catalogue and this many interactions.
 SCALE_ITEMS, SCALE_INTERACTIONS = 1_000_000, 10_000_000
+
+
+def _serving_targets(serving):
+    """One latency target per measured row of :data:`SERVING_HEADLINES`: median and tail within 1.0x of
+    ComiRecSA's live request at every catalogue size."""
+    rows = []
+    for variant, what in SERVING_HEADLINES:
+        sizes = [n for n in sorted(serving) if variant in serving[n]["latency_ms"]]
+        if not sizes:
+            continue
+        parts, within = [], []
+        for n in sizes:
+            lat = serving[n]["latency_ms"]
+            gem, csa = lat[variant], lat.get(HEADLINE_COMIREC, {})
+            tail = "p99" if "p99" in gem and "p99" in csa else "p90"
+            r50, rtail = ratio(gem.get("median"), csa.get("median")), ratio(gem.get(tail), csa.get(tail))
+            parts.append(f"{n:,} items {fmt_ratio(r50)} ({tail} {fmt_ratio(rtail)})")
+            if r50 is not None and rtail is not None and r50 <= 1.0 and rtail <= 1.0:
+                within.append(f"{n:,}")
+        met = len(within) == len(sizes)
+        measured = ", ".join(parts)
+        if within and not met:
+            measured += f" (within 1.0x at {', '.join(within)} items only)"
+        rows.append({"target": f"serving latency per request <= 1.0x ComiRecSA, median and tail ({what})",
+                     "measured": measured, "met": met})
+    return rows
 
 
 def _accuracy_targets(name, dataset, accuracy, stages, best):
@@ -72,23 +109,7 @@ def targets(accuracy, speed_summary, gemirec_stages=None, scale=None, memory_gib
             rows += _accuracy_targets(name, dataset, accuracy, gemirec_stages.get(dataset, {}).get(name), best)
     if not rows:
         rows.append({"target": "accuracy targets", "measured": "no GemiRec run in this budget yet", "met": None})
-    serving = speed_summary["serving"]
-    if serving:
-        parts, within = [], []
-        for n in sorted(serving):
-            lat = serving[n]["latency_ms"]
-            gem, csa = lat.get(HEADLINE_GEMIREC, {}), lat.get(HEADLINE_COMIREC, {})
-            tail = "p99" if "p99" in gem and "p99" in csa else "p90"
-            r50, rtail = ratio(gem.get("median"), csa.get("median")), ratio(gem.get(tail), csa.get(tail))
-            parts.append(f"{n:,} items {fmt_ratio(r50)} ({tail} {fmt_ratio(rtail)})")
-            if r50 is not None and rtail is not None and r50 <= 1.0 and rtail <= 1.0:
-                within.append(f"{n:,}")
-        met = len(within) == len(serving)
-        measured = ", ".join(parts)
-        if within and not met:
-            measured += f" (within 1.0x at {', '.join(within)} items only)"
-        rows.append({"target": "serving latency per request <= 1.0x ComiRecSA, median and tail (GemiRec from a "
-                               "history with its interest cache)", "measured": measured, "met": met})
+    rows += _serving_targets(speed_summary["serving"])
     train = speed_summary["train"]
     if "GemiRec" in train and "SASRec" in train:
         sas = train["SASRec"]["train"]["epoch_s"]

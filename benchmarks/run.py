@@ -325,18 +325,20 @@ def speed_tasks(settings, where):
             name = f"speed__train__{model}__rep{rep}"
             train.append(dict(common, kind="train_speed", name=name, model=model, config=config(model, name),
                               out=os.path.join(out_dir, f"train__{model}__rep{rep}.json")))
+    served = speed.get("serving_models", ["GemiRec", "ComiRecSA"])
     for n_items in speed["serving_catalogues"]:
         name = f"speed__serving__n{n_items}"
-        serving.append(dict(common, kind="serving", name=name, model="GemiRec", models=["GemiRec", "ComiRecSA"],
+        serving.append(dict(common, kind="serving", name=name, model="GemiRec", models=list(served),
                             config=config("GemiRec", name), n_items=n_items, k=speed["serving_k"],
                             topn=speed["serving_topn"], requests=speed["serving_requests"][n_items],
                             out=os.path.join(out_dir, f"serving__n{n_items}.json")))
-        for model in ("GemiRec", "ComiRecSA") if speed.get("serving_memory", True) else ():  # each model alone
-            name = f"speed__serving_memory__{model}__n{n_items}"
-            memory.append(dict(common, kind="serving", name=name, model=model, models=[model],
-                               config=config(model, name), n_items=n_items, k=speed["serving_k"],
+        for model in served if speed.get("serving_memory", True) else ():  # each model alone
+            slug, recbole_model = model.replace(" ", "-"), model.split()[0]  # "GemiRec factorised": GemiRec
+            name = f"speed__serving_memory__{slug}__n{n_items}"
+            memory.append(dict(common, kind="serving", name=name, model=recbole_model, models=[model],
+                               config=config(recbole_model, name), n_items=n_items, k=speed["serving_k"],
                                topn=speed["serving_topn"], requests=max(5, speed["serving_requests"][n_items] // 10),
-                               out=os.path.join(out_dir, f"serving_memory__{model}__n{n_items}.json")))
+                               out=os.path.join(out_dir, f"serving_memory__{slug}__n{n_items}.json")))
     for catalogue in speed["eval_catalogues"]:
         for model in speed["eval_models"]:
             name = f"speed__eval__{model}__{catalogue}"

@@ -68,10 +68,13 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     assert set(train["stages"]) == {"retrieval", "dictionary", "joint"}
     assert train["stages"]["joint"]["epoch_s"] > 0
     serving = _read(speed / "serving__n10000.json")
-    assert set(serving["latency_ms"]) == {"GemiRec (interest cache + user tower)", "GemiRec (cached queries)",
-                                          "GemiRec (no cache, GPT per request)", "ComiRecSA (extractor per request)",
-                                          "ComiRecSA (cached queries)"}
-    assert serving["queries_per_user"] == {"GemiRec": serving["k"], "ComiRecSA": serving["k"]}
+    assert set(serving["latency_ms"]) == {
+        "GemiRec (interest cache + user tower)", "GemiRec (cached queries)", "GemiRec (no cache, GPT per request)",
+        "GemiRec factorised (interest cache + user tower)", "GemiRec factorised (cached queries)",
+        "GemiRec factorised (no cache, transition per request)", "GemiRec factorised, one index (cached queries)",
+        "ComiRecSA (extractor per request)", "ComiRecSA (cached queries)"}
+    # the tiny data's 9 categories: the recipe's K lowered to 9, plus u
+    assert serving["queries_per_user"] == {"GemiRec": serving["k"], "GemiRec factorised": 10, "ComiRecSA": serving["k"]}
     assert all(v["p99"] >= v["median"] > 0 for v in serving["latency_ms"].values())
     evaluation = _read(speed / "eval__GemiRec__native.json")
     assert evaluation["same_top_items"] and evaluation["ratio"] > 0

@@ -49,6 +49,21 @@ def test_rows_that_cannot_be_filled_are_marked_and_filled_from_the_first():
     assert fill_missing(chosen).tolist() == [[5, 5, 5]]
 
 
+def test_one_level_interests_are_the_k_best_that_may_be_taken_as_the_walk_would_keep_them():
+    """One-level interests (categories) are their own codewords, so the limit never binds: the shortcut must
+    keep what the walk keeps, here the walk over a second level that never binds either."""
+    g = torch.Generator().manual_seed(3)
+    one_level = lambda ids: ids.unsqueeze(-1)  # noqa: E731
+    with_free_level = lambda ids: torch.stack([ids, torch.zeros_like(ids)], dim=-1)  # noqa: E731
+    for n, k in ((19, 10), (6, 10), (40, 5)):  # fewer interests than K too
+        scores = torch.randn(32, n, generator=g)
+        scores[torch.rand(32, n, generator=g) < 0.4] = float("-inf")  # interests never to take
+        fast = select_interests(scores, one_level, k, code_limit=1)
+        walked = select_interests(scores, with_free_level, k, code_limit=k)
+        assert fast.shape == (32, k)
+        assert torch.equal(fast, walked)
+
+
 def test_history_frequency_ranks_by_count_then_recency():
     history = torch.tensor([[3, 1, 3, 2, 1, -1]])
     scores = history_frequency_scores(history, 6)

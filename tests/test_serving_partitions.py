@@ -7,6 +7,7 @@ from recbole_gemirec.errors import DataError
 from recbole_gemirec.model.gemirec_queries import MASK_PENALTY
 from recbole_gemirec.serving.index import build_index, search
 from recbole_gemirec.serving.partitions import InterestPartitions
+from recbole_gemirec.serving.recommender import merge_interest_lists
 
 DIM, SIZES = 8, [3, 2]  # two code levels: 6 interests, one of which no item has (below)
 FIRST = DIM + 1  # embedding columns, then the bias column of ones, then the masking columns
@@ -42,13 +43,24 @@ def _partitions(items):
     return InterestPartitions(items, COLUMNS, SIZES, bias_column=DIM)
 
 
-def test_each_query_finds_what_the_catalogue_wide_index_finds():
+def _whole_index(items, queries, n, excluded=()):
+    """What the Recommender serves without partitions: each query's top list from the exact index, merged."""
+    scores, rows = search(build_index(items, "flat")[0], queries, n + len(excluded))
+    return merge_interest_lists(scores, rows, n, np.asarray(excluded, dtype=np.int64))
+
+
+@pytest.mark.parametrize("n", [1, 20, 299, 300, 400])
+def test_the_merged_list_is_what_the_catalogue_wide_index_and_the_merge_give(n):
     items, _ = _catalogue()
-    queries = _queries(np.array([[-1, -1], [0, 0], [1, 1], [2, 0]]), [0.0, -0.5, -1.0, -2.0])
-    scores, rows = _partitions(items).search(queries, 20)
-    want_scores, want_rows = search(build_index(items, "flat")[0], queries, 20)
-    np.testing.assert_array_equal(rows, want_rows)
-    np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-4)
+    queries = _queries(np.array([[-1, -1], [0, 0], [1, 1], [2, 0], [0, 0]]), [0.0, -0.5, -1.0, -2.0, -0.5])
+    excluded = [3, 77, 150]
+    for exclude in ([], excluded):
+        rows, slots, scores = _partitions(items).retrieve(queries, n, excluded=exclude)
+        want_rows, want_slots, want_scores = _whole_index(items, queries, min(n, len(items) - len(exclude)), exclude)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_array_equal(slots, want_slots)  # a repeated interest: the first query keeps the item
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-4)
+        assert not set(exclude) & set(rows.tolist())
 
 
 def test_an_interest_query_scans_only_its_interests_items_and_u_the_catalogue():
@@ -60,38 +72,36 @@ def test_an_interest_query_scans_only_its_interests_items_and_u_the_catalogue():
     members = partitions.rows[starts[1]:stops[1]]
     assert sorted(members.tolist()) == np.flatnonzero((codes[:, 0] == 1) & (codes[:, 1] == 0)).tolist()
     assert stops[2] == starts[2]  # interest (2, 1) has no item: nothing to scan
-    scores, rows = partitions.search(queries, 10)
-    assert (rows[2] == -1).all() and np.isneginf(scores[2]).all()
 
 
-def test_a_partition_smaller_than_n_is_padded_and_never_filled_with_other_interests_items():
+def test_without_u_only_the_interests_items_are_returned_even_when_fewer_than_n():
     items, codes = _catalogue(n_items=40)
-    query = _queries(np.array([[0, 1]]), [0.0])
+    queries = _queries(np.array([[0, 1], [2, 1]]), [0.0, 0.0])  # the second interest has no item
     members = np.flatnonzero((codes[:, 0] == 0) & (codes[:, 1] == 1))
-    scores, rows = _partitions(items).search(query, len(members) + 5)
-    assert sorted(rows[0, : len(members)].tolist()) == members.tolist()
-    assert (rows[0, len(members):] == -1).all() and np.isneginf(scores[0, len(members):]).all()
-    assert (np.diff(scores[0, : len(members)]) <= 0).all()  # best first
+    rows, slots, scores = _partitions(items).retrieve(queries, len(members) + 5)
+    assert sorted(rows.tolist()) == members.tolist() and (slots == 0).all()
+    assert (np.diff(scores) <= 0).all()  # best first
 
 
 def test_a_deferred_normaliser_gives_the_models_log_softmax_plus_bias():
     """The model scores q . v + b - logsumexp over the partition of q . v (the bias left out of the sum)."""
     items, codes = _catalogue()
-    slots = np.array([[-1, -1], [1, 1]])
     bias = np.array([0.25, -0.75], np.float32)
-    queries = _queries(slots, bias)
+    queries = _queries(np.array([[-1, -1], [1, 1]]), bias)
+    members = [np.arange(len(items)), np.flatnonzero((codes[:, 0] == 1) & (codes[:, 1] == 1))]
+    normalised = queries.copy()
+    for k in range(2):
+        raw = items[members[k]] @ queries[k] - bias[k]  # q . v (the popularity column has 0 weight here)
+        normalised[k, DIM] -= float(raw.max() + np.log(np.exp(raw - raw.max()).sum()))
     partitions = _partitions(items)
-    scores, rows = partitions.search(queries, 7, normalise=np.array([True, True]))
-    for k, members in enumerate([np.arange(len(items)), np.flatnonzero((codes[:, 0] == 1) & (codes[:, 1] == 1))]):
-        raw = items[members] @ queries[k] - bias[k]  # q . v with the popularity column (0 weight here)
-        top = float(raw.max())
-        log_softmax = raw - (top + np.log(np.exp(raw - top).sum()))
-        expected = dict(zip(members.tolist(), (log_softmax + bias[k]).tolist()))
-        np.testing.assert_allclose(scores[k], [expected[r] for r in rows[k]], rtol=1e-5, atol=1e-5)
-        assert sorted(expected, key=expected.get, reverse=True)[:7] == rows[k].tolist()
-    plain, _ = partitions.search(queries, 7, normalise=np.array([False, True]))
-    np.testing.assert_allclose(plain[1], scores[1])  # only the slots named are normalised
-    assert not np.allclose(plain[0], scores[0])
+    found = {}
+    for normalise in ([True, True], [False, True]):  # only the queries named are normalised
+        got = found[normalise[0]] = partitions.retrieve(queries, 30, normalise=np.array(normalise))
+        expected = partitions.retrieve(np.where(np.array(normalise)[:, None], normalised, queries), 30)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        np.testing.assert_allclose(got[2], expected[2], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(found[True][2], found[False][2])  # u's normaliser moved its scores
 
 
 @pytest.mark.parametrize("change,message", [

@@ -33,6 +33,12 @@ def select_interests(scores, codes_of, k, code_limit, candidates=None):
     top_scores, top_ids = scores.topk(n_candidates, dim=1)
     codes = codes_of(top_ids)  # [B, T, C]
     levels = codes.shape[-1]
+    if levels == 1 and code_limit >= 1:
+        # one-level interests are their own codewords: each is used once at most, the limit never binds, and
+        # the rule keeps the K best interests that may be taken (the loop below would take them one by one)
+        best = top_ids[:, :k]
+        chosen = torch.where(torch.isfinite(top_scores[:, :k]), best, torch.full_like(best, -1))
+        return torch.cat([chosen, chosen.new_full((batch, k - chosen.shape[1]), -1)], dim=1)
     width = int(codes.max().item()) + 1 if codes.numel() else 1
     counts = torch.zeros(batch, levels, width, dtype=torch.long, device=scores.device)
     chosen = torch.full((batch, k), -1, dtype=torch.long, device=scores.device)

@@ -290,10 +290,11 @@ def _check_live(out_dir, meta, rows, exported, model):
             cached = cached_interests(exported["interest_ids"][row], exported["interest_log_probs"][row])
         queries, slot_ids = live.queries(item_seq[row, : lengths[row]], features, cached)
         stored = exported["queries"][row]
-        if partitions:  # the live queries lack their normalisers: compare what each query retrieves, scores too
+        if partitions:  # the live queries lack their normalisers: compare the scores of what they retrieve
             normalise = np.where(slot_ids < 0, *live.normalise_slots)
-            queries, stored = partitions.search(queries, top, normalise)[0], partitions.search(stored, top)[0]
-        if not np.allclose(queries, stored, rtol=1e-4, atol=1e-4):
+            found, expected = partitions.retrieve(queries, top, normalise), partitions.retrieve(stored, top)
+            queries, stored = found[2], expected[2]
+        if queries.shape != stored.shape or not np.allclose(queries, stored, rtol=1e-4, atol=1e-4):
             raise ConfigError(
                 f"model {meta['model']}: the queries rebuilt from the export's query side differ from the "
                 "model's own; the export is not written (a bug: please report it)"

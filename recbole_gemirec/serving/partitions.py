@@ -48,6 +48,7 @@ class InterestPartitions:
         keys = self._item_keys(masks, source)
         order = np.argsort(keys, kind="stable")
         self.rows = order.astype(np.int64)  # item row of each position of the grouped layout
+        self.positions = np.argsort(self.rows)  # and the position of each item row
         self.keys, self.starts = np.unique(keys[order], return_index=True)
         self.stops = np.append(self.starts[1:], len(order))
         kept = np.r_[0:first, stop:item_vectors.shape[1]]  # within a partition the masking columns add exactly 0
@@ -82,30 +83,40 @@ class InterestPartitions:
         user = ~masks.any(axis=1)
         return np.where(user, 0, starts), np.where(user, len(self.rows), stops)
 
-    def search(self, queries, n, normalise=None):
-        """Top-``n`` of each query ``[K, D']`` over its partition: ``(scores [K, n], item rows [K, n])``, row
-        -1 and score -inf past the end of a partition smaller than ``n``. ``normalise [K]`` (bool): subtract
-        the log-sum-exp of the query's scores over its partition, its bias left out (a live query's deferred
-        normaliser: the model normalises the scores without the bias, then adds it)."""
-        k = len(queries)
-        scores = np.full((k, n), -np.inf, dtype=np.float32)
-        rows = np.full((k, n), -1, dtype=np.int64)
+    def retrieve(self, queries, n, normalise=None, excluded=None):
+        """The merged top-``n`` of one user's queries ``[K, D']``: ``(item rows, slots, scores)``, each
+        ``[<= n]``, best first, as :func:`~recbole_gemirec.serving.recommender.merge_interest_lists` merges
+        the queries' own top lists (an item keeps its best score and the first query that gave it; ties in
+        score go to the lower item row).
+
+        Interests do not share items, so every item has at most two scores, u's and its interest query's:
+        each query's scores over its partition are folded into one best score per item, and one selection
+        over the catalogue replaces a top-n per query and their merge. ``normalise [K]`` (bool): subtract
+        from a query's scores the log-sum-exp of them over its partition, its bias left out (a live query's
+        deferred normaliser: the model normalises the scores without the bias, then adds it). ``excluded``:
+        item rows never to return (still part of every normaliser, as in the model)."""
         starts, stops = self.query_spans(queries)
         vectors = np.ascontiguousarray(queries[:, self.kept])
         parts = [self.vectors[a:b] @ vectors[slot] for slot, (a, b) in enumerate(zip(starts, stops))]
-        shift = np.zeros(k, dtype=np.float32)
         if normalise is not None and np.any(normalise):
             shift = np.where(normalise, self._bias(queries) - _segment_logsumexp(parts), 0.0).astype(np.float32)
-        for slot, part in enumerate(parts):
-            size = len(part)
-            m = min(n, size)
-            if m == 0:
-                continue
-            top = np.argpartition(part, size - m)[size - m:] if m < size else np.arange(size)
-            top = top[np.argsort(-part[top], kind="stable")]  # best first
-            scores[slot, :m] = part[top] + shift[slot]
-            rows[slot, :m] = self.rows[starts[slot] + top]
-        return scores, rows
+            parts = [part + value if value else part for part, value in zip(parts, shift)]
+        best = np.full(len(self.rows), -np.inf, dtype=np.float32)
+        slots = np.zeros(len(self.rows), dtype=np.int64)
+        for slot, (part, a, b) in enumerate(zip(parts, starts, stops)):
+            better = part > best[a:b]  # strictly: on a tie the earlier query keeps the item
+            best[a:b] = np.where(better, part, best[a:b])
+            slots[a:b] = np.where(better, slot, slots[a:b])
+        if excluded is not None and len(excluded):
+            best[self.positions[np.asarray(excluded, dtype=np.int64)]] = -np.inf
+        candidates = np.flatnonzero(best > -np.inf) if n >= len(best) else None
+        if candidates is None:
+            top = np.argpartition(best, len(best) - n)[len(best) - n:]
+            candidates = top[best[top] > -np.inf]
+        rows = self.rows[candidates]
+        order = np.lexsort((rows, -best[candidates]))[:n]  # best score first, then the lower item row
+        chosen = candidates[order]
+        return rows[order], slots[chosen], best[chosen]
 
     def _bias(self, queries):
         """Each query's bias (its value in the items' column of ones), 0 without one."""

@@ -229,8 +229,7 @@ class Recommender:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
             return [empty] * batch
         if self.partitions is not None:
-            found = [self.partitions.search(queries[b], n + len(excluded), normalise) for b in range(batch)]
-            return [merge_interest_lists(scores, rows, n, excluded) for scores, rows in found]
+            return [self.partitions.retrieve(queries[b], n, normalise, excluded) for b in range(batch)]
         scores, found = search(self.index, queries.reshape(-1, dim), n + len(excluded), self.query_bias)
         scores = scores.reshape(batch, k, -1)
         found = found.reshape(batch, k, -1)

@@ -148,6 +148,32 @@ def test_masked_interest_queries_are_served_over_interest_partitions_as_the_whol
                 assert codes[partitioned.item_row(item)].argmax() == partitioned.live.codes_of(ids[slot:slot + 1])[0, 0]
 
 
+def test_one_level_interests_are_chosen_per_request_by_the_traced_query_function(factorised):
+    """With one-level interests the cache's selection is a top-K (no walk that depends on the values), so the
+    interests chosen now are traced with the rest; the trace is checked on one request only, so here it must
+    agree with the eager model on many others."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving.live import _split
+
+    export, reference = factorised
+    live = Recommender.load(export).live
+    assert live.model.selection_traceable
+    for position in range(0, 60, 4):
+        _, history = _history_of(reference, position)
+        ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
+        queries, slot_ids = live.queries(ids)
+        seq = torch.zeros((1, live.max_length), dtype=torch.long)
+        seq[0, : len(ids[-live.max_length:])] = torch.from_numpy(ids[-live.max_length:])
+        inputs = [seq, torch.tensor([min(len(ids), live.max_length)])]
+        if live.uses_features:
+            inputs.append(torch.zeros((1, len(live._cardinalities)), dtype=torch.long))
+        with torch.no_grad():
+            eager, eager_ids = live.model.queries_from_history(*_split(inputs, live.uses_features, False))
+        np.testing.assert_array_equal(slot_ids, eager_ids[0].numpy())
+        np.testing.assert_allclose(queries, eager[0].numpy(), rtol=1e-5, atol=1e-5)
+    assert isinstance(live._functions[False], torch.jit.ScriptModule)
+
+
 def test_an_approximate_index_of_masked_queries_is_served_without_partitions(factorised, tmp_path):
     """IVF and HNSW search the whole catalogue for every query: no partitions, and the live query side computes
     its normalisers itself (the export's own check compares them with the stored queries)."""
@@ -174,8 +200,10 @@ def test_an_approximate_index_of_masked_queries_is_served_without_partitions(fac
      "'interest_partitions' must be null or hold"),
     ({"columns": [65, 74], "level_sizes": [9], "bias_column": 64, "normalise": "yes"},
      "'interest_partitions' must be null or hold"),
-    ({"columns": [60, 69], "level_sizes": [9], "bias_column": 64, "normalise": {"user": True, "interests": True}},
+    ({"columns": [60, 69], "level_sizes": [9], "bias_column": None, "normalise": {"user": True, "interests": True}},
      "item_vectors.npy: an item's masking columns"),
+    ({"columns": [65, 74], "level_sizes": [9], "bias_column": 3, "normalise": {"user": True, "interests": True}},
+     "item_vectors.npy: column 3 is not the column of ones"),
 ])
 def test_damaged_interest_partitions_in_meta_are_refused(factorised, tmp_path, partitions, message):
     from recbole_gemirec.errors import DataError

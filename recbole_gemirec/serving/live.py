@@ -205,7 +205,8 @@ class LiveModel:
         if cached is not None:
             inputs += [torch.from_numpy(np.asarray(a)).view(1, -1) for a in cached]
         with torch.inference_mode():
-            if cached is None and self.has_interest_ids:  # the generator's selection: data-dependent, eager
+            if cached is None and self.has_interest_ids and not self.model.selection_traceable:
+                # the interests chosen now by a selection that walks the ranking (data-dependent): eager
                 queries, slot_ids = self.model.queries_from_history(*_split(inputs, self.uses_features, False))
             else:
                 queries, slot_ids = self._compiled(cached is not None, inputs)(*inputs)
@@ -234,15 +235,17 @@ class LiveModel:
         never saved or loaded): the same operations without Python's per-operation overhead, the weights
         folded in as constants - about 2.5x faster for GemiRec's user tower and fusion on one request.
         Traced on the first request and kept only if it reproduces the eager result on it; otherwise (or
-        where tracing fails) the eager function serves. Returns ``(queries, slot ids or None)``; with a
-        stored interest cache the slot ids come out of the same call."""
+        where tracing fails) the eager function serves. Returns ``(queries, slot ids or None)``; the slot ids
+        (a stored interest cache's, or those chosen now by a selection the model declares traceable) come out
+        of the same call."""
         import warnings
 
         import torch
 
         key = with_interests
+        with_slots = self.has_interest_ids  # the interest ids come out of the call (stored or chosen now)
         if key not in self._functions:
-            eager = _query_function(self.model, self.uses_features, with_interests)
+            eager = _query_function(self.model, self.uses_features, with_interests, with_slots)
             function = eager
             try:
                 with warnings.catch_warnings():
@@ -252,7 +255,7 @@ class LiveModel:
                     function = traced
             except Exception:  # noqa: BLE001 - any tracing failure leaves the eager function serving
                 function = eager
-            self._functions[key] = function if with_interests else _without_slots(function)
+            self._functions[key] = function if with_slots else _without_slots(function)
         return self._functions[key]
 
 
@@ -290,10 +293,10 @@ def _split(inputs, with_features, with_interests):
     return inputs[0], inputs[1], features, interests
 
 
-def _query_function(model, with_features, with_interests):
+def _query_function(model, with_features, with_interests, with_slots):
     """``queries_from_history`` of ``model`` with a fixed set of inputs as an ``nn.Module`` (what
-    ``torch.jit.trace`` takes): ``(queries, slot ids)`` with stored interests, else the queries alone (a
-    trace cannot return ``None``)."""
+    ``torch.jit.trace`` takes): ``(queries, slot ids)`` where the queries have interest ids (``with_slots``),
+    else the queries alone (a trace cannot return ``None``)."""
     import torch
 
     class QueryFunction(torch.nn.Module):
@@ -303,6 +306,6 @@ def _query_function(model, with_features, with_interests):
 
         def forward(self, *inputs):
             queries, slot_ids = self.model.queries_from_history(*_split(inputs, with_features, with_interests))
-            return (queries, slot_ids) if with_interests else queries
+            return (queries, slot_ids) if with_slots else queries
 
     return QueryFunction().eval()

@@ -10,7 +10,9 @@ average) and the request costs about ``N (1 + K / n_interests)`` item scores.
 Both the export's stored queries and live ones are served from the same layout. Live queries may arrive
 without their log-softmax normaliser (the model's ``defer_normalisers``): the normaliser of a query is then
 the log-sum-exp of the scores computed here over its partition, the same set the model normalises over,
-subtracted before the lists are merged, so the result is the model's scores.
+subtracted before the lists are merged, so the result is the model's scores. Interests share no item, so an
+item has at most two scores (u's and its interest query's): one best score per item and one selection over
+the catalogue replace a top list per query and their merge.
 
 Everything is read from the item vectors and the queries themselves: an item's interest is its one-hot code
 in the masking columns; a query's is where its masking values are 0 (all of them 0: the query u).
@@ -22,7 +24,7 @@ from recbole_gemirec.errors import DataError
 
 
 class InterestPartitions:
-    """The item table grouped by interest, and :meth:`search` of one user's queries over it.
+    """The item table grouped by interest, and :meth:`retrieve` of one user's queries over it.
 
     Args:
         item_vectors: ``[N, D']`` the export's item table (masking columns included).
@@ -40,7 +42,7 @@ class InterestPartitions:
         if not 0 <= first < stop <= width or sum(self.level_sizes) != stop - first or min(self.level_sizes) < 1:
             raise DataError(f"{source}: masking columns {columns} with level sizes {level_sizes} do not fit "
                             f"its {width} columns")
-        if bias_column is not None and not (0 <= bias_column < width and (item_vectors[:, bias_column] == 1).all()):
+        if bias_column is not None and not (0 <= bias_column < first and (item_vectors[:, bias_column] == 1).all()):
             raise DataError(f"{source}: column {bias_column} is not the column of ones of the queries' bias")
         self.bias_column = bias_column
         self.columns = (first, stop)
@@ -51,9 +53,14 @@ class InterestPartitions:
         self.positions = np.argsort(self.rows)  # and the position of each item row
         self.keys, self.starts = np.unique(keys[order], return_index=True)
         self.stops = np.append(self.starts[1:], len(order))
-        kept = np.r_[0:first, stop:item_vectors.shape[1]]  # within a partition the masking columns add exactly 0
-        self.kept = kept
-        self.vectors = np.ascontiguousarray(item_vectors[order][:, kept], dtype=np.float32)
+        # What a query scans, grouped: the columns before the masking ones (the embedding) and those after them
+        # (GemiRec's popularity column), each scanned only where the query weighs it; within a partition the
+        # masking columns add exactly 0, and the column of ones adds the query's bias, a constant
+        self.main = np.array([c for c in range(first) if c != bias_column], dtype=np.int64)
+        self.extra = np.arange(stop, width)
+        grouped = item_vectors[order]
+        self.main_vectors = np.ascontiguousarray(grouped[:, self.main], dtype=np.float32)
+        self.extra_vectors = np.ascontiguousarray(grouped[:, self.extra], dtype=np.float32)
 
     def _item_keys(self, masks, source):
         """Each item's interest as one integer (mixed radix over the levels' codes)."""
@@ -96,44 +103,73 @@ class InterestPartitions:
         deferred normaliser: the model normalises the scores without the bias, then adds it). ``excluded``:
         item rows never to return (still part of every normaliser, as in the model)."""
         starts, stops = self.query_spans(queries)
-        vectors = np.ascontiguousarray(queries[:, self.kept])
-        parts = [self.vectors[a:b] @ vectors[slot] for slot, (a, b) in enumerate(zip(starts, stops))]
-        if normalise is not None and np.any(normalise):
-            shift = np.where(normalise, self._bias(queries) - _segment_logsumexp(parts), 0.0).astype(np.float32)
-            parts = [part + value if value else part for part, value in zip(parts, shift)]
-        best = np.full(len(self.rows), -np.inf, dtype=np.float32)
-        slots = np.zeros(len(self.rows), dtype=np.int64)
-        for slot, (part, a, b) in enumerate(zip(parts, starts, stops)):
-            better = part > best[a:b]  # strictly: on a tie the earlier query keeps the item
-            best[a:b] = np.where(better, part, best[a:b])
-            slots[a:b] = np.where(better, slot, slots[a:b])
+        main, extra = queries[:, self.main], queries[:, self.extra]
+        weighs_main, weighs_extra = main.any(axis=1), extra.any(axis=1)
+        best, slots = None, None
+        for slot, (start, stop) in enumerate(zip(starts, stops)):
+            if stop <= start:
+                continue
+            # the query's scores, its bias left out: the embedding columns and the further ones, each only where
+            # the query weighs them (an interest query ranked by popularity has no embedding part, u no popularity)
+            part = self.main_vectors[start:stop] @ main[slot] if weighs_main[slot] else np.zeros(stop - start, np.float32)
+            if weighs_extra[slot]:
+                part += self.extra_vectors[start:stop] @ extra[slot]
+            if normalise is not None and normalise[slot]:
+                part -= _logsumexp(part)
+            if self.bias_column is not None:
+                part += queries[slot, self.bias_column]
+            best, slots = _fold(best, slots, part, slot, start, stop, len(self.rows), len(queries))
+        if best is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         if excluded is not None and len(excluded):
             best[self.positions[np.asarray(excluded, dtype=np.int64)]] = -np.inf
-        candidates = np.flatnonzero(best > -np.inf) if n >= len(best) else None
-        if candidates is None:
-            top = np.argpartition(best, len(best) - n)[len(best) - n:]
-            candidates = top[best[top] > -np.inf]
+        candidates = _top_candidates(best, n)
         rows = self.rows[candidates]
         order = np.lexsort((rows, -best[candidates]))[:n]  # best score first, then the lower item row
         chosen = candidates[order]
-        return rows[order], slots[chosen], best[chosen]
-
-    def _bias(self, queries):
-        """Each query's bias (its value in the items' column of ones), 0 without one."""
-        return np.zeros(len(queries), np.float32) if self.bias_column is None else queries[:, self.bias_column]
+        return rows[order], slots[chosen].astype(np.int64), best[chosen]
 
 
-def _segment_logsumexp(parts):
-    """``[K]``: the log-sum-exp of each array of ``parts`` (``-inf`` for an empty one), in a few vectorised
-    passes over their concatenation rather than a handful of calls per array."""
-    sizes = np.array([len(p) for p in parts])
-    result = np.full(len(parts), -np.inf, dtype=np.float64)
-    filled = sizes > 0
-    if not filled.any():
-        return result
-    flat = np.concatenate([p for p in parts if len(p)])
-    offsets = np.concatenate([[0], np.cumsum(sizes[filled])[:-1]])
-    tops = np.maximum.reduceat(flat, offsets)
-    sums = np.add.reduceat(np.exp(flat - np.repeat(tops, sizes[filled])), offsets, dtype=np.float64)
-    result[filled] = tops + np.log(sums)
-    return result
+SAMPLE_STRIDE = 16  # _top_candidates: one item in 16 bounds the n-th best score from below
+
+
+def _fold(best, slots, part, slot, start, stop, size, k):
+    """Fold one query's scores of positions ``start:stop`` into the best score and query of every position
+    (strictly better only: on a tie the earlier query keeps the item). The first query over every position
+    (u) becomes the fold itself, without a copy."""
+    dtype = np.int16 if k < 2 ** 15 else np.int64
+    if best is None and start == 0 and stop == size:
+        return part, np.full(size, slot, dtype=dtype)
+    if best is None:
+        best, slots = np.full(size, -np.inf, dtype=np.float32), np.zeros(size, dtype=dtype)
+    held, held_slots = best[start:stop], slots[start:stop]
+    held_slots[part > held] = slot
+    np.maximum(held, part, out=held)
+    return best, slots
+
+
+def _top_candidates(best, n):
+    """Positions that hold the ``n`` best finite scores of ``best`` (every tie with the n-th included).
+
+    The n-th best of a subset is at most the n-th best of all, so the n-th best of every ``SAMPLE_STRIDE``-th
+    score is a lower bound: the positions at or above it are a few times n, found in one pass, instead of a
+    selection over the whole catalogue (exact either way)."""
+    size = len(best)
+    if size <= n:
+        return np.flatnonzero(best > -np.inf)
+    sample = best[::SAMPLE_STRIDE]
+    if len(sample) >= 4 * n:
+        bound = np.partition(sample, len(sample) - n)[len(sample) - n]
+        if bound > -np.inf:
+            return np.flatnonzero(best >= bound)
+    top = np.argpartition(best, size - n)[size - n:]
+    bound = best[top].min()
+    return np.flatnonzero(best >= bound) if bound > -np.inf else top[best[top] > -np.inf]
+
+
+def _logsumexp(values):
+    """log sum exp of a float32 array, summed in float64."""
+    top = values.max()
+    shifted = values - top
+    np.exp(shifted, out=shifted)
+    return np.float32(top + np.log(shifted.sum(dtype=np.float64)))

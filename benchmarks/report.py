@@ -307,6 +307,23 @@ def scale_section(scale, settings):
 
 
 
+def _serving_variants(serving):
+    """The measured serving variants, model by model as the run lists them, each model's live request first,
+    then its stored queries, its interests chosen per request and the one-index comparison."""
+    names = list(dict.fromkeys(v for r in serving.values() for v in r["latency_ms"]))
+    models = list(dict.fromkeys(m for r in serving.values() for m in r.get("models") or []))
+
+    def model_of(variant):
+        owners = [m for m in models if variant.startswith((m + " (", m + ","))]
+        return models.index(max(owners, key=len)) if owners else len(models)
+
+    def kind(variant):
+        return next((i for i, word in enumerate(("tower", "extractor", "cached", "no cache", "one index"))
+                     if word in variant and not (word == "cached" and "one index" in variant)), 5)
+
+    return sorted(names, key=lambda v: (model_of(v), kind(v), v))
+
+
 def _factorised_serving_note(first):
     """What the ``GemiRec factorised`` serving rows are, where the run measured them (else an empty line)."""
     per_user = first.get("queries_per_user") or {}
@@ -371,7 +388,7 @@ def speed_section(speed, settings):
                      "in milliseconds; the ratio is to ComiRecSA.")
         lines.append("")
         sizes = sorted(serving)
-        variants = list(dict.fromkeys(v for n in sizes for v in serving[n]["latency_ms"]))  # as measured, in order
+        variants = _serving_variants(serving)
         rows = []
         for variant in variants:
             if not any(variant in serving[n]["latency_ms"] for n in sizes):
@@ -389,7 +406,8 @@ def speed_section(speed, settings):
         rows.append(["requests measured"] + [str(serving[n]["requests"]) for n in sizes])
         rows.append(["peak RSS MB, all variants in one process"] + [num(serving[n].get("peak_rss_mb"), 0) for n in sizes])
         mem = speed["serving_memory"]
-        for model in mem:
+        order = list(dict.fromkeys(m for r in serving.values() for m in r.get("models") or []))
+        for model in sorted(mem, key=lambda m: order.index(m) if m in order else len(order)):
             rows.append([f"peak RSS MB, {model} alone"] + [num(mem[model].get(n), 0) for n in sizes])
         rows.append(["item vectors MB"] + [num(serving[n]["index_mb"], 1) for n in sizes])
         lines.append(md_table(["variant"] + [f"{n:,} items" for n in sizes], rows))

@@ -335,7 +335,7 @@ def speed_tasks(settings, where):
         for model in served if speed.get("serving_memory", True) else ():  # each model alone
             slug, recbole_model = model.replace(" ", "-"), model.split()[0]  # "GemiRec factorised": GemiRec
             name = f"speed__serving_memory__{slug}__n{n_items}"
-            memory.append(dict(common, kind="serving", name=name, model=recbole_model, models=[model],
+            memory.append(dict(common, kind="serving", name=name, model=recbole_model, models=[model], one_index=False,
                                config=config(recbole_model, name), n_items=n_items, k=speed["serving_k"],
                                topn=speed["serving_topn"], requests=max(5, speed["serving_requests"][n_items] // 10),
                                out=os.path.join(out_dir, f"serving_memory__{slug}__n{n_items}.json")))

@@ -127,21 +127,26 @@ def test_a_changed_history_is_ranked_as_the_model_ranks_it(which, request):
 def test_masked_interest_queries_are_served_over_interest_partitions_as_the_whole_index_serves_them(factorised):
     """Under masking each interest query scans only its interest's items, and the live queries' normalisers
     come from those scans: the same lists and scores as every query over the whole faiss index."""
-    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving import Recommender, build_index
+    from recbole_gemirec.serving.index import search
+    from recbole_gemirec.serving.recommender import merge_interest_lists
 
     export, reference = factorised
     meta = json.load(open(os.path.join(export, "meta.json")))
     assert meta["interest_partitions"] == reference["model"].retrieval_partitions()
     assert meta["interest_partitions"]["normalise"]["user"]
-    partitioned, whole = Recommender.load(export), Recommender.load(export)
+    partitioned = Recommender.load(export)
     assert partitioned.partitions is not None and partitioned.live.normalise_slots is not None
-    whole.partitions = None
+    assert partitioned.index is None  # the exact index is not kept beside the partitions
+    index = build_index(partitioned.item_vectors, "flat")[0]
     codes = partitioned.item_vectors[:, slice(*meta["interest_partitions"]["columns"])]
     for position in (1, 8, 21):
         user, history = _history_of(reference, position)
-        a, b = partitioned.recommend(user, n=25), whole.recommend(user, n=25)
-        assert a.items == b.items and a.interest_slots == b.interest_slots
-        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+        a = partitioned.recommend(user, n=25)
+        rows, slots, scores = merge_interest_lists(*search(index, partitioned.queries[partitioned.user_row(user)], 25),
+                                                   25)
+        assert a.items == [partitioned.item_tokens[r] for r in rows] and a.interest_slots == slots.tolist()
+        np.testing.assert_allclose(a.scores, scores, rtol=1e-5, atol=1e-5)
         ids = partitioned.interest_ids[partitioned.user_row(user)]
         for item, slot in zip(a.items, a.interest_slots):  # an interest's query returns its interest's items only
             if ids[slot] >= 0:

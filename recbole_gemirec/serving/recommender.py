@@ -92,6 +92,8 @@ class Recommender:
         self.partitions = None if not partitions else InterestPartitions(
             self.item_vectors, partitions["columns"], partitions["level_sizes"], partitions["bias_column"],
             os.path.join(directory or "", "item_vectors.npy"))
+        if self.partitions is not None:
+            self.index = None  # the partitions hold what the exact index would scan: not kept twice in memory
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod

@@ -11,8 +11,8 @@ Both the export's stored queries and live ones are served from the same layout. 
 without their log-softmax normaliser (the model's ``defer_normalisers``): the normaliser of a query is then
 the log-sum-exp of the scores computed here over its partition, the same set the model normalises over,
 subtracted before the lists are merged, so the result is the model's scores. Interests share no item, so an
-item has at most two scores (u's and its interest query's): one best score per item and one selection over
-the catalogue replace a top list per query and their merge.
+item is scored only by u and by its own interest's query: one best score per item and one selection over the
+catalogue replace a top list per query and their merge.
 
 Everything is read from the item vectors and the queries themselves: an item's interest is its one-hot code
 in the masking columns; a query's is where its masking values are 0 (all of them 0: the query u).
@@ -58,9 +58,9 @@ class InterestPartitions:
         # masking columns add exactly 0, and the column of ones adds the query's bias, a constant
         self.main = np.array([c for c in range(first) if c != bias_column], dtype=np.int64)
         self.extra = np.arange(stop, width)
-        grouped = item_vectors[order]
-        self.main_vectors = np.ascontiguousarray(grouped[:, self.main], dtype=np.float32)
-        self.extra_vectors = np.ascontiguousarray(grouped[:, self.extra], dtype=np.float32)
+        # gathered in one step each (no grouped copy of the whole table on the way)
+        self.main_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, self.main)], dtype=np.float32)
+        self.extra_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, self.extra)], dtype=np.float32)
 
     def _item_keys(self, masks, source):
         """Each item's interest as one integer (mixed radix over the levels' codes)."""
@@ -96,8 +96,8 @@ class InterestPartitions:
         the queries' own top lists (an item keeps its best score and the first query that gave it; ties in
         score go to the lower item row).
 
-        Interests do not share items, so every item has at most two scores, u's and its interest query's:
-        each query's scores over its partition are folded into one best score per item, and one selection
+        Interests do not share items, so an item is scored only by u and by its own interest's query: each
+        query's scores over its partition are folded into one best score per item, and one selection
         over the catalogue replaces a top-n per query and their merge. ``normalise [K]`` (bool): subtract
         from a query's scores the log-sum-exp of them over its partition, its bias left out (a live query's
         deferred normaliser: the model normalises the scores without the bias, then adds it). ``excluded``:
@@ -111,7 +111,10 @@ class InterestPartitions:
                 continue
             # the query's scores, its bias left out: the embedding columns and the further ones, each only where
             # the query weighs them (an interest query ranked by popularity has no embedding part, u no popularity)
-            part = self.main_vectors[start:stop] @ main[slot] if weighs_main[slot] else np.zeros(stop - start, np.float32)
+            if weighs_main[slot]:
+                part = self.main_vectors[start:stop] @ main[slot]
+            else:
+                part = np.zeros(stop - start, np.float32)
             if weighs_extra[slot]:
                 part += self.extra_vectors[start:stop] @ extra[slot]
             if normalise is not None and normalise[slot]:

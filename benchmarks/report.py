@@ -336,7 +336,8 @@ def _factorised_serving_note(first):
             "partition of the catalogue (`recbole_gemirec.serving.partitions`: u scans every item, an interest "
             "query its own; the live queries' normalisers come from those scans); the random items take the "
             "categories of random real items. *one index* serves the same stored queries as an export without "
-            "partitions does (an approximate index): every query over the whole catalogue in the faiss index.")
+            "partitions does (an approximate index): every query over the whole catalogue in the faiss index (a "
+            "second random catalogue, drawn the same way).")
 
 def speed_section(speed, settings):
     if not any(speed.values()):

@@ -31,8 +31,9 @@
   (:mod:`recbole_gemirec.serving.partitions`); the random items take the categories (and popularity column)
   of random real items. Its variants are the three above (the predictor per request is its transition
   table, not a GPT) and ``GemiRec factorised, one index (cached queries)``: the same stored queries, each
-  searched over the whole catalogue in the faiss index, as an export without partitions serves them (an
-  approximate index; live queries would add their normalisers' scan of the catalogue to that).
+  searched over the whole catalogue in the faiss index (a second random catalogue drawn the same way), as an
+  export without partitions serves them (an approximate index; live queries would add their normalisers'
+  scan of the catalogue to that).
 
 * ``eval_speed`` - full-ranking evaluation throughput (users/s): ``model.full_sort_predict`` + top-k over
   a batch of real evaluation users, against the practical limit, a bare matrix multiply + max over the K

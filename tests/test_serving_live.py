@@ -344,7 +344,18 @@ def test_bad_live_requests_are_clear_errors(gemirec, tmp_path):
         Recommender.load(tmp_path / "sasrec").recommend_history([item])
 
 
-def test_live_recommendation_through_the_command_line(gemirec, tmp_path):
+def _serving_main(args, capsys):
+    """The serving command's ``main`` in this process: ``(exit status, stderr)`` (argparse's usage errors exit)."""
+    from recbole_gemirec.serving.__main__ import main
+
+    try:
+        status = main(list(args))
+    except SystemExit as stop:
+        status = stop.code
+    return status, capsys.readouterr().err
+
+
+def test_live_recommendation_through_the_command_line(gemirec, tmp_path, capsys):
     export, reference = gemirec
     user, history = _history_of(reference, 9)
     args = ["recommend", "--index", export, "--history", *history, "-n", "5", "--json"]
@@ -358,15 +369,18 @@ def test_live_recommendation_through_the_command_line(gemirec, tmp_path):
     assert json.loads(new.stdout)["user"] is None and json.loads(new.stdout)["source"] == "generator"
     table = _serving_cli(["recommend", "--index", export, "--history", *history, "-n", "3"], tmp_path)
     assert table.returncode == 0 and "new user" in table.stdout
-    for args, message in ((["--history", "no-such-item"], "'no-such-item'"),
-                          (["--history", history[0], "--interests", "fresh"], "interests='fresh' is unknown"),
+    bad = _serving_cli(["recommend", "--index", export, "--history", "no-such-item"], tmp_path)  # as a process
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "'no-such-item'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    capsys.readouterr()
+    for args, message in ((["--history", history[0], "--interests", "fresh"], "interests='fresh' is unknown"),
                           (["--history", history[0], "--user", user, "--user", user], "at most once"),
                           (["--user", user, "--interests", "generator"], "apply to --history"),
                           (["--user", user, "--exclude-history"], "apply to --history"),
-                          ([], "needs --user TOKEN")):
-        bad = _serving_cli(["recommend", "--index", export] + args, tmp_path)
-        assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and message in bad.stderr, args
-        assert len(bad.stderr.strip().splitlines()) == 1
+                          ([], "needs --user TOKEN")):  # the same command's main, in this process
+        status, stderr = _serving_main(["recommend", "--index", export] + args, capsys)
+        assert status == 2 and stderr.strip().startswith("error:") and message in stderr, args
+        assert len(stderr.strip().splitlines()) == 1
 
 
 def test_an_earlier_stage_is_served_live_with_the_user_vector(tmp_path):

@@ -183,9 +183,8 @@ def _served(model, rows, n_items, rng, partitioned=True):
             "dim": dim, "query_bias": query_bias, "index": {"type": "flat", "params": params}, "live": True,
             "interest_partitions": partitions}
     tokens = {"users": [f"u{i}" for i in range(len(rows))], "items": [str(t) for t in range(n_items)]}
-    normalise = None if not partitions else (partitions["normalise"]["user"], partitions["normalise"]["interests"])
     recommender = Recommender(None, meta, tokens, arrays, index,
-                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"], normalise))
+                              live=LiveModel(live_model, spec["architecture"]["max_seq_length"], partitions))
     faiss.omp_set_num_threads(1)
     return recommender
 

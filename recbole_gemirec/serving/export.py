@@ -291,9 +291,8 @@ def _check_live(out_dir, meta, rows, exported, model):
         queries, slot_ids = live.queries(item_seq[row, : lengths[row]], features, cached)
         stored = exported["queries"][row]
         if partitions:  # the live queries lack their normalisers: compare the scores of what they retrieve
-            normalise = np.where(slot_ids < 0, *live.normalise_slots)
-            found, expected = partitions.retrieve(queries, top, normalise), partitions.retrieve(stored, top)
-            queries, stored = found[2], expected[2]
+            queries = partitions.retrieve(queries, top, live.normalise_mask(slot_ids))[2]
+            stored = partitions.retrieve(stored, top)[2]
         if queries.shape != stored.shape or not np.allclose(queries, stored, rtol=1e-4, atol=1e-4):
             raise ConfigError(
                 f"model {meta['model']}: the queries rebuilt from the export's query side differ from the "

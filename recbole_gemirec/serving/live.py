@@ -130,13 +130,15 @@ def _check_rules(path, model_class, architecture):
 class LiveModel:
     """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
 
-    def __init__(self, model, max_length, normalise_slots=None):
-        """``normalise_slots``: ``(u, interests)``, whether each kind of query is normalised at retrieval, for
-        the query side of a partitioned export (the model's normalisers are deferred); ``None`` otherwise."""
-        if normalise_slots is not None:
+    def __init__(self, model, max_length, partitions=None):
+        """``partitions``: the interest partitions of a partitioned export (``meta.json``'s, as the model declares
+        them): the model's normalisers are then deferred to the retrieval, and :attr:`normalise_slots` says
+        ``(u, interests)``, whether each kind of query is normalised there; ``None`` otherwise."""
+        self.normalise_slots = None
+        if partitions:
             model.defer_normalisers()
+            self.normalise_slots = (bool(partitions["normalise"]["user"]), bool(partitions["normalise"]["interests"]))
         model.freeze_for_serving()  # the weights are final from here on
-        self.normalise_slots = None if normalise_slots is None else tuple(bool(v) for v in normalise_slots)
         self.model = model
         self.max_length = max_length
         self.has_interest_ids = bool(model.has_interest_ids)
@@ -180,7 +182,7 @@ class LiveModel:
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise DataError(f"{weights_path}: {name!r} holds NaN or infinite values")
-        return cls(model, int(architecture["max_seq_length"]), _normalise_slots(path, model, meta))
+        return cls(model, int(architecture["max_seq_length"]), _checked_partitions(path, model, meta))
 
     def queries(self, item_ids, features=None, cached=None):
         """The queries of one history.
@@ -212,6 +214,11 @@ class LiveModel:
                 queries, slot_ids = self._compiled(cached is not None, inputs)(*inputs)
         return (np.ascontiguousarray(queries[0].float().numpy()),
                 None if slot_ids is None else slot_ids[0].numpy())
+
+    def normalise_mask(self, slot_ids):
+        """``[K']`` bool: which of the queries with these slot ids (-1: u) the retrieval normalises, ``None``
+        where the query side computes its normalisers itself."""
+        return None if self.normalise_slots is None else np.where(np.asarray(slot_ids) < 0, *self.normalise_slots)
 
     def codes_of(self, slot_ids):
         """Code tuples ``[K', C]`` of the interest ids :meth:`queries` returned (-1 rows for u)."""
@@ -259,9 +266,9 @@ class LiveModel:
         return self._functions[key]
 
 
-def _normalise_slots(path, model, meta):
-    """``(u, interests)`` of a partitioned export (:mod:`~recbole_gemirec.serving.partitions`), after checking
-    that the model declares the same partitions; ``None`` for an export without them."""
+def _checked_partitions(path, model, meta):
+    """The interest partitions of a partitioned export (:mod:`~recbole_gemirec.serving.partitions`), after
+    checking that the model declares the same ones; ``None`` for an export without them."""
     partitions = meta.get("interest_partitions")
     if not partitions:
         return None
@@ -269,7 +276,7 @@ def _normalise_slots(path, model, meta):
     if declared is None or any(declared[key] != partitions.get(key) for key in declared):
         raise DataError(f"{path}: the model's interest partitions {declared} are not the ones meta.json records "
                         f"({partitions}); export the model again")
-    return partitions["normalise"]["user"], partitions["normalise"]["interests"]
+    return partitions
 
 
 def _same_outputs(traced, eager):

@@ -63,15 +63,23 @@ class InterestPartitions:
         self.extra_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, self.extra)], dtype=np.float32)
 
     def _item_keys(self, masks, source):
-        """Each item's interest as one integer (mixed radix over the levels' codes)."""
-        keys = np.zeros(len(masks), dtype=np.int64)
+        """Each item's interest as one integer, after checking that every level's block is a one-hot code."""
         offset = 0
         for size in self.level_sizes:
             block = masks[:, offset:offset + size]
             if not (((block == 0) | (block == 1)).all() and (block.sum(axis=1) == 1).all()):
                 raise DataError(f"{source}: an item's masking columns {offset}..{offset + size - 1} are not a "
                                 "one-hot code")
-            keys = keys * size + block.argmax(axis=1)
+            offset += size
+        return self._keys(masks)
+
+    def _keys(self, masks):
+        """One integer per row of masking columns: the code of each level (where its block peaks: an item's 1, a
+        query's own codeword at 0 among -penalties) in mixed radix over the levels."""
+        keys = np.zeros(len(masks), dtype=np.int64)
+        offset = 0
+        for size in self.level_sizes:
+            keys = keys * size + masks[:, offset:offset + size].argmax(axis=1)
             offset += size
         return keys
 
@@ -79,11 +87,7 @@ class InterestPartitions:
         """``(starts [K], stops [K])``: the positions each query scores: its interest's group, the whole layout
         for a query whose masking values are all 0 (u), an empty span for an interest no item has."""
         masks = queries[:, self.columns[0]:self.columns[1]]
-        keys = np.zeros(len(queries), dtype=np.int64)
-        offset = 0
-        for size in self.level_sizes:
-            keys = keys * size + masks[:, offset:offset + size].argmax(axis=1)
-            offset += size
+        keys = self._keys(masks)
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         known = self.keys[at] == keys
         starts, stops = np.where(known, self.starts[at], 0), np.where(known, self.stops[at], 0)

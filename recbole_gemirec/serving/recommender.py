@@ -293,9 +293,7 @@ class Recommender:
             if interests == "cache" and row is not None and self.interest_ids is not None:
                 cached, source = cached_interests(self.interest_ids[row], self.interest_log_probs[row]), "cache"
         queries, slot_ids = live.queries(item_rows + 1, features, cached)
-        normalise = None
-        if live.normalise_slots is not None:  # a partitioned export's live queries lack their normalisers
-            normalise = np.where(slot_ids < 0, *live.normalise_slots)
+        normalise = live.normalise_mask(slot_ids)  # a partitioned export's live queries lack their normalisers
         if slot_ids is not None:  # the stored cache's codes are the export's; the generator's are looked up
             codes = self.interest_codes[row] if source == "cache" else live.codes_of(slot_ids)
         excluded = {self.item_row(t) for t in (exclude or [])}

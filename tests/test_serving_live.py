@@ -153,13 +153,16 @@ def test_masked_interest_queries_are_served_over_interest_partitions_as_the_whol
                 assert codes[partitioned.item_row(item)].argmax() == partitioned.live.codes_of(ids[slot:slot + 1])[0, 0]
 
 
-def test_one_level_interests_are_chosen_per_request_by_the_traced_query_function(factorised):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
+def test_one_level_interests_are_chosen_per_request_by_the_compiled_query_function(factorised, runtime, monkeypatch):
     """With one-level interests the cache's selection is a top-K (no walk that depends on the values), so the
-    interests chosen now are traced with the rest; the trace is checked on one request only, so here it must
-    agree with the eager model on many others."""
+    interests chosen now are compiled with the rest, by either runtime; the compiled function is checked on one
+    request only, so here it must agree with the eager model on many others."""
     from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving import live as live_module
     from recbole_gemirec.serving.live import _split
 
+    monkeypatch.setattr(live_module, "RUNTIMES", tuple(r for r in live_module.RUNTIMES if r[0] == runtime))
     export, reference = factorised
     live = Recommender.load(export).live
     assert live.model.selection_traceable
@@ -176,7 +179,33 @@ def test_one_level_interests_are_chosen_per_request_by_the_traced_query_function
             eager, eager_ids = live.model.queries_from_history(*_split(inputs, live.uses_features, False))
         np.testing.assert_array_equal(slot_ids, eager_ids[0].numpy())
         np.testing.assert_allclose(queries, eager[0].numpy(), rtol=1e-5, atol=1e-5)
-    assert isinstance(live._functions[False], torch.jit.ScriptModule)
+    assert live.runtime == runtime
+
+
+def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkeypatch):
+    """A runtime that cannot build the query function, or builds one whose outputs differ from the eager
+    model's, is passed over: the next one serves, and the eager function where none can."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving import live as live_module
+
+    def fails(eager, inputs):
+        raise RuntimeError("unsupported operator")
+
+    def wrong(module, tensors):
+        eager = live_module._on_arrays(module)
+        return lambda *arrays: tuple(a + 1 if a.dtype.kind == "f" else a for a in eager(*arrays))
+
+    export, reference = gemirec
+    _, history = _history_of(reference, 0)
+    ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
+    served = {}
+    for runtimes, expected in [((("broken", fails), ("torchscript", live_module._frozen_trace)), "torchscript"),
+                               ((("broken", fails), ("wrong", wrong)), "eager")]:
+        monkeypatch.setattr(live_module, "RUNTIMES", runtimes)
+        live = Recommender.load(export).live
+        served[expected] = live.queries(ids)[0]
+        assert live.runtime == expected
+    np.testing.assert_allclose(served["torchscript"], served["eager"], rtol=1e-5, atol=1e-6)
 
 
 def test_an_approximate_index_of_masked_queries_is_served_without_partitions(factorised, tmp_path):

@@ -83,6 +83,22 @@ def test_without_u_only_the_interests_items_are_returned_even_when_fewer_than_n(
     assert (np.diff(scores) <= 0).all()  # best first
 
 
+@pytest.mark.parametrize("u_first", [True, False])
+def test_an_item_scored_the_same_by_u_and_its_interest_goes_to_the_lower_query(u_first):
+    """Ties between queries follow the merge's rule whatever the slot order: the lower slot keeps the item."""
+    items, codes = _catalogue()
+    queries = _queries(np.array([[-1, -1], [1, 0], [0, 1]]), [0.0, 0.0, 0.0])
+    queries[1, :DIM] = queries[0, :DIM]  # interest (1, 0) scores its items exactly as u does
+    if not u_first:
+        queries = queries[[1, 0, 2]]
+    rows, slots, scores = _partitions(items).retrieve(queries, len(items))
+    want = _whole_index(items, queries, len(items))
+    np.testing.assert_array_equal(rows, want[0])
+    np.testing.assert_array_equal(slots, want[1])
+    tied = (codes[rows, 0] == 1) & (codes[rows, 1] == 0)
+    assert tied.any() and (slots[tied] == 0).all()  # u first: u keeps them; else the interest, now slot 0
+
+
 def test_a_deferred_normaliser_gives_the_models_log_softmax_plus_bias():
     """The model scores q . v + b - logsumexp over the partition of q . v (the bias left out of the sum)."""
     items, codes = _catalogue()

@@ -107,25 +107,22 @@ class InterestPartitions:
         deferred normaliser: the model normalises the scores without the bias, then adds it). ``excluded``:
         item rows never to return (still part of every normaliser, as in the model)."""
         starts, stops = self.query_spans(queries)
-        main, extra = queries[:, self.main], queries[:, self.extra]
-        weighs_main, weighs_extra = main.any(axis=1), extra.any(axis=1)
-        best, slots = None, None
-        for slot, (start, stop) in enumerate(zip(starts, stops)):
-            if stop <= start:
-                continue
-            # the query's scores, its bias left out: the embedding columns and the further ones, each only where
-            # the query weighs them (an interest query ranked by popularity has no embedding part, u no popularity)
-            if weighs_main[slot]:
-                part = self.main_vectors[start:stop] @ main[slot]
-            else:
-                part = np.zeros(stop - start, np.float32)
-            if weighs_extra[slot]:
-                part += self.extra_vectors[start:stop] @ extra[slot]
-            if normalise is not None and normalise[slot]:
-                part -= _logsumexp(part)
-            if self.bias_column is not None:
-                part += queries[slot, self.bias_column]
-            best, slots = _fold(best, slots, part, slot, start, stop, len(self.rows), len(queries))
+        slots = np.flatnonzero(stops > starts)  # the queries that score any item, in slot order
+        lengths = (stops - starts)[slots]
+        offsets = np.cumsum(lengths) - lengths
+        # every query's scores, its bias left out, side by side in one array: a segment per query
+        scores = self._segment_scores(queries, slots, starts, stops, offsets, int(lengths.sum()))
+        shifts = queries[slots, self.bias_column] if self.bias_column is not None else np.zeros(len(slots), np.float32)
+        if normalise is not None and np.asarray(normalise)[slots].any():  # all the normalisers at once
+            normalised = np.asarray(normalise, dtype=bool)[slots]
+            shifts = shifts - np.where(normalised, _segment_logsumexp(scores, offsets, lengths), np.float32(0))
+        best, best_slots = None, None
+        for slot, offset, shift in zip(slots.tolist(), offsets.tolist(), shifts.tolist()):
+            start, stop = starts[slot], stops[slot]
+            part = scores[offset:offset + stop - start]
+            if shift:
+                part += np.float32(shift)
+            best, best_slots = _fold(best, best_slots, part, slot, start, stop, len(self.rows), len(queries))
         if best is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         if excluded is not None and len(excluded):
@@ -134,7 +131,25 @@ class InterestPartitions:
         rows = self.rows[candidates]
         order = np.lexsort((rows, -best[candidates]))[:n]  # best score first, then the lower item row
         chosen = candidates[order]
-        return rows[order], slots[chosen].astype(np.int64), best[chosen]
+        return rows[order], best_slots[chosen].astype(np.int64), best[chosen]
+
+    def _segment_scores(self, queries, slots, starts, stops, offsets, total):
+        """``[total]`` float32: each of ``slots``' scores over its partition, its bias left out, in its segment
+        (at ``offsets``): the embedding columns and the further ones, each only where the query weighs them (an
+        interest query ranked by popularity has no embedding part, u no popularity)."""
+        main, extra = queries[:, self.main], queries[:, self.extra]
+        weighs_main, weighs_extra = main.any(axis=1).tolist(), extra.any(axis=1).tolist()
+        scores = np.empty(total, dtype=np.float32)
+        for slot, offset in zip(slots.tolist(), offsets.tolist()):
+            start, stop = starts[slot], stops[slot]
+            segment = scores[offset:offset + stop - start]
+            if weighs_main[slot]:
+                np.dot(self.main_vectors[start:stop], main[slot], out=segment)
+            else:
+                segment.fill(0.0)
+            if weighs_extra[slot]:
+                segment += self.extra_vectors[start:stop] @ extra[slot]
+        return scores
 
 
 SAMPLE_STRIDE = 16  # _top_candidates: one item in 16 bounds the n-th best score from below
@@ -174,9 +189,11 @@ def _top_candidates(best, n):
     return np.flatnonzero(best >= bound) if bound > -np.inf else top[best[top] > -np.inf]
 
 
-def _logsumexp(values):
-    """log sum exp of a float32 array, summed in float64."""
-    top = values.max()
-    shifted = values - top
+def _segment_logsumexp(scores, offsets, lengths):
+    """``[segments]`` float32: the log-sum-exp of each segment of ``scores`` (non-empty, consecutive, at
+    ``offsets``, of ``lengths``), each shifted by its maximum and summed in float64; a handful of whole-array
+    operations however many segments there are."""
+    top = np.maximum.reduceat(scores, offsets)
+    shifted = scores - np.repeat(top, lengths)
     np.exp(shifted, out=shifted)
-    return np.float32(top + np.log(shifted.sum(dtype=np.float64)))
+    return (top + np.log(np.add.reduceat(shifted, offsets, dtype=np.float64))).astype(np.float32)

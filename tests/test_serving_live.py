@@ -153,30 +153,42 @@ def test_masked_interest_queries_are_served_over_interest_partitions_as_the_whol
                 assert codes[partitioned.item_row(item)].argmax() == partitioned.live.codes_of(ids[slot:slot + 1])[0, 0]
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
-def test_one_level_interests_are_chosen_per_request_by_the_compiled_query_function(factorised, runtime, monkeypatch):
-    """With one-level interests the cache's selection is a top-K (no walk that depends on the values), so the
-    interests chosen now are compiled with the rest, by either runtime; the compiled function is checked on one
-    request only, so here it must agree with the eager model on many others."""
-    from recbole_gemirec.serving import Recommender
-    from recbole_gemirec.serving import live as live_module
-    from recbole_gemirec.serving.live import _split
+def _inputs_of(live, ids, cached=None):
+    """The query function's inputs for a history (and a stored cache), as torch tensors."""
+    seq = torch.zeros((1, live.max_length), dtype=torch.long)
+    seq[0, : len(ids[-live.max_length:])] = torch.from_numpy(ids[-live.max_length:])
+    inputs = [seq, torch.tensor([min(len(ids), live.max_length)])]
+    if live.uses_features:
+        inputs.append(torch.zeros((1, len(live._cardinalities)), dtype=torch.long))
+    if cached is not None:
+        inputs += [torch.from_numpy(np.asarray(a)).view(1, -1) for a in cached]
+    return inputs
 
-    monkeypatch.setattr(live_module, "RUNTIMES", tuple(r for r in live_module.RUNTIMES if r[0] == runtime))
+
+@pytest.mark.parametrize("mode,runtime", [("generator", "torchscript"), ("cache", "onnxruntime")])
+def test_the_compiled_query_function_agrees_with_the_eager_model_on_many_requests(factorised, mode, runtime):
+    """The compiled function is checked on its first request only, so here it must agree with the eager model on
+    many others. With one-level interests the selection of interests chosen now is a top-K (no walk that depends
+    on the values), so it is compiled with the rest, by TorchScript (torch's own top-K: ties ordered as the model
+    orders them); with a stored cache nothing is chosen, and ONNX Runtime serves."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving.live import _split, cached_interests
+
     export, reference = factorised
-    live = Recommender.load(export).live
+    recommender = Recommender.load(export)
+    live = recommender.live
     assert live.model.selection_traceable
     for position in range(0, 60, 4):
-        _, history = _history_of(reference, position)
+        user, history = _history_of(reference, position)
         ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
-        queries, slot_ids = live.queries(ids)
-        seq = torch.zeros((1, live.max_length), dtype=torch.long)
-        seq[0, : len(ids[-live.max_length:])] = torch.from_numpy(ids[-live.max_length:])
-        inputs = [seq, torch.tensor([min(len(ids), live.max_length)])]
-        if live.uses_features:
-            inputs.append(torch.zeros((1, len(live._cardinalities)), dtype=torch.long))
+        cached = None
+        if mode == "cache":
+            row = recommender.user_row(user)
+            cached = cached_interests(recommender.interest_ids[row], recommender.interest_log_probs[row])
+        queries, slot_ids = live.queries(ids, cached=cached)
+        inputs = _inputs_of(live, ids, cached)
         with torch.no_grad():
-            eager, eager_ids = live.model.queries_from_history(*_split(inputs, live.uses_features, False))
+            eager, eager_ids = live.model.queries_from_history(*_split(inputs, live.uses_features, cached is not None))
         np.testing.assert_array_equal(slot_ids, eager_ids[0].numpy())
         np.testing.assert_allclose(queries, eager[0].numpy(), rtol=1e-5, atol=1e-5)
     assert live.runtime == runtime
@@ -199,8 +211,8 @@ def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkey
     _, history = _history_of(reference, 0)
     ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
     served = {}
-    for runtimes, expected in [((("broken", fails), ("torchscript", live_module._frozen_trace)), "torchscript"),
-                               ((("broken", fails), ("wrong", wrong)), "eager")]:
+    for runtimes, expected in [((("broken", fails, True), ("torchscript", live_module._frozen_trace, True)), "torchscript"),
+                               ((("broken", fails, True), ("wrong", wrong, True)), "eager")]:
         monkeypatch.setattr(live_module, "RUNTIMES", runtimes)
         live = Recommender.load(export).live
         served[expected] = live.queries(ids)[0]

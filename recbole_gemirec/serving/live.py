@@ -240,8 +240,8 @@ class LiveModel:
 
     def _compiled(self, with_interests, inputs):
         """``queries_from_history`` for fixed-shape inputs, compiled on the first request (in memory only, never
-        saved or loaded) into the first of the :data:`RUNTIMES` that builds and reproduces the eager result on
-        that request; the eager function where none does. The function takes the request's numpy arrays and
+        saved or loaded) into the first of the :data:`RUNTIMES` that may run it, builds, and reproduces the eager
+        result on that request; the eager function where none does. The function takes the request's numpy arrays and
         returns a tuple of numpy arrays: the queries, and, where the queries have interest ids, the slot ids (a
         stored interest cache's, or those chosen now by a selection the model declares traceable)."""
         if with_interests not in self._functions:
@@ -251,7 +251,10 @@ class LiveModel:
             eager = _on_arrays(module)
             function, self.runtime = eager, "eager"
             tensors = tuple(torch.from_numpy(array) for array in inputs)
-            for name, build in RUNTIMES:
+            chooses = self.has_interest_ids and not with_interests  # the interests are chosen in the function
+            for name, build, torch_kernels in RUNTIMES:
+                if chooses and not torch_kernels:
+                    continue
                 try:
                     candidate = build(module, tensors)
                     if _same_outputs(candidate(*inputs), eager(*inputs)):
@@ -307,8 +310,11 @@ def _frozen_trace(module, tensors):
         return _on_arrays(torch.jit.freeze(torch.jit.trace(module, tensors, check_trace=False)))
 
 
-# The runtimes a query function is compiled to, tried in this order (LiveModel._compiled).
-RUNTIMES = (("onnxruntime", _onnx_function), ("torchscript", _frozen_trace))
+# The runtimes a query function is compiled to, tried in this order (LiveModel._compiled): name, builder, and
+# whether it runs torch's own kernels. A function that chooses the interests (GemiRec without a stored cache)
+# needs torch's: its top-K must order tied scores as the model's does, which ONNX Runtime's TopK need not; the
+# check on the first request cannot see a tie that only a later request has.
+RUNTIMES = (("onnxruntime", _onnx_function, False), ("torchscript", _frozen_trace, True))
 
 
 def _on_arrays(function):

@@ -64,6 +64,16 @@ def test_one_level_interests_are_the_k_best_that_may_be_taken_as_the_walk_would_
         assert torch.equal(fast, walked)
 
 
+def test_one_level_ties_go_to_the_lower_interest_id():
+    """Equal scores (two interests with as many items of a history) are ordered by interest id, so every runtime
+    that serves the model (torch, ONNX Runtime) chooses the same K."""
+    scores = torch.tensor([[0.5, 2.0, 1.0, 2.0, 1.0, 1.0, float("-inf")]])
+    chosen = select_interests(scores, lambda ids: ids.unsqueeze(-1), 4, code_limit=1)
+    assert chosen.tolist() == [[1, 3, 2, 4]]
+    reversed_ids = select_interests(scores.flip(1), lambda ids: ids.unsqueeze(-1), 4, code_limit=1)
+    assert reversed_ids.tolist() == [[3, 5, 1, 2]]  # the same scores read backwards: still the lower ids first
+
+
 def test_history_frequency_ranks_by_count_then_recency():
     history = torch.tensor([[3, 1, 3, 2, 1, -1]])
     scores = history_frequency_scores(history, 6)

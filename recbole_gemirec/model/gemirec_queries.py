@@ -164,13 +164,6 @@ class GemiRecQueries:
         self.register_buffer("current_share", torch.tensor(0.0))
 
     @property
-    def selection_traceable(self):
-        """One-level interests: the code limit never binds and the cache's selection is a top-K
-        (:func:`~recbole_gemirec.model.interest_cache.select_interests`); deeper codes walk the ranking with
-        data-dependent steps, which a trace would freeze."""
-        return self.interest_levels == 1
-
-    @property
     def interest_masking(self):
         """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
         return bool(self.masking)

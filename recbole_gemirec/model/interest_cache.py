@@ -29,16 +29,18 @@ def select_interests(scores, codes_of, k, code_limit, candidates=None):
         ``[B, K]`` interest ids, ``-1`` where fewer than K could be kept.
     """
     batch, n_interests = scores.shape
+    if code_limit >= 1 and codes_of(scores.new_zeros(1, dtype=torch.long)).shape[-1] == 1:
+        # one-level interests are their own codewords: each is used once at most, the limit never binds, and
+        # the rule keeps the K best interests that may be taken (the walk below would take them one by one).
+        # Equal scores (two interests with as many items of a history) go to the lower interest id: a stable
+        # sort, the order ONNX's TopK gives ties too, so every runtime serving the model picks the same K.
+        top_scores, best = (t[:, :k] for t in scores.sort(dim=1, descending=True, stable=True))
+        chosen = torch.where(torch.isfinite(top_scores), best, torch.full_like(best, -1))
+        return torch.cat([chosen, chosen.new_full((batch, k - chosen.shape[1]), -1)], dim=1)
     n_candidates = min(candidates or k * CANDIDATES_PER_SLOT, n_interests)
     top_scores, top_ids = scores.topk(n_candidates, dim=1)
     codes = codes_of(top_ids)  # [B, T, C]
     levels = codes.shape[-1]
-    if levels == 1 and code_limit >= 1:
-        # one-level interests are their own codewords: each is used once at most, the limit never binds, and
-        # the rule keeps the K best interests that may be taken (the loop below would take them one by one)
-        best = top_ids[:, :k]
-        chosen = torch.where(torch.isfinite(top_scores[:, :k]), best, torch.full_like(best, -1))
-        return torch.cat([chosen, chosen.new_full((batch, k - chosen.shape[1]), -1)], dim=1)
     width = int(codes.max().item()) + 1 if codes.numel() else 1
     counts = torch.zeros(batch, levels, width, dtype=torch.long, device=scores.device)
     chosen = torch.full((batch, k), -1, dtype=torch.long, device=scores.device)

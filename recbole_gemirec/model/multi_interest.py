@@ -134,13 +134,6 @@ class MultiInterestRecommender(SequentialRecommender):
         """Called once the weights of a query-only instance are loaded for good: precompute what depends
         on the weights alone (nothing by default; GemiRec keeps its fusion's per-interest part)."""
 
-    @property
-    def selection_traceable(self):
-        """Whether choosing a history's interests now (:meth:`queries_from_history` without stored interests)
-        runs the same operations for every history, so that serving may trace it (no interests to choose:
-        trivially so)."""
-        return True
-
     def retrieval_partitions(self):
         """How an exact index may score each query over a part of the catalogue only (``None``: every query
         scores the whole catalogue; GemiRec under ``interest_masking`` declares its interests)."""

@@ -145,7 +145,7 @@ class LiveModel:
         cardinalities = (getattr(model, "architecture", None) or {}).get("feature_cardinalities") or []
         self._cardinalities = np.asarray(cardinalities, dtype=np.int64)
         self.uses_features = len(self._cardinalities) > 0
-        self._functions = {}  # with stored interests or not -> the compiled query function (_compiled); "walk": eager
+        self._functions = {}  # what _compiled compiled, by its key
         self.runtime = None  # what runs the last compiled query function: one of RUNTIMES' names, or "eager"
 
     @classmethod
@@ -206,15 +206,23 @@ class LiveModel:
         if cached is not None:
             inputs += [np.asarray(cached[0], dtype=np.int64).reshape(1, -1),
                        np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
-        if cached is None and self.has_interest_ids and not self.model.selection_traceable:
-            # the interests chosen now by a selection that walks the ranking (data-dependent): eager
-            if "walk" not in self._functions:
-                self._functions["walk"] = _on_arrays(_query_function(self.model, self.uses_features, False, True))
-            outputs = self._functions["walk"](*inputs)
-        else:
-            outputs = self._compiled(cached is not None, inputs)(*inputs)
+        elif self.has_interest_ids:  # the interests chosen now from this history, then served as a cache is
+            inputs += self._chosen_interests(inputs)
+        outputs = self._compiled(self.has_interest_ids, inputs)(*inputs)
         slot_ids = outputs[1][0] if self.has_interest_ids else None
         return np.ascontiguousarray(outputs[0][0], dtype=np.float32), slot_ids
+
+    def _chosen_interests(self, inputs):
+        """``[ids [1, K], log-probabilities [1, K]]`` of the interests the model chooses for a history now: the
+        predictor's scores of every interest (compiled as the queries are), then the model's own selection
+        (``select_interests``: the K best under the code limit), run eagerly: under multi-level codes it walks
+        the ranking step by step, which a compiled function would freeze, and it is a handful of operations."""
+        import torch
+
+        scores = self._compiled("scores", inputs)(*inputs)[0]
+        with torch.inference_mode():
+            ids, log_probs = self.model.select_interests(torch.from_numpy(scores))
+        return [ids.numpy(), log_probs.numpy()]
 
     def normalise_mask(self, slot_ids):
         """``[K']`` bool: which of the queries with these slot ids (-1: u) the retrieval normalises, ``None``
@@ -238,23 +246,24 @@ class LiveModel:
                             f"{cardinalities.tolist()}")
         return values
 
-    def _compiled(self, with_interests, inputs):
-        """``queries_from_history`` for fixed-shape inputs, compiled on the first request (in memory only, never
-        saved or loaded) into the first of the :data:`RUNTIMES` that may run it, builds, and reproduces the eager
-        result on that request; the eager function where none does. The function takes the request's numpy arrays and
-        returns a tuple of numpy arrays: the queries, and, where the queries have interest ids, the slot ids (a
-        stored interest cache's, or those chosen now by a selection the model declares traceable)."""
-        if with_interests not in self._functions:
+    def _compiled(self, key, inputs):
+        """A function of the request's numpy arrays to a tuple of numpy arrays, compiled on the first request
+        (in memory only, never saved or loaded) into the first of the :data:`RUNTIMES` that builds and
+        reproduces the eager result on that request; the eager function where none does. ``key``: ``True``,
+        ``queries_from_history`` with given interests (a stored cache's, or those chosen now), giving the
+        queries and their slot ids; ``False``, without interests (the queries alone); ``"scores"``, the
+        predictor's scores of every interest."""
+        if key not in self._functions:
             import torch
 
-            module = _query_function(self.model, self.uses_features, with_interests, self.has_interest_ids)
+            if key == "scores":
+                module = _scores_function(self.model, self.uses_features)
+            else:
+                module = _query_function(self.model, self.uses_features, key, self.has_interest_ids)
             eager = _on_arrays(module)
             function, self.runtime = eager, "eager"
             tensors = tuple(torch.from_numpy(array) for array in inputs)
-            chooses = self.has_interest_ids and not with_interests  # the interests are chosen in the function
-            for name, build, torch_kernels in RUNTIMES:
-                if chooses and not torch_kernels:
-                    continue
+            for name, build in RUNTIMES:
                 try:
                     candidate = build(module, tensors)
                     if _same_outputs(candidate(*inputs), eager(*inputs)):
@@ -262,8 +271,8 @@ class LiveModel:
                         break
                 except Exception:  # noqa: BLE001 - a runtime that cannot run this function leaves the next one
                     continue
-            self._functions[with_interests] = function
-        return self._functions[with_interests]
+            self._functions[key] = function
+        return self._functions[key]
 
 
 ONNX_OPSET = 17
@@ -310,11 +319,8 @@ def _frozen_trace(module, tensors):
         return _on_arrays(torch.jit.freeze(torch.jit.trace(module, tensors, check_trace=False)))
 
 
-# The runtimes a query function is compiled to, tried in this order (LiveModel._compiled): name, builder, and
-# whether it runs torch's own kernels. A function that chooses the interests (GemiRec without a stored cache)
-# needs torch's: its top-K must order tied scores as the model's does, which ONNX Runtime's TopK need not; the
-# check on the first request cannot see a tie that only a later request has.
-RUNTIMES = (("onnxruntime", _onnx_function, False), ("torchscript", _frozen_trace, True))
+# The runtimes a query function is compiled to, tried in this order (LiveModel._compiled).
+RUNTIMES = (("onnxruntime", _onnx_function), ("torchscript", _frozen_trace))
 
 
 def _on_arrays(function):
@@ -355,6 +361,23 @@ def _split(inputs, with_features, with_interests):
     features = inputs[2] if with_features else None
     interests = tuple(inputs[-2:]) if with_interests else None
     return inputs[0], inputs[1], features, interests
+
+
+def _scores_function(model, with_features):
+    """``interest_scores_of`` of ``model`` (the predictor's scores of every interest ``[B, n_interests]``) as an
+    ``nn.Module`` of the query function's first inputs (history, length, features)."""
+    import torch
+
+    class ScoresFunction(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            item_seq, item_seq_len, features, _ = _split(inputs, with_features, False)
+            return self.model.interest_scores_of(item_seq, item_seq_len, features)
+
+    return ScoresFunction().eval()
 
 
 def _query_function(model, with_features, with_interests, with_slots):

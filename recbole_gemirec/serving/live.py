@@ -145,6 +145,7 @@ class LiveModel:
         cardinalities = (getattr(model, "architecture", None) or {}).get("feature_cardinalities") or []
         self._cardinalities = np.asarray(cardinalities, dtype=np.int64)
         self.uses_features = len(self._cardinalities) > 0
+        self._unknown_features = np.zeros(len(self._cardinalities), dtype=np.int64)  # RecBole's padding value
         self._functions = {}  # what _compiled compiled, by its key
         self.runtime = None  # what runs the last compiled query function: one of RUNTIMES' names, or "eager"
 
@@ -227,7 +228,12 @@ class LiveModel:
     def normalise_mask(self, slot_ids):
         """``[K']`` bool: which of the queries with these slot ids (-1: u) the retrieval normalises, ``None``
         where the query side computes its normalisers itself."""
-        return None if self.normalise_slots is None else np.where(np.asarray(slot_ids) < 0, *self.normalise_slots)
+        if self.normalise_slots is None:
+            return None
+        user, interests = self.normalise_slots
+        mask = np.full(len(slot_ids), interests)
+        mask[np.asarray(slot_ids) < 0] = user
+        return mask
 
     def codes_of(self, slot_ids):
         """Code tuples ``[K', C]`` of the interest ids :meth:`queries` returned (-1 rows for u)."""
@@ -239,7 +245,7 @@ class LiveModel:
     def _features(self, features):
         cardinalities = self._cardinalities
         if features is None:
-            return np.zeros(len(cardinalities), dtype=np.int64)
+            return self._unknown_features
         values = np.asarray(features, dtype=np.int64)
         if values.shape != cardinalities.shape or not ((values >= 0) & (values < cardinalities)).all():
             raise DataError(f"user features {values.tolist()}: expected {len(cardinalities)} ids below "

@@ -56,11 +56,14 @@ class InterestPartitions:
         # What a query scans, grouped: the columns before the masking ones (the embedding) and those after them
         # (GemiRec's popularity column), each scanned only where the query weighs it; within a partition the
         # masking columns add exactly 0, and the column of ones adds the query's bias, a constant
-        self.main = np.array([c for c in range(first) if c != bias_column], dtype=np.int64)
-        self.extra = np.arange(stop, width)
+        main = [c for c in range(first) if c != bias_column]
+        # a slice where the columns are contiguous (GemiRec's: the bias column follows the embedding), so a
+        # request's queries are read in place
+        self.main = slice(0, len(main)) if main == list(range(len(main))) else np.array(main, dtype=np.int64)
+        self.extra = slice(stop, width)
         # gathered in one step each (no grouped copy of the whole table on the way)
-        self.main_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, self.main)], dtype=np.float32)
-        self.extra_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, self.extra)], dtype=np.float32)
+        self.main_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, main)], dtype=np.float32)
+        self.extra_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, np.arange(stop, width))], dtype=np.float32)
 
     def _item_keys(self, masks, source):
         """Each item's interest as one integer, after checking that every level's block is a one-hot code."""
@@ -116,12 +119,12 @@ class InterestPartitions:
         if normalise is not None and np.asarray(normalise)[slots].any():  # all the normalisers at once
             normalised = np.asarray(normalise, dtype=bool)[slots]
             shifts = shifts - np.where(normalised, _segment_logsumexp(scores, offsets, lengths), np.float32(0))
+        if shifts.any():
+            scores += np.repeat(shifts.astype(np.float32), lengths)
         best, best_slots = None, None
-        for slot, offset, shift in zip(slots.tolist(), offsets.tolist(), shifts.tolist()):
+        for slot, offset in zip(slots.tolist(), offsets.tolist()):
             start, stop = starts[slot], stops[slot]
             part = scores[offset:offset + stop - start]
-            if shift:
-                part += np.float32(shift)
             best, best_slots = _fold(best, best_slots, part, slot, start, stop, len(self.rows), len(queries))
         if best is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)

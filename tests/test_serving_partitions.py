@@ -138,3 +138,27 @@ def test_masking_columns_outside_the_table_are_refused(columns, sizes):
     items, _ = _catalogue(n_items=20)
     with pytest.raises(DataError, match="do not fit"):
         InterestPartitions(items, columns, sizes)
+
+
+def test_a_repeated_query_is_left_out_and_the_lists_stay_the_same():
+    """GemiRec's cache fills the slots a user's interests cannot fill with their first interest: such a repeat
+    scores every item as the earlier row does and loses every tie to it, so serving leaves it out (fewer scans)
+    and returns the same items, slots and scores, over partitions and over the whole index."""
+    from recbole_gemirec.serving.recommender import _with_slots_of, distinct_queries
+
+    items, _ = _catalogue()
+    queries = _queries(np.array([[-1, -1], [1, 0], [1, 0], [0, 1], [1, 0]]), [0.0, 2.0, 2.0, -1.0, 2.0])
+    queries[2] = queries[1]
+    queries[4] = queries[1]  # slots 2 and 4 repeat slot 1 exactly
+    keep = distinct_queries(queries)
+    assert keep.tolist() == [0, 1, 3]
+    normalise = np.array([True, True, False, True, True])  # the same row with another flag is not a repeat
+    assert distinct_queries(queries, normalise).tolist() == [0, 1, 2, 3]
+    partitions = _partitions(items)
+    for found, want in [
+        (_with_slots_of(keep, partitions.retrieve(queries[keep], 40)), partitions.retrieve(queries, 40)),
+        (_with_slots_of(keep, _whole_index(items, queries[keep], 40)), _whole_index(items, queries, 40)),
+    ]:
+        for got, expected in zip(found, want):
+            np.testing.assert_array_equal(got, expected)
+    assert 1 in partitions.retrieve(queries, 40)[1]  # the repeated interest does retrieve items, as slot 1

@@ -230,12 +230,17 @@ class Recommender:
         if batch == 0 or n <= 0:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
             return [empty] * batch
+        kept = [distinct_queries(queries[b], normalise) for b in range(batch)]
         if self.partitions is not None:
-            return [self.partitions.retrieve(queries[b], n, normalise, excluded) for b in range(batch)]
-        scores, found = search(self.index, queries.reshape(-1, dim), n + len(excluded), self.query_bias)
-        scores = scores.reshape(batch, k, -1)
-        found = found.reshape(batch, k, -1)
-        return [merge_interest_lists(scores[b], found[b], n, excluded) for b in range(batch)]
+            return [_with_slots_of(keep, self.partitions.retrieve(
+                queries[b, keep], n, None if normalise is None else normalise[keep], excluded))
+                for b, keep in enumerate(kept)]
+        scores, found = search(self.index, np.concatenate([queries[b, keep] for b, keep in enumerate(kept)]),
+                               n + len(excluded), self.query_bias)
+        ends = np.cumsum([len(keep) for keep in kept])
+        return [_with_slots_of(keep, merge_interest_lists(scores[end - len(keep):end], found[end - len(keep):end],
+                                                          n, excluded))
+                for keep, end in zip(kept, ends)]
 
     # --- serving from a history ---------------------------------------------------------------------
     @property
@@ -330,6 +335,23 @@ class Recommender:
             interest_codes=None if codes is None else np.asarray(codes)[slots].tolist(),
             source=source,
         )
+
+
+def distinct_queries(queries, normalise=None):
+    """The rows of one user's queries ``[K, D]`` that repeat no earlier row (with the same ``normalise`` flag), in
+    order. A repeat (GemiRec's cache fills the slots a user's interests cannot fill with their first interest)
+    scores every item exactly as the earlier row does and loses every tie to it, as the merge keeps the first
+    query, so leaving it out changes no list, only the work."""
+    same = (queries[:, None, :] == queries[None, :, :]).all(axis=-1)
+    if normalise is not None:
+        same &= normalise[:, None] == normalise[None, :]
+    return np.flatnonzero(~np.triu(same, 1).any(axis=0))
+
+
+def _with_slots_of(kept, found):
+    """``(item rows, slots, scores)`` of a retrieval over the queries ``kept``, its slots as the user's own."""
+    rows, slots, scores = found
+    return rows, kept[slots], scores
 
 
 def merge_interest_lists(scores, rows, n, excluded=None):

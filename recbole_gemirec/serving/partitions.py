@@ -116,8 +116,8 @@ class InterestPartitions:
         # every query's scores, its bias left out, side by side in one array: a segment per query
         scores = self._segment_scores(queries, slots, starts, stops, offsets, int(lengths.sum()))
         shifts = queries[slots, self.bias_column] if self.bias_column is not None else np.zeros(len(slots), np.float32)
-        if normalise is not None and np.asarray(normalise)[slots].any():  # all the normalisers at once
-            normalised = np.asarray(normalise, dtype=bool)[slots]
+        normalised = np.zeros(len(slots), bool) if normalise is None else np.asarray(normalise, dtype=bool)[slots]
+        if normalised.any():  # all the normalisers at once
             shifts = shifts - np.where(normalised, _segment_logsumexp(scores, offsets, lengths), np.float32(0))
         if shifts.any():
             scores += np.repeat(shifts.astype(np.float32), lengths)

@@ -225,7 +225,7 @@ class Recommender:
         top ``n + len(excluded)`` from the index (or from its interest's partition), merged
         (:func:`merge_interest_lists`). ``normalise [K]``: which queries lack their log-softmax normaliser
         (live queries of a partitioned export); only a partitioned export takes it."""
-        batch, k, dim = queries.shape
+        batch = queries.shape[0]
         n = int(min(n, self.meta["n_items"] - len(excluded)))
         if batch == 0 or n <= 0:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))

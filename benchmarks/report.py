@@ -324,6 +324,27 @@ def _serving_variants(serving):
     return sorted(names, key=lambda v: (model_of(v), kind(v), v))
 
 
+NORMALISER_WORDS = {  # what benchmarks.speed._normalisers records for each served model
+    "none": "no normaliser (inner products{bias})",
+    "partitions": "their normalisers from the partition scans over the N items",
+    "item table": "their normalisers from the query side, over the model's own item table ({dataset}'s items, not "
+                  "the N random ones: a model trained on N items would scan its N items there once per request, "
+                  "which these rows do not show)",
+}
+
+
+def _normaliser_note(result, dataset):
+    """One sentence on where each served model's live scores get their log-softmax normalisers (the serving
+    result's ``normalisers``; results written before it was recorded get none)."""
+    recorded = result.get("normalisers")
+    if not recorded:
+        return ""
+    parts = [f"{name}'s live queries have " + NORMALISER_WORDS[kind].format(
+        dataset=dataset, bias=" plus the interest's log-probability bias" if name.startswith("GemiRec") else "")
+        for name, kind in recorded.items()]
+    return "; ".join(parts) + ". "
+
+
 def _factorised_serving_note(first):
     """What the ``GemiRec factorised`` serving rows are, where the run measured them (else an empty line)."""
     per_user = first.get("queries_per_user") or {}
@@ -384,10 +405,7 @@ def speed_section(speed, settings):
                      "served model's are (`recbole_gemirec.serving.live`: ONNX Runtime for both models); GemiRec's "
                      "transition predictor has its transitions counted from the training data and a share beta > 0 "
                      "for the interests a history lacks, as training leaves it, so its caches hold K distinct "
-                     "interests. The paper recipe's live queries compute their normalisers over the model's own item "
-                     f"table ({settings['speed']['dataset']}'s items), not over the N random items: a model trained "
-                     "on N items scans its N items there once per request, which these rows do not show; the "
-                     "factorised recipe's come from its partition scans over the N items. All variants run in one "
+                     f"interests. {_normaliser_note(first, settings['speed']['dataset'])}All variants run in one "
                      "process, interleaved request by request; median (p99) in milliseconds; the ratio is the "
                      "median's to ComiRecSA's live request."
                      if "queries_per_user" in first else

@@ -204,6 +204,17 @@ def _trained_transitions(model):
     model.set_scoring(model.interest_masking, float(model.prior_weight), novel_share=SERVING_NOVEL_SHARE)
 
 
+def _normalisers(model, served):
+    """Where a served model's live queries get their log-softmax normalisers: ``"partitions"`` (the partition
+    scans over the N served items), ``"item table"`` (the query side, over the model's own item table: the
+    dataset's items, not the N served ones, so a model trained on N items would cost more) or ``"none"`` (its
+    scores are inner products, plus a log-probability bias for GemiRec's ``log_prob`` weighting)."""
+    if served.partitions is not None:
+        return "partitions"
+    normalised = getattr(model, "interest_masking", False) or getattr(model, "interest_weighting", None) == "log_joint"
+    return "item table" if normalised else "none"
+
+
 def _history_tokens(model, row):
     """A request row's history as item tokens of :func:`_served`'s catalogue (token = item id - 1)."""
     length = int(row[model.ITEM_SEQ_LEN][0])
@@ -218,7 +229,7 @@ def run_serving(spec):
     n_items, k, topn = int(spec["n_items"]), int(spec["k"]), int(spec["topn"])
     requests, warmup = int(spec["requests"]), int(spec.get("warmup", 3))
     rng = np.random.default_rng(int(spec.get("seed", 2020)))
-    variants, build_s, queries_per_user = {}, {}, {}
+    variants, build_s, queries_per_user, normalisers = {}, {}, {}, {}
     for name in spec["models"]:
         recbole_model, settings = SERVED[name]
         extra = dict(settings)
@@ -239,6 +250,7 @@ def run_serving(spec):
             compare = served.partitions is not None and spec.get("one_index", True)  # not in a memory-only run
             one_index = _served(model, rows, n_items, rng, partitioned=False) if compare else None
         queries_per_user[name] = served.interests_per_user
+        normalisers[name] = _normalisers(model, served)
         histories = [_history_tokens(model, row) for row in rows]
         users = served.user_tokens
         if recbole_model == "GemiRec":
@@ -269,7 +281,7 @@ def run_serving(spec):
                 times[name].append(elapsed)
     return {
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
-        "queries_per_user": queries_per_user, "requests": requests,
+        "queries_per_user": queries_per_user, "normalisers": normalisers, "requests": requests,
         "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
         "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
         "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),

@@ -131,10 +131,13 @@ class InterestPartitions:
         if excluded is not None and len(excluded):
             best[self.positions[np.asarray(excluded, dtype=np.int64)]] = -np.inf
         candidates = _top_candidates(best, n)
+        found = best[candidates]
+        if len(candidates) > n:  # the n best and every tie with the n-th: the ordering sorts only those
+            within = found >= np.partition(found, len(found) - n)[len(found) - n]
+            candidates, found = candidates[within], found[within]
         rows = self.rows[candidates]
-        order = np.lexsort((rows, -best[candidates]))[:n]  # best score first, then the lower item row
-        chosen = candidates[order]
-        return rows[order], best_slots[chosen].astype(np.int64), best[chosen]
+        order = np.lexsort((rows, -found))[:n]  # best score first, then the lower item row
+        return rows[order], best_slots[candidates[order]].astype(np.int64), found[order]
 
     def _segment_scores(self, queries, slots, starts, stops, offsets, total):
         """``[total]`` float32: each of ``slots``' scores over its partition, its bias left out, in its segment

@@ -341,11 +341,16 @@ def distinct_queries(queries, normalise=None):
     """The rows of one user's queries ``[K, D]`` that repeat no earlier row (with the same ``normalise`` flag), in
     order. A repeat (GemiRec's cache fills the slots a user's interests cannot fill with their first interest)
     scores every item exactly as the earlier row does and loses every tie to it, as the merge keeps the first
-    query, so leaving it out changes no list, only the work."""
-    same = (queries[:, None, :] == queries[None, :, :]).all(axis=-1)
+    query, so leaving it out changes no list, only the work. Rows are compared by their bytes: equal bytes are
+    equal scores (a row that differs only as -0.0 from 0.0 is kept, which costs a scan and changes nothing)."""
+    rows = np.ascontiguousarray(queries)
+    keys = rows.view(f"V{rows.shape[1] * rows.itemsize}").ravel().tolist()  # one bytes object per row
     if normalise is not None:
-        same &= normalise[:, None] == normalise[None, :]
-    return np.flatnonzero(~np.triu(same, 1).any(axis=0))
+        keys = list(zip(keys, np.asarray(normalise, dtype=bool).tolist()))
+    first = {}
+    for slot, key in enumerate(keys):
+        first.setdefault(key, slot)
+    return np.fromiter(first.values(), dtype=np.int64, count=len(first))  # in insertion order: ascending
 
 
 def _with_slots_of(kept, found):

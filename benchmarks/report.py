@@ -325,24 +325,24 @@ def _serving_variants(serving):
 
 
 NORMALISER_WORDS = {  # what benchmarks.speed._normalisers records for each served model
-    "none": "no normaliser (inner products{bias})",
-    "partitions": "their normalisers from the partition scans over the N items",
-    "item table": "their normalisers from the query side, over the model's own item table ({dataset}'s items, not "
-                  "the N random ones: a model trained on N items would scan its N items there once per request, "
-                  "which these rows do not show)",
+    "none": "inner products{bias}, with no normaliser",
+    "partitions": "log-softmax scores whose normalisers come from the partition scans over the N items",
+    "item table": "log-softmax scores whose normalisers the query side computes over the model's own item table "
+                  "({dataset}'s items, not the N random ones: a model trained on N items would scan its N items "
+                  "there once per request, which these rows do not show)",
 }
 
 
 def _normaliser_note(result, dataset):
-    """One sentence on where each served model's live scores get their log-softmax normalisers (the serving
-    result's ``normalisers``; results written before it was recorded get none)."""
+    """One sentence on what each served model's live scores are, and where their log-softmax normalisers come
+    from (the serving result's ``normalisers``; results written before it was recorded get none)."""
     recorded = result.get("normalisers")
     if not recorded:
         return ""
-    parts = [f"{name}'s live queries have " + NORMALISER_WORDS[kind].format(
+    parts = [f"{name}'s are " + NORMALISER_WORDS[kind].format(
         dataset=dataset, bias=" plus the interest's log-probability bias" if name.startswith("GemiRec") else "")
         for name, kind in recorded.items()]
-    return "; ".join(parts) + ". "
+    return "Live scores: " + "; ".join(parts) + ". "
 
 
 def _factorised_serving_note(first):

@@ -218,6 +218,47 @@ def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkey
     np.testing.assert_allclose(served["torchscript"], served["eager"], rtol=1e-5, atol=1e-6)
 
 
+def test_the_onnx_session_reads_the_query_sides_own_weights(gemirec):
+    """ONNX Runtime is handed the query side's weight arrays instead of keeping a copy (a million-item table is
+    256 MiB): a change made in place to the model's item table after compiling shows in the compiled output."""
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = gemirec
+    _, history = _history_of(reference, 3)
+    ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
+    live = Recommender.load(export).live
+    before = live.queries(ids)[0]
+    assert live.runtime == "onnxruntime"
+    with torch.no_grad():
+        live.model.item_embedding.weight[torch.from_numpy(np.asarray(ids))] *= 2.0
+    assert not np.allclose(live.queries(ids)[0], before, atol=1e-3)
+
+
+@pytest.mark.parametrize("interests", ["generator", "cache"])
+def test_a_recommender_that_does_not_compile_serves_the_same_lists_eagerly(factorised, interests, monkeypatch):
+    """``compile_live=False`` (the command line: one request per process) runs the eager model and never tries a
+    runtime, and its lists, slots and scores are the compiled query side's."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving import live as live_module
+
+    export, reference = factorised
+    compiled = Recommender.load(export)
+    requests = [_history_of(reference, position) for position in (0, 7, 21)]
+    want = [compiled.recommend_history(history, n=10, user=user, interests=interests) for user, history in requests]
+    assert compiled.live.runtime == "onnxruntime"
+
+    def never(module, tensors):
+        raise AssertionError("a runtime was tried")
+
+    monkeypatch.setattr(live_module, "RUNTIMES", (("never", never),))
+    eager = Recommender.load(export, compile_live=False)
+    for (user, history), expected in zip(requests, want):
+        got = eager.recommend_history(history, n=10, user=user, interests=interests)
+        assert got.items == expected.items and list(got.interest_slots) == list(expected.interest_slots)
+        np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5, atol=1e-5)
+    assert eager.live.runtime == "eager"
+
+
 def test_an_approximate_index_of_masked_queries_is_served_without_partitions(factorised, tmp_path):
     """IVF and HNSW search the whole catalogue for every query: no partitions, and the live query side computes
     its normalisers itself (the export's own check compares them with the stored queries)."""

@@ -130,10 +130,13 @@ def _check_rules(path, model_class, architecture):
 class LiveModel:
     """The query side of an exported model: ``queries(item ids, features, cached)`` for one request."""
 
-    def __init__(self, model, max_length, partitions=None):
+    def __init__(self, model, max_length, partitions=None, compile=True):
         """``partitions``: the interest partitions of a partitioned export (``meta.json``'s, as the model declares
         them): the model's normalisers are then deferred to the retrieval, and :attr:`normalise_slots` says
-        ``(u, interests)``, whether each kind of query is normalised there; ``None`` otherwise."""
+        ``(u, interests)``, whether each kind of query is normalised there; ``None`` otherwise. ``compile``: compile
+        the query functions on the first request (:data:`RUNTIMES`), which pays from the first few requests of a
+        serving process on; ``False`` runs the eager model, for a process that serves one request (the command
+        line), where compiling would cost seconds to save a millisecond."""
         self.normalise_slots = None
         if partitions:
             model.defer_normalisers()
@@ -147,11 +150,13 @@ class LiveModel:
         self.uses_features = len(self._cardinalities) > 0
         self._unknown_features = np.zeros(len(self._cardinalities), dtype=np.int64)  # RecBole's padding value
         self._functions = {}  # what _compiled compiled, by its key
+        self.compile = bool(compile)
         self.runtime = None  # what runs the last compiled query function: one of RUNTIMES' names, or "eager"
 
     @classmethod
-    def load(cls, directory, meta):
-        """Read ``query_model.json`` and ``query_model.npz`` of an export (checked against ``meta``)."""
+    def load(cls, directory, meta, compile=True):
+        """Read ``query_model.json`` and ``query_model.npz`` of an export (checked against ``meta``); ``compile`` as
+        for the constructor."""
         import torch
 
         path = os.path.join(directory, QUERY_MODEL_FILE)
@@ -184,7 +189,7 @@ class LiveModel:
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise DataError(f"{weights_path}: {name!r} holds NaN or infinite values")
-        return cls(model, int(architecture["max_seq_length"]), _checked_partitions(path, model, meta))
+        return cls(model, int(architecture["max_seq_length"]), _checked_partitions(path, model, meta), compile)
 
     def queries(self, item_ids, features=None, cached=None):
         """The queries of one history.
@@ -255,7 +260,8 @@ class LiveModel:
     def _compiled(self, key, inputs):
         """A function of the request's numpy arrays to a tuple of numpy arrays, compiled on the first request
         (in memory only, never saved or loaded) into the first of the :data:`RUNTIMES` that builds and
-        reproduces the eager result on that request; the eager function where none does. ``key``: ``True``,
+        reproduces the eager result on that request; the eager function where none does, or where
+        :attr:`compile` is off. ``key``: ``True``,
         ``queries_from_history`` with given interests (a stored cache's, or those chosen now), giving the
         queries and their slot ids; ``False``, without interests (the queries alone); ``"scores"``, the
         predictor's scores of every interest."""
@@ -269,8 +275,8 @@ class LiveModel:
             eager = _on_arrays(module)
             function, self.runtime = eager, "eager"
             tensors = tuple(torch.from_numpy(array) for array in inputs)
-            expected = eager(*inputs)  # the reference every runtime is checked against
-            for name, build in RUNTIMES:
+            expected = eager(*inputs) if self.compile else None  # the reference every runtime is checked against
+            for name, build in RUNTIMES if self.compile else ():
                 try:
                     candidate = build(module, tensors)
                     if _same_outputs(candidate(*inputs), expected):
@@ -291,7 +297,8 @@ def _onnx_function(module, tensors):
     a few dozen small operations; ONNX Runtime fuses some of them (layer norms, GELU, matmul + bias) and runs
     each with less fixed cost than TorchScript's interpreter: about 2.5x faster per request than the frozen trace
     for GemiRec's query function and for ComiRec-SA's (docs/serving.md), and the request's arrays go in and come
-    out without torch. The weights are copied into the session (the item table included)."""
+    out without torch. The session reads the module's own weight arrays (:func:`_shared_weights`) instead of
+    keeping a copy of them: the item table of a million items of 64 floats is 256 MiB."""
     import io
     import warnings
 
@@ -308,9 +315,35 @@ def _onnx_function(module, tensors):
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy wait between requests
     options.log_severity_level = 3  # errors only
+    shared = _shared_weights(module, options)
     session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
     used = [(names.index(arg.name), arg.name) for arg in session.get_inputs()]  # unused inputs are dropped
-    return lambda *arrays: tuple(session.run(None, {name: arrays[i] for i, name in used}))
+
+    def run(*arrays):
+        return tuple(session.run(None, {name: arrays[i] for i, name in used}))
+
+    run.shared_weights = shared  # the session reads these arrays: they live as long as the function
+    return run
+
+
+def _shared_weights(module, options):
+    """Hand ONNX Runtime the module's weights under their state-dict names (the names the exporter gives the
+    weights it uses as they are), as arrays over the module's own memory, so the session uses them in place of
+    the copies the exported graph carries; names the graph does not have are ignored. Only for weights that no
+    longer change (a served model's). Returns what must live as long as the session: the arrays and their
+    ONNX Runtime values."""
+    import onnxruntime
+
+    kept = []
+    for name, tensor in module.state_dict().items():
+        try:
+            array = np.ascontiguousarray(tensor.detach().cpu().numpy())  # no copy for a contiguous CPU tensor
+        except TypeError:  # a dtype numpy has no type for (bfloat16): the graph's own copy serves
+            continue
+        value = onnxruntime.OrtValue.ortvalue_from_numpy(array)
+        options.add_initializer(name, value)
+        kept.append((array, value))
+    return kept
 
 
 def _frozen_trace(module, tensors):

@@ -86,6 +86,7 @@ class Recommender:
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
         self._live = live  # the query side; loaded from the directory on first use when None
+        self.compile_live = True  # whether that query side compiles its functions (LiveModel's compile)
         # an exact index of a model that declares interest partitions (GemiRec under interest_masking): each
         # query scores only its own interest's items (serving/partitions.py), the same lists as the index
         partitions = meta.get("interest_partitions")
@@ -97,12 +98,15 @@ class Recommender:
 
     # --- loading ------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, directory, verify_checksums=True, **search_params):
+    def load(cls, directory, verify_checksums=True, compile_live=True, **search_params):
         """Load and check an export directory.
 
         Args:
             directory: what ``export`` wrote.
             verify_checksums: compare every file with the SHA-256 recorded at export time.
+            compile_live: compile the query side of :meth:`recommend_history` on its first request (a serving
+                process); ``False`` runs the eager model (a process that serves one request, as the command
+                line does: compiling costs seconds). Either gives the same results.
             **search_params: ``nprobe`` (IVF) or ``ef_search`` (HNSW) to use instead of the exported ones.
 
         Raises:
@@ -141,6 +145,7 @@ class Recommender:
                     raise DataError(f"{path} was changed after the export (its SHA-256 does not match meta.json); "
                                     "export the model again")
         recommender = cls(directory, meta, tokens, arrays, index)
+        recommender.compile_live = bool(compile_live)
         recommender.set_search_params(**search_params)
         return recommender
 
@@ -255,7 +260,7 @@ class Recommender:
                     "users it stored only; serving from a history needs GemiRec or one of the extension's "
                     "baselines, exported by this version"
                 )
-            self._live = LiveModel.load(self.directory, self.meta)
+            self._live = LiveModel.load(self.directory, self.meta, compile=self.compile_live)
         return self._live
 
     def recommend_history(self, history, n=20, user=None, interests="cache", exclude=None, exclude_history=False):

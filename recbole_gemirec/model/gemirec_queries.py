@@ -333,10 +333,12 @@ class GemiRecQueries:
         bias = self.prior_weight * log_prob
         slot_ids = self.query_slot_ids(ids)
         popularity = None
-        if self.popularity_column:
+        if self.popularity_column and bool(self.popularity_ranking):
             # within_interest_ranking: popularity puts log p(item | interest) counted from the training
-            # interactions in place of each interest query's log-softmax (u keeps its own)
-            popularity = ((slot_ids >= 0) & self.popularity_ranking).to(queries.dtype)
+            # interactions in place of each interest query's log-softmax (u keeps its own); where no query ranks
+            # by it, its weights would all be 0 and the queries unchanged: nothing is computed (a served query
+            # function is that much smaller)
+            popularity = (slot_ids >= 0).to(queries.dtype)
         if (self.interest_masking or self.interest_weighting == "log_joint") and not self.normalisers_deferred:
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
             # interest's items under masking (raw inner products of different interests' items are not

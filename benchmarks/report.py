@@ -333,6 +333,24 @@ NORMALISER_WORDS = {  # what benchmarks.speed._normalisers records for each serv
 }
 
 
+def _same_search_note(summary):
+    """Both models' stored-query requests (the same search: as many queries over the same number of items, no
+    network) as ratios of ComiRecSA's live request, per catalogue: how far apart two requests doing the same search
+    measure."""
+    serving = ((summary.get("speed") or {}).get("serving")) or {}
+    cells = []
+    for size in sorted(serving, key=int):
+        latency = serving[size]["latency_ms"]
+        base = (latency.get("ComiRecSA (extractor per request)") or {}).get("median")
+        pair = [(latency.get(f"{model} (cached queries)") or {}).get("median") for model in ("GemiRec", "ComiRecSA")]
+        if base and all(pair):
+            cells.append(f"{int(size):,} items {pair[0] / base:.2f}x and {pair[1] / base:.2f}x")
+    if not cells:
+        return ""
+    return (" The stored queries of the two models, the same search without a network, measured (GemiRec and "
+            "ComiRecSA, as ratios of ComiRecSA's live request): " + "; ".join(cells) + ".")
+
+
 def _normaliser_note(result, dataset):
     """One sentence on what each served model's live scores are, and where their log-softmax normalisers come
     from (the serving result's ``normalisers``; results written before it was recorded get none)."""
@@ -812,8 +830,8 @@ def shortfall_notes(summary, settings):
                          "(a self-attention layer, layer norms, feed-forward) and the fusion MLP for its interests, "
                          "ComiRecSA a two-layer additive attention (both on ONNX Runtime); on small "
                          "catalogues this network time is a large share of the request, and as the catalogue grows "
-                         "the exact index search dominates and the ratio tends to 1. With the stored queries GemiRec "
-                         "is only the search and the merge.")
+                         "the exact index search, the same work for both, dominates. With the stored queries GemiRec "
+                         "is only the search and the merge." + _same_search_note(summary))
         elif text.startswith("scale"):
             notes.append("* **Scale.** " + t["measured"] + ": the largest generated world measured is below the "
                          "target size, or a model's peak memory exceeded the machine's.")

@@ -123,7 +123,7 @@ def run_recommend(args):
         raise ConfigError("--history serves one user: give --user at most once with it")
     if args.history is None and (args.interests is not None or args.exclude_history):
         raise ConfigError("--interests and --exclude-history apply to --history ITEM [ITEM ...] only")
-    # one request per process: the query side runs eagerly (compiling it would cost seconds, once)
+    # one request per process: the query side runs eagerly (compiling it would cost about a second, once)
     recommender = Recommender.load(args.index, compile_live=False, nprobe=args.nprobe, ef_search=args.ef_search)
     if args.history is None:
         results = recommender.recommend(args.user, n=args.n, exclude=args.exclude)

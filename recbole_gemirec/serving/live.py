@@ -136,7 +136,7 @@ class LiveModel:
         ``(u, interests)``, whether each kind of query is normalised there; ``None`` otherwise. ``compile``: compile
         the query functions on the first request (:data:`RUNTIMES`), which pays from the first few requests of a
         serving process on; ``False`` runs the eager model, for a process that serves one request (the command
-        line), where compiling would cost seconds to save a millisecond."""
+        line), where compiling would cost about a second (docs/serving.md) to save a millisecond."""
         self.normalise_slots = None
         if partitions:
             model.defer_normalisers()

@@ -106,7 +106,7 @@ class Recommender:
             verify_checksums: compare every file with the SHA-256 recorded at export time.
             compile_live: compile the query side of :meth:`recommend_history` on its first request (a serving
                 process); ``False`` runs the eager model (a process that serves one request, as the command
-                line does: compiling costs seconds). Either gives the same results.
+                line does: compiling costs about a second). Either gives the same results.
             **search_params: ``nprobe`` (IVF) or ``ef_search`` (HNSW) to use instead of the exported ones.
 
         Raises:

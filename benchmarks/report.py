@@ -375,8 +375,9 @@ def _factorised_serving_note(first):
             "partition of the catalogue (`recbole_gemirec.serving.partitions`: u scans every item, an interest "
             "query its own; the live queries' normalisers come from those scans); the random items take the "
             "categories of random real items. *one index* serves the same stored queries as an export without "
-            "partitions does (an approximate index): every query over the whole catalogue in the faiss index (a "
-            "second random catalogue, drawn the same way).")
+            "partitions does (an approximate index): every query over the whole catalogue in the faiss index ("
+            + ("the same catalogue)." if first.get("catalogue") == "shared" else
+               "a second random catalogue, drawn the same way)."))
 
 def speed_section(speed, settings):
     if not any(speed.values()):
@@ -418,7 +419,10 @@ def speed_section(speed, settings):
                      "(the model's exported query side computes the queries from the history now) or `recommend` "
                      f"(the stored queries); {first['k']} queries per user for GemiRec and ComiRecSA (GemiRec: "
                      f"{first['k'] - 1} interests and u), top-{first['topn']} per query from {first['index']} "
-                     "(faiss, 1 thread) over N random item vectors, the lists merged by score; the query side is "
+                     "(faiss, 1 thread) over N random item vectors"
+                     + (" (the same embedding columns for every model, and one index where two models index the "
+                        "same columns)" if first.get("catalogue") == "shared" else "")
+                     + ", the lists merged by score; the query side is "
                      f"the real (untrained) networks on real {settings['speed']['dataset']} histories, compiled as a "
                      "served model's are (`recbole_gemirec.serving.live`: ONNX Runtime for both models); GemiRec's "
                      "transition predictor has its transitions counted from the training data and a share beta > 0 "

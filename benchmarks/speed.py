@@ -9,7 +9,8 @@
   :class:`recbole_gemirec.serving.Recommender`: ``recommend_history`` (the query side computes the queries
   from the history now, as :mod:`recbole_gemirec.serving.live` does for an export) or ``recommend`` (the
   stored queries), then a faiss exact inner-product index (``IndexFlatIP``) searched for the top-n of each
-  query and the lists merged by score. The catalogue is N random item vectors (10k, 100k, 1M); the models
+  query and the lists merged by score. The catalogue is N random item vectors (10k, 100k, 1M), the same
+  embedding columns for every model (one faiss index where two models index the same columns); the models
   are the real (untrained) networks, their query side rebuilt with ``for_serving`` from their weights, on
   real histories of the dataset. Both models score K queries per user: GemiRec K - 1 interests plus u
   (``user_query``), ComiRecSA K interests (``same_queries``, default on). Variants, timed interleaved
@@ -31,7 +32,7 @@
   (:mod:`recbole_gemirec.serving.partitions`); the random items take the categories (and popularity column)
   of random real items. Its variants are the three above (the predictor per request is its transition
   table, not a GPT) and ``GemiRec factorised, one index (cached queries)``: the same stored queries, each
-  searched over the whole catalogue in the faiss index (a second random catalogue drawn the same way), as an
+  searched over the whole catalogue in the faiss index (the same catalogue), as an
   export without partitions serves them (an approximate index; live queries would add their normalisers'
   scan of the catalogue to that).
 
@@ -136,14 +137,18 @@ SERVED = {  # a served model's name -> (RecBole model, configuration added to th
 }
 
 
-def _random_items(model, n_items, rng):
+def _random_items(model, n_items, seed):
     """``n_items`` random item vectors of the width of ``model``'s item table: random embedding columns
     (scaled as an initialised table), and the further columns (GemiRec's bias column of ones, masking codes,
     popularity) those of the model's own items, the dataset's items keeping theirs and every further item
-    another real item's, so interests are as large, relative to the catalogue, as in the dataset."""
+    another real item's, so interests are as large, relative to the catalogue, as in the dataset. The embedding
+    columns are drawn first from ``seed``, so every model measured with one seed (of the same embedding size) has
+    the same ones: the models are compared over one catalogue."""
+    rng = np.random.default_rng(seed)
     table = model.item_embedding.weight.shape[1]
     real = model.item_embeddings()[1:].detach().float().numpy()
-    items = (rng.standard_normal((n_items, real.shape[1]), dtype=np.float32) / math.sqrt(table)).astype(np.float32)
+    items = np.empty((n_items, real.shape[1]), dtype=np.float32)
+    items[:, :table] = rng.standard_normal((n_items, table), dtype=np.float32) / np.float32(math.sqrt(table))
     if real.shape[1] > table:
         donors = np.arange(n_items) % len(real)
         donors[len(real):] = rng.integers(0, len(real), n_items - len(real)) if n_items > len(real) else []
@@ -151,25 +156,42 @@ def _random_items(model, n_items, rng):
     return items
 
 
-def _served(model, rows, n_items, rng, partitioned=True):
-    """A :class:`~recbole_gemirec.serving.Recommender` of ``model`` over ``n_items`` random item vectors,
-    built in memory as an export would be: the users of ``rows`` (tokens ``u0``, ``u1``, ...) with their
-    stored queries (and GemiRec's interest cache), the model's query side rebuilt from its weights
-    (``for_serving``, as the export's ``query_model.npz`` is loaded), and a flat index. Item token ``t`` is
-    index row ``t``; the dataset's items keep their ids, so the real histories are valid requests. With
-    ``partitioned`` the interest partitions the model declares are served, as an exact export's are."""
+def _flat_index(vectors, indexes):
+    """``(faiss flat index, params)`` of ``vectors``: the one ``indexes`` (a dict, content digest -> index) already
+    holds for the same vectors, else a new one, kept there. Models measured over one catalogue whose indexed
+    columns are the same (GemiRec's without its bias column, ComiRecSA's) search one index, in one place in
+    memory: their searches differ by their queries alone."""
+    import hashlib
+
+    from recbole_gemirec.serving import build_index
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    key = (vectors.shape, hashlib.blake2b(memoryview(vectors).cast("B"), digest_size=16).digest())
+    if key not in indexes:
+        indexes[key] = build_index(vectors, "flat")
+    return indexes[key]
+
+
+def _served(model, rows, n_items, seed, indexes, partitioned=True):
+    """A :class:`~recbole_gemirec.serving.Recommender` of ``model`` over ``n_items`` random item vectors
+    (:func:`_random_items` of ``seed``), built in memory as an export would be: the users of ``rows`` (tokens
+    ``u0``, ``u1``, ...) with their stored queries (and GemiRec's interest cache), the model's query side rebuilt
+    from its weights (``for_serving``, as the export's ``query_model.npz`` is loaded), and a flat index
+    (:func:`_flat_index`, shared through ``indexes``). Item token ``t`` is index row ``t``; the dataset's items
+    keep their ids, so the real histories are valid requests. With ``partitioned`` the interest partitions the
+    model declares are served, as an exact export's are."""
     import faiss
     import torch
 
-    from recbole_gemirec.serving import Recommender, build_index
+    from recbole_gemirec.serving import Recommender
     from recbole_gemirec.serving.index import has_bias_column, indexed_columns
     from recbole_gemirec.serving.export import compute_queries
     from recbole_gemirec.serving.live import LiveModel, query_side
 
-    items = _random_items(model, n_items, rng)
+    items = _random_items(model, n_items, seed)
     dim = items.shape[1]
     query_bias = has_bias_column(items)
-    index, params = build_index(indexed_columns(items, query_bias), "flat")
+    index, params = _flat_index(indexed_columns(items, query_bias), indexes)
     batch = _stack(rows)
     exported = compute_queries(model, batch, batch_size=len(rows))
     spec, weights = query_side(model)
@@ -228,7 +250,7 @@ def run_serving(spec):
 
     n_items, k, topn = int(spec["n_items"]), int(spec["k"]), int(spec["topn"])
     requests, warmup = int(spec["requests"]), int(spec.get("warmup", 3))
-    rng = np.random.default_rng(int(spec.get("seed", 2020)))
+    seed, indexes = int(spec.get("seed", 2020)), {}  # one catalogue for every model (_random_items, _flat_index)
     variants, build_s, queries_per_user, normalisers = {}, {}, {}, {}
     for name in spec["models"]:
         recbole_model, settings = SERVED[name]
@@ -245,10 +267,10 @@ def run_serving(spec):
                 model.set_stage("joint")
                 _trained_transitions(model)
             t0 = time.perf_counter()
-            served = _served(model, rows, n_items, rng)
+            served = _served(model, rows, n_items, seed, indexes)
             build_s[name] = round(time.perf_counter() - t0, 4)
             compare = served.partitions is not None and spec.get("one_index", True)  # not in a memory-only run
-            one_index = _served(model, rows, n_items, rng, partitioned=False) if compare else None
+            one_index = _served(model, rows, n_items, seed, indexes, partitioned=False) if compare else None
         queries_per_user[name] = served.interests_per_user
         normalisers[name] = _normalisers(model, served)
         histories = [_history_tokens(model, row) for row in rows]
@@ -282,6 +304,7 @@ def run_serving(spec):
     return {
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
         "queries_per_user": queries_per_user, "normalisers": normalisers, "requests": requests,
+        "catalogue": "shared",  # every model over the same random embedding columns (_random_items)
         "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
         "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
         "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),

@@ -76,6 +76,7 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     # the tiny data's 9 categories: the recipe's K lowered to 9, plus u
     assert serving["queries_per_user"] == {"GemiRec": serving["k"], "GemiRec factorised": 10, "ComiRecSA": serving["k"]}
     assert all(v["p99"] >= v["median"] > 0 for v in serving["latency_ms"].values())
+    assert serving["catalogue"] == "shared"
     evaluation = _read(speed / "eval__GemiRec__native.json")
     assert evaluation["same_top_items"] and evaluation["ratio"] > 0
     for model in ("SASRec", "ComiRecSA", "GemiRec"):
@@ -399,3 +400,15 @@ def test_world_bound_on_a_small_generated_world_under_the_user_protocol(tmp_path
     assert all(0.0 <= r["recall@10"] <= 1.0 and r["users"] == rows["latent"]["users"] > 20 for r in rows.values())
     assert rows["latent"]["recall@10"] > max(rows["window, true tables"]["recall@10"],
                                             rows["window, estimated tables"]["recall@10"])
+
+
+def test_models_measured_over_one_catalogue_search_one_index_where_their_columns_are_the_same():
+    """The serving benchmark compares the models over one catalogue: equal indexed columns (GemiRec's without its
+    bias column, ComiRecSA's) are searched through one faiss index, other columns get their own."""
+    from benchmarks.speed import _flat_index
+
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    indexes = {}
+    first, again, other = (_flat_index(v, indexes)[0] for v in (vectors, vectors.copy(), vectors + 1.0))
+    assert first is again and other is not first and len(indexes) == 2
+    assert first.ntotal == 50 and first.d == 8

@@ -428,8 +428,9 @@ def speed_section(speed, settings):
                      "transition predictor has its transitions counted from the training data and a share beta > 0 "
                      "for the interests a history lacks, as training leaves it, so its caches hold K distinct "
                      f"interests. {_normaliser_note(first, settings['speed']['dataset'])}All variants run in one "
-                     "process, interleaved request by request; median (p99) in milliseconds; the ratio is the "
-                     "median's to ComiRecSA's live request."
+                     "process, interleaved request by request"
+                     + (" (in a new random order for every request)" if first.get("order") == "shuffled" else "")
+                     + "; median (p99) in milliseconds; the ratio is the median's to ComiRecSA's live request."
                      if "queries_per_user" in first else
                      f"One user per request, K = {first['k']} interests for both models, top-{first['topn']} per "
                      f"interest from {first['index']} (faiss, 1 thread) over N random item vectors; median (p90) "

@@ -14,7 +14,7 @@
   are the real (untrained) networks, their query side rebuilt with ``for_serving`` from their weights, on
   real histories of the dataset. Both models score K queries per user: GemiRec K - 1 interests plus u
   (``user_query``), ComiRecSA K interests (``same_queries``, default on). Variants, timed interleaved
-  request by request:
+  request by request, in a new random order for every request:
 
   - ``GemiRec (interest cache + user tower)``: the interests come from the user's stored interest cache
     (built offline, no GPT at request time); the user tower runs on the history and the fusion gives the
@@ -291,8 +291,11 @@ def run_serving(spec):
     names = list(variants)
     times = {name: [] for name in names}
     torch.set_num_threads(1)
+    shuffle = np.random.default_rng(seed)
     for i in range(requests + warmup):
-        order = names[i % len(names):] + names[:i % len(names)]  # rotate who goes first
+        # a new order for every request: a rotation would keep each variant after the same one, whose memory (the
+        # caches it leaves warm or cold) then weighs on it alone
+        order = [names[j] for j in shuffle.permutation(len(names))]
         for name in order:
             t0 = time.perf_counter()
             found = variants[name](i)
@@ -305,6 +308,7 @@ def run_serving(spec):
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
         "queries_per_user": queries_per_user, "normalisers": normalisers, "requests": requests,
         "catalogue": "shared",  # every model over the same random embedding columns (_random_items)
+        "order": "shuffled",  # the variants in a new random order for every request
         "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
         "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
         "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),

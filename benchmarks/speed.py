@@ -233,8 +233,7 @@ def _normalisers(model, served):
     scores are inner products, plus a log-probability bias for GemiRec's ``log_prob`` weighting)."""
     if served.partitions is not None:
         return "partitions"
-    normalised = getattr(model, "interest_masking", False) or getattr(model, "interest_weighting", None) == "log_joint"
-    return "item table" if normalised else "none"
+    return "item table" if getattr(model, "scores_normalised", False) else "none"
 
 
 def _history_tokens(model, row):

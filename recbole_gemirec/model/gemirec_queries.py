@@ -168,6 +168,13 @@ class GemiRecQueries:
         """Whether each interest query scores only its own interest's items (the ``masking`` buffer)."""
         return bool(self.masking)
 
+    @property
+    def scores_normalised(self):
+        """Whether each query's scores are a log-softmax over the items it may score (``interest_masking``, or
+        ``interest_weighting: log_joint``), whose normaliser someone must compute: the query side, or the
+        retrieval where it is deferred (:meth:`defer_normalisers`)."""
+        return self.interest_masking or self.interest_weighting == "log_joint"
+
     def set_scoring(self, masking, prior_weight, novel_share=None, current_share=None, popularity=None):
         """Put ``interest_masking``, tau, (transition predictor) beta and alpha, and (``within_interest_ranking``)
         whether the interest queries rank by popularity in force (they are buffers: checkpoints and exports keep
@@ -339,7 +346,7 @@ class GemiRecQueries:
             # by it, its weights would all be 0 and the queries unchanged: nothing is computed (a served query
             # function is that much smaller)
             popularity = (slot_ids >= 0).to(queries.dtype)
-        if (self.interest_masking or self.interest_weighting == "log_joint") and not self.normalisers_deferred:
+        if self.scores_normalised and not self.normalisers_deferred:
             # each query's scores become a log-softmax over the items it may score: the catalogue, or its
             # interest's items under masking (raw inner products of different interests' items are not
             # comparable: each interest query is trained against the whole catalogue); the normaliser is

@@ -266,26 +266,32 @@ class LiveModel:
         queries and their slot ids; ``False``, without interests (the queries alone); ``"scores"``, the
         predictor's scores of every interest."""
         if key not in self._functions:
-            import torch
-
             if key == "scores":
                 module = _scores_function(self.model, self.uses_features)
             else:
                 module = _query_function(self.model, self.uses_features, key, self.has_interest_ids)
             eager = _on_arrays(module)
-            function, self.runtime = eager, "eager"
-            tensors = tuple(torch.from_numpy(array) for array in inputs)
-            expected = eager(*inputs) if self.compile else None  # the reference every runtime is checked against
-            for name, build in RUNTIMES if self.compile else ():
-                try:
-                    candidate = build(module, tensors)
-                    if _same_outputs(candidate(*inputs), expected):
-                        function, self.runtime = candidate, name
-                        break
-                except Exception:  # noqa: BLE001 - a runtime that cannot run this function leaves the next one
-                    continue
+            function, self.runtime = _first_runtime(module, eager, inputs) if self.compile else (eager, "eager")
             self._functions[key] = function
         return self._functions[key]
+
+
+def _first_runtime(module, eager, inputs):
+    """``(function, runtime name)``: ``module`` built by the first of the :data:`RUNTIMES` that builds it and
+    reproduces ``eager`` (the same function, eager) on this request's ``inputs``; ``(eager, "eager")`` where none
+    does."""
+    import torch
+
+    tensors = tuple(torch.from_numpy(array) for array in inputs)
+    expected = eager(*inputs)  # the reference every runtime is checked against
+    for name, build in RUNTIMES:
+        try:
+            candidate = build(module, tensors)
+            if _same_outputs(candidate(*inputs), expected):
+                return candidate, name
+        except Exception:  # noqa: BLE001 - a runtime that cannot run this function leaves the next one
+            continue
+    return eager, "eager"
 
 
 ONNX_OPSET = 17

@@ -68,7 +68,7 @@ def _examples(tokens, limit=5):
 class Recommender:
     """A loaded export: ``Recommender.load(directory).recommend(user_tokens, n)``."""
 
-    def __init__(self, directory, meta, tokens, arrays, index, live=None):
+    def __init__(self, directory, meta, tokens, arrays, index, live=None, compile_live=True):
         self.directory = directory
         self.meta = meta
         self.user_tokens = tokens["users"]
@@ -86,7 +86,7 @@ class Recommender:
         self.index_type = meta["index"]["type"]
         self.index_params = dict(meta["index"]["params"])
         self._live = live  # the query side; loaded from the directory on first use when None
-        self.compile_live = True  # whether that query side compiles its functions (LiveModel's compile)
+        self.compile_live = bool(compile_live)  # whether that query side compiles its functions (load's)
         # an exact index of a model that declares interest partitions (GemiRec under interest_masking): each
         # query scores only its own interest's items (serving/partitions.py), the same lists as the index
         partitions = meta.get("interest_partitions")
@@ -144,8 +144,7 @@ class Recommender:
                 if sha256_of(path) != info.get("sha256"):
                     raise DataError(f"{path} was changed after the export (its SHA-256 does not match meta.json); "
                                     "export the model again")
-        recommender = cls(directory, meta, tokens, arrays, index)
-        recommender.compile_live = bool(compile_live)
+        recommender = cls(directory, meta, tokens, arrays, index, compile_live=compile_live)
         recommender.set_search_params(**search_params)
         return recommender
 

@@ -120,6 +120,33 @@ def test_a_deferred_normaliser_gives_the_models_log_softmax_plus_bias():
     assert not np.allclose(found[True][2], found[False][2])  # u's normaliser moved its scores
 
 
+def test_a_querys_span_is_remembered_by_its_masking_values_and_forgotten_past_the_memos_size(monkeypatch):
+    """A model's queries have few distinct masking rows: a request whose rows were all seen before is served from
+    the memo, without computing a span; past SPAN_MEMO_SIZE rows the memo starts again, with the same spans."""
+    from recbole_gemirec.serving import partitions as module
+
+    items, _ = _catalogue()
+    partitions = _partitions(items)
+    queries = _queries(np.array([[-1, -1], [1, 0], [2, 1], [0, 1]]), [0.0, -0.5, -1.0, -2.0])
+    want = partitions.query_spans(queries)
+    first = partitions.retrieve(queries, 30)
+    assert len(partitions._span_memo) == 4
+
+    def computed(queries):
+        raise AssertionError("a remembered span was computed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(partitions, "query_spans", computed)
+        again = _queries(np.array([[1, 0], [-1, -1]]), [0.0, 0.0], seed=7)  # other vectors, the same masking rows
+        np.testing.assert_array_equal(np.stack(partitions._spans(again)), np.stack(want)[:, [1, 0]])
+        for got, expected in zip(partitions.retrieve(queries, 30), first):
+            np.testing.assert_array_equal(got, expected)
+    monkeypatch.setattr(module, "SPAN_MEMO_SIZE", 5)
+    fresh = _queries(np.array([[0, 0], [1, 1], [-1, -1]]), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(np.stack(partitions._spans(fresh)), np.stack(partitions.query_spans(fresh)))
+    assert len(partitions._span_memo) == 3  # 4 + 2 new rows > 5: started again with this request's 3
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda items: items.__setitem__((0, FIRST), 0.5), "not a one-hot code"),
     (lambda items: items.__setitem__((3, slice(FIRST + 3, FIRST + 5)), 1.0), "not a one-hot code"),  # two codes

@@ -64,6 +64,7 @@ class InterestPartitions:
         # gathered in one step each (no grouped copy of the whole table on the way)
         self.main_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, main)], dtype=np.float32)
         self.extra_vectors = np.ascontiguousarray(item_vectors[np.ix_(order, np.arange(stop, width))], dtype=np.float32)
+        self._span_memo = {}  # _spans: the masking values of a query, as bytes -> its (start, stop)
 
     def _item_keys(self, masks, source):
         """Each item's interest as one integer, after checking that every level's block is a one-hot code."""
@@ -97,6 +98,23 @@ class InterestPartitions:
         user = ~masks.any(axis=1)
         return np.where(user, 0, starts), np.where(user, len(self.rows), stops)
 
+    def _spans(self, queries):
+        """:meth:`query_spans`, remembered by the bytes of each query's masking values: a model's queries have one of
+        ``n_interests + 1`` masking rows, so after a server's first requests a span is a dictionary lookup instead
+        of a handful of array operations."""
+        masks = np.ascontiguousarray(queries[:, self.columns[0]:self.columns[1]])
+        keys = masks.view(f"V{masks.shape[1] * masks.itemsize}").ravel().tolist()
+        memo = self._span_memo
+        missing = [i for i, key in enumerate(keys) if key not in memo]
+        if missing:
+            if len(memo) + len(missing) > SPAN_MEMO_SIZE:  # only queries from outside a model have this many rows
+                memo.clear()
+                missing = list(range(len(keys)))
+            starts, stops = self.query_spans(queries[missing])
+            memo.update(zip((keys[i] for i in missing), zip(starts.tolist(), stops.tolist())))
+        starts, stops = zip(*(memo[key] for key in keys))
+        return np.array(starts), np.array(stops)
+
     def retrieve(self, queries, n, normalise=None, excluded=None):
         """The merged top-``n`` of one user's queries ``[K, D']``: ``(item rows, slots, scores)``, each
         ``[<= n]``, best first, as :func:`~recbole_gemirec.serving.recommender.merge_interest_lists` merges
@@ -109,7 +127,7 @@ class InterestPartitions:
         from a query's scores the log-sum-exp of them over its partition, its bias left out (a live query's
         deferred normaliser: the model normalises the scores without the bias, then adds it). ``excluded``:
         item rows never to return (still part of every normaliser, as in the model)."""
-        starts, stops = self.query_spans(queries)
+        starts, stops = self._spans(queries)
         slots = np.flatnonzero(stops > starts)  # the queries that score any item, in slot order
         lengths = (stops - starts)[slots]
         offsets = np.cumsum(lengths) - lengths
@@ -158,6 +176,7 @@ class InterestPartitions:
         return scores
 
 
+SPAN_MEMO_SIZE = 1 << 16  # InterestPartitions._spans: masking rows remembered before the memo starts again
 SAMPLE_STRIDE = 16  # _top_candidates: one item in 16 bounds the n-th best score from below
 
 

@@ -40,6 +40,39 @@ def test_walks_the_ranking_in_order_skipping_what_breaks_the_limit():
     assert chosen == [ranking[0], ranking[1], ranking[3]]
 
 
+def _walked_by_hand(scores, codes_of, k, code_limit, n_candidates):
+    """The rule, one row at a time: down the ranking, keep an interest that may be taken if no codeword of it has
+    been used code_limit times by the kept ones, until K are kept."""
+    chosen = []
+    for row in scores:
+        top_scores, top_ids = row.topk(n_candidates)
+        kept, uses = [], {}
+        for score, interest, code in zip(top_scores.tolist(), top_ids.tolist(), codes_of(top_ids).tolist()):
+            if len(kept) < k and score > float("-inf") and all(uses.get((l, c), 0) < code_limit for l, c in enumerate(code)):
+                kept.append(interest)
+                for level, c in enumerate(code):
+                    uses[(level, c)] = uses.get((level, c), 0) + 1
+        chosen.append(kept + [-1] * (k - len(kept)))
+    return torch.tensor(chosen)
+
+
+def test_every_row_keeps_what_the_rule_walked_by_hand_keeps_whether_or_not_the_limit_binds():
+    """Rows whose first K candidates already keep the limit are taken at once, the others walked: both must keep
+    what the rule keeps, in a batch that mixes them, with interests never to take, rows with none, and fewer
+    candidates than K."""
+    codes_of, _, n = codes_of_factory()
+    g = torch.Generator().manual_seed(5)
+    for k, eps, candidates in ((3, 1, None), (5, 2, None), (4, 3, None), (8, 2, None), (6, 2, 4), (2, 1, 20)):
+        scores = torch.randn(40, n, generator=g)
+        scores[:10] += 4.0 * (codes_of(torch.arange(n))[:, 0] == 0)  # top interests sharing a codeword: it binds
+        scores[torch.rand(40, n, generator=g) < 0.3] = float("-inf")
+        scores[7] = float("-inf")
+        chosen = select_interests(scores, codes_of, k, eps, candidates)
+        want = _walked_by_hand(scores, codes_of, k, eps, min(candidates or k * 32, n))
+        assert torch.equal(chosen, want), (k, eps, candidates)
+        assert (chosen[7] == -1).all()
+
+
 def test_rows_that_cannot_be_filled_are_marked_and_filled_from_the_first():
     codes_of, _, n = codes_of_factory()
     scores = torch.full((1, n), float("-inf"))

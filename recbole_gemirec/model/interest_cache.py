@@ -9,6 +9,7 @@ The resulting list is the user's *interest cache*: serving (and ``full_sort_pred
 never runs the GPT.
 """
 
+import numpy as np
 import torch
 
 # How many of the top-ranked interests are examined per user before giving up on filling K slots.
@@ -39,25 +40,49 @@ def select_interests(scores, codes_of, k, code_limit, candidates=None):
         return torch.cat([chosen, chosen.new_full((batch, k - chosen.shape[1]), -1)], dim=1)
     n_candidates = min(candidates or k * CANDIDATES_PER_SLOT, n_interests)
     top_scores, top_ids = scores.topk(n_candidates, dim=1)
-    codes = codes_of(top_ids)  # [B, T, C]
-    levels = codes.shape[-1]
-    width = int(codes.max().item()) + 1 if codes.numel() else 1
-    counts = torch.zeros(batch, levels, width, dtype=torch.long, device=scores.device)
-    chosen = torch.full((batch, k), -1, dtype=torch.long, device=scores.device)
-    kept = torch.zeros(batch, dtype=torch.long, device=scores.device)
-    rows = torch.arange(batch, device=scores.device)
-    level_index = torch.arange(levels, device=scores.device)
+    # the walk reads small integer arrays ([B, T, C] codes) and takes a handful of operations per step: in numpy on
+    # the CPU, each costs a few microseconds where a torch indexing operation costs tens (a served request
+    # chooses one user's interests: docs/serving.md)
+    codes = codes_of(top_ids).cpu().numpy()
+    ids, takeable = top_ids.cpu().numpy(), torch.isfinite(top_scores).cpu().numpy()
+    chosen = np.full((batch, k), -1, dtype=np.int64)
+    free = _limit_never_binds(codes, takeable, k, code_limit)
+    if free.any():
+        chosen[free] = ids[free, :k]
+    walk = np.flatnonzero(~free)
+    if len(walk):
+        chosen[walk] = _walk(ids[walk], codes[walk], takeable[walk], k, code_limit)
+    return torch.from_numpy(chosen).to(scores.device)
+
+
+def _limit_never_binds(codes, takeable, k, code_limit):
+    """``[B]`` bool: rows whose first K candidates may all be taken (``takeable``) and together use no codeword of
+    any level more than ``code_limit`` times. The walk keeps exactly those K, each with every codeword used fewer
+    than ``code_limit`` times before it, so these rows need no walk."""
+    first = codes[:, :k]  # [B, K, C]
+    uses = (first[:, :, None, :] == first[:, None, :, :]).sum(axis=2)  # [B, K, C]: each candidate's codewords' uses
+    return (uses <= code_limit).all(axis=(1, 2)) & takeable[:, :k].all(axis=1) & (codes.shape[1] >= k)
+
+
+def _walk(ids, codes, takeable, k, code_limit):
+    """The walk down each row's candidates (``ids [B, T]``, their codes ``[B, T, C]``, ``takeable [B, T]``):
+    ``[B, K]`` kept ids, -1 where fewer than K could be kept."""
+    batch, n_candidates, levels = codes.shape
+    width = int(codes.max()) + 1 if codes.size else 1
+    counts = np.zeros((batch, levels, width), dtype=np.int64)  # uses of each codeword of each level so far
+    chosen = np.full((batch, k), -1, dtype=np.int64)
+    kept = np.zeros(batch, dtype=np.int64)
+    rows, level_index = np.arange(batch)[:, None], np.arange(levels)[None, :]
     for t in range(n_candidates):
         code = codes[:, t]  # [B, C]
-        used = counts[rows.unsqueeze(1), level_index.unsqueeze(0), code]  # [B, C]
-        accept = (used < code_limit).all(dim=1) & (kept < k) & torch.isfinite(top_scores[:, t])
-        if accept.any():
-            take = rows[accept]
-            chosen[take, kept[take]] = top_ids[take, t]
-            counts[take.unsqueeze(1), level_index.unsqueeze(0), code[take]] += 1
+        accept = (counts[rows, level_index, code] < code_limit).all(axis=1) & (kept < k) & takeable[:, t]
+        take = np.flatnonzero(accept)
+        if len(take):
+            chosen[take, kept[take]] = ids[take, t]
+            counts[take[:, None], level_index, code[take]] += 1
             kept[take] += 1
-        if bool((kept >= k).all()):
-            break
+            if kept.min() >= k:
+                break
     return chosen
 
 

@@ -93,6 +93,7 @@ SPEED_ML100K = {
     "serving_topn": 50,
     # GemiRec factorised: the recipe the default trains on ml-100k (its genres), served over interest partitions
     "serving_models": ["GemiRec", "GemiRec factorised", "ComiRecSA"],
+    "serving_baseline": "ComiRecSA",  # each GemiRec recipe measured beside it alone (benchmarks.speed.serving_groups)
     "serving_catalogues": [10_000, 100_000, 1_000_000],
     "serving_requests": {10_000: 1000, 100_000: 400, 1_000_000: 100},  # enough for a p99
     "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
@@ -146,6 +147,7 @@ BUDGETS = {
             "serving_k": 5,
             "serving_topn": 50,
             "serving_models": ["GemiRec", "GemiRec factorised", "ComiRecSA"],
+            "serving_baseline": "ComiRecSA",
             "serving_catalogues": [10_000],
             "serving_requests": {10_000: 20},
             "serving_memory": False,  # no separate peak-memory process per model
@@ -213,6 +215,7 @@ BUDGETS = {
             "train_repeats": 3,
             "serving_k": 5,
             "serving_topn": 50,
+            "serving_baseline": "ComiRecSA",
             "serving_catalogues": [10_000, 100_000, 1_000_000],
             "serving_requests": {10_000: 500, 100_000: 300, 1_000_000: 100},
             "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],

@@ -21,7 +21,7 @@ from benchmarks.report_numbers import (
     fmt, fmt_ratio, is_gemirec_row, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio,
     row_order, stage_order,
 )
-from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
+from benchmarks.report_targets import HEADLINE_GEMIREC, baseline_of
 from recbole_gemirec.model.gemirec import STAGES
 
 SINGLE_VECTOR = {"Pop": "popularity (no user state)", "SASRec": "K = 1", "GRU4Rec": "K = 1"}
@@ -341,14 +341,28 @@ def _same_search_note(summary):
     cells = []
     for size in sorted(serving, key=int):
         latency = serving[size]["latency_ms"]
-        base = (latency.get("ComiRecSA (extractor per request)") or {}).get("median")
-        pair = [(latency.get(f"{model} (cached queries)") or {}).get("median") for model in ("GemiRec", "ComiRecSA")]
-        if base and all(pair):
-            cells.append(f"{int(size):,} items {pair[0] / base:.2f}x and {pair[1] / base:.2f}x")
+        pair = [f"{model} (cached queries)" for model in ("GemiRec", "ComiRecSA")]
+        if all(variant in latency for variant in pair):
+            gem, csa = (ratio(latency[v]["median"], baseline_of(latency, v).get("median")) for v in pair)
+            if gem is not None and csa is not None:
+                cells.append(f"{int(size):,} items {gem:.2f}x and {csa:.2f}x")
     if not cells:
         return ""
     return (" The stored queries of the two models, the same search without a network, measured (GemiRec and "
             "ComiRecSA, as ratios of ComiRecSA's live request): " + "; ".join(cells) + ".")
+
+
+def _interleaving_note(result):
+    """How the serving variants were timed: all in one group, or each model's beside the baseline's (``groups``)."""
+    order = " (in a new random order for every request)" if result.get("order") == "shuffled" else ""
+    groups = result.get("groups") or []
+    if len(groups) < 2:
+        return "All variants run in one process, interleaved request by request" + order
+    baseline = groups[0][-1]
+    return (f"All variants run in one process, the models loaded together; each model's variants are interleaved "
+            f"with {baseline}'s request by request{order}, one model after the other "
+            f"({'; '.join(' + '.join(group) for group in groups)}): a server holds one model, so a model's requests "
+            f"share the machine's caches with {baseline}'s only, and {baseline}'s rows are those of the first group")
 
 
 def _normaliser_note(result, dataset):
@@ -427,10 +441,10 @@ def speed_section(speed, settings):
                      "served model's are (`recbole_gemirec.serving.live`: ONNX Runtime for both models); GemiRec's "
                      "transition predictor has its transitions counted from the training data and a share beta > 0 "
                      "for the interests a history lacks, as training leaves it, so its caches hold K distinct "
-                     f"interests. {_normaliser_note(first, settings['speed']['dataset'])}All variants run in one "
-                     "process, interleaved request by request"
-                     + (" (in a new random order for every request)" if first.get("order") == "shuffled" else "")
-                     + "; median (p99) in milliseconds; the ratio is the median's to ComiRecSA's live request."
+                     f"interests. {_normaliser_note(first, settings['speed']['dataset'])}"
+                     + _interleaving_note(first)
+                     + "; median (p99) in milliseconds; the ratio is the median's to ComiRecSA's live request"
+                     + (" measured beside it." if len(first.get("groups") or []) > 1 else ".")
                      if "queries_per_user" in first else
                      f"One user per request, K = {first['k']} interests for both models, top-{first['topn']} per "
                      f"interest from {first['index']} (faiss, 1 thread) over N random item vectors; median (p90) "
@@ -448,7 +462,7 @@ def speed_section(speed, settings):
                 if variant not in lat:
                     cells.append("-")
                     continue
-                r = ratio(lat[variant]["median"], lat.get(HEADLINE_COMIREC, {}).get("median"))
+                r = ratio(lat[variant]["median"], baseline_of(lat, variant).get("median"))
                 tail = lat[variant].get("p99", lat[variant]["p90"])
                 cells.append(f"{lat[variant]['median']:.3f} ({tail:.3f}) {fmt_ratio(r)}")
             rows.append(cells)

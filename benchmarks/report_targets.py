@@ -23,6 +23,12 @@ SERVING_HEADLINES = [
 ]
 
 
+def baseline_of(latency, variant):
+    """The ComiRecSA live request a serving variant's ratio is to: the one measured beside it (``vs``, in its group
+    of :func:`benchmarks.speed.serving_groups`), else the result's own (results of one group)."""
+    return latency[variant].get("vs") or latency.get(HEADLINE_COMIREC, {})
+
+
 # The scale target: every model trains and evaluates at this catalogue and this many interactions.
 SCALE_ITEMS, SCALE_INTERACTIONS = 1_000_000, 10_000_000
 
@@ -38,7 +44,7 @@ def _serving_targets(serving):
         parts, within = [], []
         for n in sizes:
             lat = serving[n]["latency_ms"]
-            gem, csa = lat[variant], lat.get(HEADLINE_COMIREC, {})
+            gem, csa = lat[variant], baseline_of(lat, variant)
             tail = "p99" if "p99" in gem and "p99" in csa else "p90"
             r50, rtail = ratio(gem.get("median"), csa.get("median")), ratio(gem.get(tail), csa.get(tail))
             parts.append(f"{n:,} items {fmt_ratio(r50)} ({tail} {fmt_ratio(rtail)})")

@@ -329,6 +329,7 @@ def speed_tasks(settings, where):
     for n_items in speed["serving_catalogues"]:
         name = f"speed__serving__n{n_items}"
         serving.append(dict(common, kind="serving", name=name, model="GemiRec", models=list(served),
+                            baseline=speed.get("serving_baseline"),
                             config=config("GemiRec", name), n_items=n_items, k=speed["serving_k"],
                             topn=speed["serving_topn"], requests=speed["serving_requests"][n_items],
                             out=os.path.join(out_dir, f"serving__n{n_items}.json")))

@@ -14,7 +14,9 @@
   are the real (untrained) networks, their query side rebuilt with ``for_serving`` from their weights, on
   real histories of the dataset. Both models score K queries per user: GemiRec K - 1 interests plus u
   (``user_query``), ComiRecSA K interests (``same_queries``, default on). Variants, timed interleaved
-  request by request, in a new random order for every request:
+  request by request, in a new random order for every request, each model's beside the baseline's
+  (``baseline``, ComiRecSA) in a group of their own, one group after the other (:func:`serving_groups`);
+  every variant records the baseline's live request measured in its group (``vs``), what its ratio is to:
 
   - ``GemiRec (interest cache + user tower)``: the interests come from the user's stored interest cache
     (built offline, no GPT at request time); the user tower runs on the history and the fusion gives the
@@ -251,7 +253,9 @@ def run_serving(spec):
     requests, warmup = int(spec["requests"]), int(spec.get("warmup", 3))
     seed, indexes = int(spec.get("seed", 2020)), {}  # one catalogue for every model (_random_items, _flat_index)
     variants, build_s, queries_per_user, normalisers = {}, {}, {}, {}
+    owners = {}  # variant -> the served model it belongs to
     for name in spec["models"]:
+        before = set(variants)
         recbole_model, settings = SERVED[name]
         extra = dict(settings)
         if not settings:  # the paper's recipe and ComiRecSA: K queries each (a recipe keeps its own K)
@@ -287,22 +291,19 @@ def run_serving(spec):
             variants[f"{name} (extractor per request)"] = \
                 lambda i, r=served, h=histories: r.recommend_history(h[i], n=topn)
             variants[f"{name} (cached queries)"] = lambda i, r=served, u=users: r.recommend(u[i], n=topn)
-    names = list(variants)
-    times = {name: [] for name in names}
+        owners.update({variant: name for variant in set(variants) - before})
+    baseline = spec.get("baseline") if spec.get("baseline") in spec["models"] else None
+    groups = serving_groups(spec["models"], baseline)
+    times, baseline_times = {}, {}
     torch.set_num_threads(1)
     shuffle = np.random.default_rng(seed)
-    for i in range(requests + warmup):
-        # a new order for every request: a rotation would keep each variant after the same one, whose memory (the
-        # caches it leaves warm or cold) then weighs on it alone
-        order = [names[j] for j in shuffle.permutation(len(names))]
-        for name in order:
-            t0 = time.perf_counter()
-            found = variants[name](i)
-            elapsed = time.perf_counter() - t0
-            if len(found.items) != min(topn, n_items):
-                raise RuntimeError(f"{name}: {len(found.items)} items returned, expected {topn}")
-            if i >= warmup:
-                times[name].append(elapsed)
+    for group in groups:
+        names = [name for name in variants if owners[name] in group]
+        measured = _interleaved({name: variants[name] for name in names}, requests, warmup, topn, n_items, shuffle)
+        for name in names:
+            times.setdefault(name, measured[name])  # a variant of a model in several groups: its first group's
+            if baseline and owners[name] != baseline:  # and the baseline's live request measured beside it
+                baseline_times[name] = measured[f"{baseline} (extractor per request)"]
     return {
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
         "queries_per_user": queries_per_user, "normalisers": normalisers, "requests": requests,
@@ -311,10 +312,43 @@ def run_serving(spec):
         "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
         "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
         "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),
-        "latency_ms": {name: {"median": round(1000 * _median(v), 4), "p90": round(1000 * float(np.percentile(v, 90)), 4),
-                              "p99": round(1000 * float(np.percentile(v, 99)), 4),
-                              "mean": round(1000 * float(np.mean(v)), 4)} for name, v in times.items()},
+        "groups": groups,  # the models whose variants were interleaved together, one group after the other
+        "latency_ms": {name: dict(_latency(v), **({"vs": _latency(baseline_times[name])} if name in baseline_times else {}))
+                       for name, v in times.items()},
     }
+
+
+def serving_groups(models, baseline=None):
+    """The groups of ``models`` whose variants :func:`run_serving` interleaves: each model with ``baseline`` (a
+    server holds one model: measured beside the baseline alone, a model's requests share the machine's caches with
+    the baseline's, not with those of the other models measured), or all models in one group without a baseline."""
+    if not baseline or baseline not in models or len(models) < 2:
+        return [list(models)]
+    return [[model, baseline] for model in models if model != baseline]
+
+
+def _interleaved(variants, requests, warmup, topn, n_items, shuffle):
+    """Each variant's request times (``warmup`` requests left out), the variants interleaved request by request in
+    a new random order for every request: a rotation would keep each variant after the same one, whose memory (the
+    caches it leaves warm or cold) then weighs on it alone."""
+    names = list(variants)
+    times = {name: [] for name in names}
+    for i in range(requests + warmup):
+        for name in [names[j] for j in shuffle.permutation(len(names))]:
+            t0 = time.perf_counter()
+            found = variants[name](i)
+            elapsed = time.perf_counter() - t0
+            if len(found.items) != min(topn, n_items):
+                raise RuntimeError(f"{name}: {len(found.items)} items returned, expected {topn}")
+            if i >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def _latency(seconds):
+    """Median, p90, p99 and mean of request times, in milliseconds."""
+    return {"median": round(1000 * _median(seconds), 4), "p90": round(1000 * float(np.percentile(seconds, 90)), 4),
+            "p99": round(1000 * float(np.percentile(seconds, 99)), 4), "mean": round(1000 * float(np.mean(seconds)), 4)}
 
 
 # --- evaluation throughput ----------------------------------------------------------------------------

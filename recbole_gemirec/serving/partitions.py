@@ -216,9 +216,10 @@ def _top_candidates(best, n):
 
 def _segment_logsumexp(scores, offsets, lengths):
     """``[segments]`` float32: the log-sum-exp of each segment of ``scores`` (non-empty, consecutive, at
-    ``offsets``, of ``lengths``), each shifted by its maximum and summed in float64; a handful of whole-array
-    operations however many segments there are."""
+    ``offsets``, of ``lengths``), each shifted by its maximum; a handful of whole-array operations however many
+    segments there are. numpy sums a segment pairwise, so its float32 sum is within a few units of the last place
+    of the exact one (a float64 sum would cost a converting pass over every score)."""
     top = np.maximum.reduceat(scores, offsets)
     shifted = scores - np.repeat(top, lengths)
     np.exp(shifted, out=shifted)
-    return (top + np.log(np.add.reduceat(shifted, offsets, dtype=np.float64))).astype(np.float32)
+    return top + np.log(np.add.reduceat(shifted, offsets))

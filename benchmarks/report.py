@@ -352,6 +352,21 @@ def _same_search_note(summary):
             "ComiRecSA, as ratios of ComiRecSA's live request): " + "; ".join(cells) + ".")
 
 
+def _baseline_beside_rows(serving, sizes):
+    """The baseline's live request as measured beside each model after the first group (its ``vs``): the machine's
+    speed drifts over a run, so each model's ratio is to these figures, not to the first group's rows above."""
+    rows = []
+    groups = next(iter(serving.values())).get("groups") or []
+    for model, baseline in groups[1:]:
+        cells = [f"{baseline} (extractor per request), beside {model}"]
+        for n in sizes:
+            lat = serving[n]["latency_ms"]
+            beside = next((v["vs"] for name, v in lat.items() if name.startswith(model + " (") and "vs" in v), None)
+            cells.append("-" if beside is None else f"{beside['median']:.3f} ({beside.get('p99', beside['p90']):.3f}) 1.00x")
+        rows.append(cells)
+    return rows
+
+
 def _interleaving_note(result):
     """How the serving variants were timed: all in one group, or each model's beside the baseline's (``groups``)."""
     order = " (in a new random order for every request)" if result.get("order") == "shuffled" else ""
@@ -362,7 +377,8 @@ def _interleaving_note(result):
     return (f"All variants run in one process, the models loaded together; each model's variants are interleaved "
             f"with {baseline}'s request by request{order}, one model after the other "
             f"({'; '.join(' + '.join(group) for group in groups)}): a server holds one model, so a model's requests "
-            f"share the machine's caches with {baseline}'s only, and {baseline}'s rows are those of the first group")
+            f"share the machine's caches with {baseline}'s only; {baseline}'s rows are those of the first group, and its "
+            f"live request beside each later model has a row of its own")
 
 
 def _normaliser_note(result, dataset):
@@ -466,6 +482,7 @@ def speed_section(speed, settings):
                 tail = lat[variant].get("p99", lat[variant]["p90"])
                 cells.append(f"{lat[variant]['median']:.3f} ({tail:.3f}) {fmt_ratio(r)}")
             rows.append(cells)
+        rows += _baseline_beside_rows(serving, sizes)
         rows.append(["requests measured"] + [str(serving[n]["requests"]) for n in sizes])
         rows.append(["peak RSS MB, all variants in one process"] + [num(serving[n].get("peak_rss_mb"), 0) for n in sizes])
         mem = speed["serving_memory"]

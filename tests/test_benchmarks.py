@@ -430,6 +430,11 @@ def test_each_model_is_timed_beside_the_baseline_alone_and_its_ratio_is_to_that_
                HEADLINE_COMIREC: {"median": 0.5, "p90": 0.55, "p99": 0.6}}  # the first group's, faster
     [target] = _serving_targets({10_000: {"latency_ms": latency}})
     assert target["met"] and "0.90x" in target["measured"]
+    from benchmarks.report import _baseline_beside_rows
+
+    groups = [["GemiRec", "ComiRecSA"], ["GemiRec factorised", "ComiRecSA"]]
+    rows = _baseline_beside_rows({10_000: {"latency_ms": latency, "groups": groups}}, [10_000])
+    assert rows == [["ComiRecSA (extractor per request), beside GemiRec factorised", "1.000 (1.100) 1.00x"]]
     del latency[HEADLINE_FACTORISED]["vs"]  # a result of one group: the result's own baseline
     [target] = _serving_targets({10_000: {"latency_ms": latency}})
     assert not target["met"] and "1.80x" in target["measured"]

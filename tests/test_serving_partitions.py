@@ -144,7 +144,8 @@ def test_a_querys_span_is_remembered_by_its_masking_values_and_forgotten_past_th
     monkeypatch.setattr(module, "SPAN_MEMO_SIZE", 5)
     fresh = _queries(np.array([[0, 0], [1, 1], [-1, -1]]), [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(np.stack(partitions._spans(fresh)), np.stack(partitions.query_spans(fresh)))
-    assert len(partitions._span_memo) == 3  # 4 + 2 new rows > 5: started again with this request's 3
+    assert [len(span) for span in partitions._spans(fresh[:0])] == [0, 0]  # no query: no span
+    assert len(partitions._span_memo) == 2  # 4 + 2 new rows > 5: started again with this request's new ones
 
 
 @pytest.mark.parametrize("change,message", [

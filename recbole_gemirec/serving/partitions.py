@@ -105,15 +105,15 @@ class InterestPartitions:
         masks = np.ascontiguousarray(queries[:, self.columns[0]:self.columns[1]])
         keys = masks.view(f"V{masks.shape[1] * masks.itemsize}").ravel().tolist()
         memo = self._span_memo
-        missing = [i for i, key in enumerate(keys) if key not in memo]
+        spans = [memo.get(key) for key in keys]  # read once: another thread may clear the memo meanwhile
+        missing = [i for i, span in enumerate(spans) if span is None]
         if missing:
+            starts, stops = self.query_spans(queries[missing])
             if len(memo) + len(missing) > SPAN_MEMO_SIZE:  # only queries from outside a model have this many rows
                 memo.clear()
-                missing = list(range(len(keys)))
-            starts, stops = self.query_spans(queries[missing])
-            memo.update(zip((keys[i] for i in missing), zip(starts.tolist(), stops.tolist())))
-        starts, stops = zip(*(memo[key] for key in keys))
-        return np.array(starts), np.array(stops)
+            for i, span in zip(missing, zip(starts.tolist(), stops.tolist())):
+                spans[i] = memo[keys[i]] = span
+        return np.array([span[0] for span in spans], dtype=np.int64), np.array([span[1] for span in spans], dtype=np.int64)
 
     def retrieve(self, queries, n, normalise=None, excluded=None):
         """The merged top-``n`` of one user's queries ``[K, D']``: ``(item rows, slots, scores)``, each

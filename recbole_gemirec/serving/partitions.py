@@ -102,8 +102,7 @@ class InterestPartitions:
         """:meth:`query_spans`, remembered by the bytes of each query's masking values: a model's queries have one of
         ``n_interests + 1`` masking rows, so after a server's first requests a span is a dictionary lookup instead
         of a handful of array operations."""
-        masks = np.ascontiguousarray(queries[:, self.columns[0]:self.columns[1]])
-        keys = masks.view(f"V{masks.shape[1] * masks.itemsize}").ravel().tolist()
+        keys = row_keys(queries[:, self.columns[0]:self.columns[1]])
         memo = self._span_memo
         spans = [memo.get(key) for key in keys]  # read once: another thread may clear the memo meanwhile
         missing = [i for i, span in enumerate(spans) if span is None]
@@ -174,6 +173,13 @@ class InterestPartitions:
             if weighs_extra[slot]:
                 segment += self.extra_vectors[start:stop] @ extra[slot]
         return scores
+
+
+def row_keys(rows):
+    """One ``bytes`` object per row of a 2-D array: equal bytes, equal rows (a dictionary key per row, read in one
+    pass instead of comparing rows with each other)."""
+    rows = np.ascontiguousarray(rows)
+    return rows.view(f"V{rows.shape[1] * rows.itemsize}").ravel().tolist()
 
 
 SPAN_MEMO_SIZE = 1 << 16  # InterestPartitions._spans: masking rows remembered before the memo starts again

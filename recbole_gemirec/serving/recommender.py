@@ -25,7 +25,7 @@ from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
 from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
 from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE
-from recbole_gemirec.serving.partitions import InterestPartitions
+from recbole_gemirec.serving.partitions import InterestPartitions, row_keys
 
 REQUIRED_META = {
     "format": str, "model": str, "dataset": str, "kind": str, "n_users": int, "n_items": int,
@@ -347,8 +347,7 @@ def distinct_queries(queries, normalise=None):
     scores every item exactly as the earlier row does and loses every tie to it, as the merge keeps the first
     query, so leaving it out changes no list, only the work. Rows are compared by their bytes: equal bytes are
     equal scores (a row that differs only as -0.0 from 0.0 is kept, which costs a scan and changes nothing)."""
-    rows = np.ascontiguousarray(queries)
-    keys = rows.view(f"V{rows.shape[1] * rows.itemsize}").ravel().tolist()  # one bytes object per row
+    keys = row_keys(queries)
     if normalise is not None:
         keys = list(zip(keys, np.asarray(normalise, dtype=bool).tolist()))
     first = {}

@@ -95,7 +95,8 @@ SPEED_ML100K = {
     "serving_models": ["GemiRec", "GemiRec factorised", "ComiRecSA"],
     "serving_baseline": "ComiRecSA",  # each GemiRec recipe measured beside it alone (benchmarks.speed.serving_groups)
     "serving_catalogues": [10_000, 100_000, 1_000_000],
-    "serving_requests": {10_000: 1000, 100_000: 400, 1_000_000: 100},  # enough for a p99
+    "serving_requests": {10_000: 1000, 100_000: 400, 1_000_000: 100},  # per repeat, enough for a p99
+    "serving_repeats": 5,  # figures and ratios: medians over the repeats (benchmarks.speed._over_repeats)
     "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
     "eval_catalogues": ["native", 100_000],
     "eval_users": 256,
@@ -150,6 +151,7 @@ BUDGETS = {
             "serving_baseline": "ComiRecSA",
             "serving_catalogues": [10_000],
             "serving_requests": {10_000: 20},
+            "serving_repeats": 2,
             "serving_memory": False,  # no separate peak-memory process per model
             "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
             "eval_catalogues": ["native"],
@@ -218,6 +220,7 @@ BUDGETS = {
             "serving_baseline": "ComiRecSA",
             "serving_catalogues": [10_000, 100_000, 1_000_000],
             "serving_requests": {10_000: 500, 100_000: 300, 1_000_000: 100},
+            "serving_repeats": 5,
             "eval_models": ["SASRec", "ComiRecSA", "GemiRec"],
             "eval_catalogues": ["native", 100_000],
             "eval_users": 256,

@@ -21,7 +21,7 @@ from benchmarks.report_numbers import (
     fmt, fmt_ratio, is_gemirec_row, mark, md_table, mean_of, metric_label, num, pct_stats, pct_value, ratio,
     row_order, stage_order,
 )
-from benchmarks.report_targets import HEADLINE_GEMIREC, baseline_of
+from benchmarks.report_targets import HEADLINE_GEMIREC, serving_ratio
 from recbole_gemirec.model.gemirec import STAGES
 
 SINGLE_VECTOR = {"Pop": "popularity (no user state)", "SASRec": "K = 1", "GRU4Rec": "K = 1"}
@@ -343,7 +343,7 @@ def _same_search_note(summary):
         latency = serving[size]["latency_ms"]
         pair = [f"{model} (cached queries)" for model in ("GemiRec", "ComiRecSA")]
         if all(variant in latency for variant in pair):
-            gem, csa = (ratio(latency[v]["median"], baseline_of(latency, v).get("median")) for v in pair)
+            gem, csa = (serving_ratio(latency, v) for v in pair)
             if gem is not None and csa is not None:
                 cells.append(f"{int(size):,} items {gem:.2f}x and {csa:.2f}x")
     if not cells:
@@ -379,6 +379,16 @@ def _interleaving_note(result):
             f"({'; '.join(' + '.join(group) for group in groups)}): a server holds one model, so a model's requests "
             f"share the machine's caches with {baseline}'s only; {baseline}'s rows are those of the first group, and its "
             f"live request beside each later model has a row of its own")
+
+
+def _repeats_note(result):
+    """How a serving result's figures are taken over its repeats (``repeats``; results of one have none)."""
+    repeats = result.get("repeats") or 1
+    if repeats < 2:
+        return "."
+    return (f". The measurement is repeated {repeats} times, the groups in a rotating order; each figure is the "
+            "median over the repeats of that repeat's figure, and each ratio (of the median, and of the p99 in the "
+            "targets) the median over the repeats of that repeat's ratio, whose two requests were measured together.")
 
 
 def _normaliser_note(result, dataset):
@@ -460,7 +470,8 @@ def speed_section(speed, settings):
                      f"interests. {_normaliser_note(first, settings['speed']['dataset'])}"
                      + _interleaving_note(first)
                      + "; median (p99) in milliseconds; the ratio is the median's to ComiRecSA's live request"
-                     + (" measured beside it." if len(first.get("groups") or []) > 1 else ".")
+                     + (" measured beside it" if len(first.get("groups") or []) > 1 else "")
+                     + _repeats_note(first)
                      if "queries_per_user" in first else
                      f"One user per request, K = {first['k']} interests for both models, top-{first['topn']} per "
                      f"interest from {first['index']} (faiss, 1 thread) over N random item vectors; median (p90) "
@@ -478,9 +489,8 @@ def speed_section(speed, settings):
                 if variant not in lat:
                     cells.append("-")
                     continue
-                r = ratio(lat[variant]["median"], baseline_of(lat, variant).get("median"))
                 tail = lat[variant].get("p99", lat[variant]["p90"])
-                cells.append(f"{lat[variant]['median']:.3f} ({tail:.3f}) {fmt_ratio(r)}")
+                cells.append(f"{lat[variant]['median']:.3f} ({tail:.3f}) {fmt_ratio(serving_ratio(lat, variant))}")
             rows.append(cells)
         rows += _baseline_beside_rows(serving, sizes)
         rows.append(["requests measured"] + [str(serving[n]["requests"]) for n in sizes])

@@ -332,6 +332,7 @@ def speed_tasks(settings, where):
                             baseline=speed.get("serving_baseline"),
                             config=config("GemiRec", name), n_items=n_items, k=speed["serving_k"],
                             topn=speed["serving_topn"], requests=speed["serving_requests"][n_items],
+                            repeats=speed.get("serving_repeats", 1),
                             out=os.path.join(out_dir, f"serving__n{n_items}.json")))
         for model in served if speed.get("serving_memory", True) else ():  # each model alone
             slug, recbole_model = model.replace(" ", "-"), model.split()[0]  # "GemiRec factorised": GemiRec

@@ -16,7 +16,9 @@
   (``user_query``), ComiRecSA K interests (``same_queries``, default on). Variants, timed interleaved
   request by request, in a new random order for every request, each model's beside the baseline's
   (``baseline``, ComiRecSA) in a group of their own, one group after the other (:func:`serving_groups`);
-  every variant records the baseline's live request measured in its group (``vs``), what its ratio is to:
+  every variant records the baseline's live request measured in its group (``vs``), what its ratio is to. The
+  whole measurement is repeated (``repeats``, the groups in a rotating order); every figure is the median over the
+  repeats, and every ratio (``ratio``: median and p99) the median of the repeats' ratios (:func:`_over_repeats`):
 
   - ``GemiRec (interest cache + user tower)``: the interests come from the user's stored interest cache
     (built offline, no GPT at request time); the user tower runs on the history and the fusion gives the
@@ -294,28 +296,64 @@ def run_serving(spec):
         owners.update({variant: name for variant in set(variants) - before})
     baseline = spec.get("baseline") if spec.get("baseline") in spec["models"] else None
     groups = serving_groups(spec["models"], baseline)
-    times, baseline_times = {}, {}
     torch.set_num_threads(1)
     shuffle = np.random.default_rng(seed)
-    for group in groups:
-        names = [name for name in variants if owners[name] in group]
-        measured = _interleaved({name: variants[name] for name in names}, requests, warmup, topn, n_items, shuffle)
-        for name in names:
-            times.setdefault(name, measured[name])  # a variant of a model in several groups: its first group's
-            if baseline and owners[name] != baseline:  # and the baseline's live request measured beside it
-                baseline_times[name] = measured[f"{baseline} (extractor per request)"]
+    per_repeat = [_serving_repeat(variants, owners, groups, baseline, rotation, requests, warmup, topn, n_items, shuffle)
+                  for rotation in range(max(1, int(spec.get("repeats", 1))))]
     return {
         "kind": "serving", "models": spec["models"], "n_items": n_items, "k": k, "topn": topn,
         "queries_per_user": queries_per_user, "normalisers": normalisers, "requests": requests,
+        "repeats": len(per_repeat),  # each the groups' interleaved requests; every figure is the median over them
         "catalogue": "shared",  # every model over the same random embedding columns (_random_items)
         "order": "shuffled",  # the variants in a new random order for every request
         "path": "Recommender.recommend_history (live) / Recommender.recommend (cached queries)",
         "index": "faiss IndexFlatIP (exact inner product)", "index_build_s": build_s,
         "index_mb": round(n_items * 64 * 4 / 2 ** 20, 1),
         "groups": groups,  # the models whose variants were interleaved together, one group after the other
-        "latency_ms": {name: dict(_latency(v), **({"vs": _latency(baseline_times[name])} if name in baseline_times else {}))
-                       for name, v in times.items()},
+        "latency_ms": {name: _over_repeats([r[name] for r in per_repeat]) for name in variants},
     }
+
+
+def _serving_repeat(variants, owners, groups, baseline, rotation, requests, warmup, topn, n_items, shuffle):
+    """One repeat of the serving measurement: the groups one after the other, starting with group ``rotation``
+    (modulo their number: no group always runs first, in the machine's state a previous one leaves), each group's
+    variants interleaved (:func:`_interleaved`). Returns each variant's :func:`_latency`, with ``vs``, the
+    baseline's live request measured in the same group, and ``ratio``, the variant's median and p99 as ratios of
+    that request's; the baseline's own variants are those of the first group of :func:`serving_groups`."""
+    start = rotation % len(groups)
+    measured = {}
+    for group in groups[start:] + groups[:start]:
+        names = [name for name in variants if owners[name] in group]
+        measured[tuple(group)] = _interleaved({name: variants[name] for name in names}, requests, warmup, topn,
+                                              n_items, shuffle)
+    stats = {}
+    for group in groups:
+        times = measured[tuple(group)]
+        beside = _latency(times[f"{baseline} (extractor per request)"]) if baseline else None
+        for name, seconds in times.items():
+            if name in stats:  # a variant of a model in several groups (the baseline's): its first group's
+                continue
+            stats[name] = _latency(seconds)
+            if beside is not None:
+                stats[name]["ratio"] = {key: round(stats[name][key] / beside[key], 4) for key in ("median", "p99")}
+                if owners[name] != baseline:
+                    stats[name]["vs"] = beside
+    return stats
+
+
+def _over_repeats(stats):
+    """A variant's figures over the repeats of :func:`_serving_repeat`: the median of each (latencies, ``vs`` and
+    ``ratio``: a ratio is the median of the repeats' ratios, each of two requests measured together), and the
+    repeats' own medians and p99s (``per_repeat``)."""
+    def median_of(rows):
+        return {key: round(_median([row[key] for row in rows]), 4) for key in rows[0] if key not in ("vs", "ratio")}
+
+    out = median_of(stats)
+    for part in ("vs", "ratio"):
+        if part in stats[0]:
+            out[part] = median_of([row[part] for row in stats])
+    out["per_repeat"] = [{key: row[key] for key in ("median", "p99")} for row in stats]
+    return out
 
 
 def serving_groups(models, baseline=None):

@@ -79,6 +79,8 @@ def test_quick_writes_one_json_per_run_with_the_figures(quick_run):
     assert serving["catalogue"] == "shared"
     assert serving["groups"] == [["GemiRec", "ComiRecSA"], ["GemiRec factorised", "ComiRecSA"]]
     assert all(("vs" in v) == (not name.startswith("ComiRecSA")) for name, v in serving["latency_ms"].items())
+    assert serving["repeats"] == QUICK["speed"]["serving_repeats"] == 2
+    assert all(len(v["per_repeat"]) == 2 and v["ratio"]["median"] > 0 for v in serving["latency_ms"].values())
     evaluation = _read(speed / "eval__GemiRec__native.json")
     assert evaluation["same_top_items"] and evaluation["ratio"] > 0
     for model in ("SASRec", "ComiRecSA", "GemiRec"):
@@ -438,3 +440,53 @@ def test_each_model_is_timed_beside_the_baseline_alone_and_its_ratio_is_to_that_
     del latency[HEADLINE_FACTORISED]["vs"]  # a result of one group: the result's own baseline
     [target] = _serving_targets({10_000: {"latency_ms": latency}})
     assert not target["met"] and "1.80x" in target["measured"]
+
+
+def test_serving_figures_are_medians_over_repeats_and_each_ratio_is_of_requests_measured_together():
+    """A repeat times every group (its variants interleaved) and records each variant's ratio to the baseline's live
+    request of the same group; over the repeats each figure is the median, and a ratio is the median of the repeats'
+    ratios, not the ratio of medians taken from different repeats (the machine's speed drifts between them)."""
+    from types import SimpleNamespace
+
+    from benchmarks.speed import _over_repeats, _serving_repeat
+
+    calls = []
+
+    def variant(name):
+        def run(i):
+            calls.append(name)
+            return SimpleNamespace(items=[0] * 3)
+        return run
+
+    names = ["A (interest cache + user tower)", "A (cached queries)", "B (interest cache + user tower)",
+             "C (extractor per request)", "C (cached queries)"]
+    owners = {name: name.split(" (")[0] for name in names}
+    groups = [["A", "C"], ["B", "C"]]
+    for rotation in (0, 1):
+        calls.clear()
+        stats = _serving_repeat({name: variant(name) for name in names}, owners, groups, "C", rotation, requests=4,
+                                warmup=1, topn=3, n_items=10, shuffle=np.random.default_rng(0))
+        assert next(owners[name] for name in calls if owners[name] != "C") == groups[rotation][0]  # it runs first
+        assert calls.count("C (extractor per request)") == 2 * 5 and calls.count("A (cached queries)") == 5
+        assert set(stats) == set(names)
+        assert all(("vs" in v) == (owners[name] != "C") and "ratio" in v for name, v in stats.items())
+        for name, v in stats.items():
+            beside = v.get("vs", stats["C (extractor per request)"])
+            assert v["ratio"]["median"] == pytest.approx(v["median"] / beside["median"], rel=1e-3, abs=1e-4)
+    repeats = [{"median": 1.0, "p90": 1.0, "p99": 2.0, "mean": 1.0, "vs": {"median": 1.0, "p90": 1.0, "p99": 2.0,
+                                                                            "mean": 1.0}, "ratio": {"median": 1.0, "p99": 1.0}},
+               {"median": 2.0, "p90": 2.0, "p99": 3.0, "mean": 2.0, "vs": {"median": 2.5, "p90": 2.5, "p99": 3.0,
+                                                                            "mean": 2.5}, "ratio": {"median": 0.8, "p99": 1.0}},
+               {"median": 3.0, "p90": 3.0, "p99": 9.0, "mean": 3.0, "vs": {"median": 2.0, "p90": 2.0, "p99": 4.0,
+                                                                            "mean": 2.0}, "ratio": {"median": 1.5, "p99": 2.25}}]
+    over = _over_repeats(repeats)
+    assert over["median"] == 2.0 and over["p99"] == 3.0 and over["vs"]["median"] == 2.0
+    assert over["ratio"] == {"median": 1.0, "p99": 1.0}  # the ratio of the medians would be 2.0 / 2.0 and 3.0 / 3.0
+    assert over["per_repeat"] == [{"median": 1.0, "p99": 2.0}, {"median": 2.0, "p99": 3.0}, {"median": 3.0, "p99": 9.0}]
+    from benchmarks.report_targets import serving_ratio
+
+    latency = {"A (interest cache + user tower)": dict(over, ratio={"median": 0.99, "p99": 1.01})}
+    assert serving_ratio(latency, "A (interest cache + user tower)") == 0.99
+    assert serving_ratio(latency, "A (interest cache + user tower)", "p99") == 1.01
+    del latency["A (interest cache + user tower)"]["ratio"]  # a result of one repeat: the ratio of its figures
+    assert serving_ratio(latency, "A (interest cache + user tower)") == pytest.approx(1.0)

@@ -106,6 +106,32 @@ def test_the_stored_history_served_live_gives_the_stored_recommendation(which, r
             assert live.source == ({"cache": "cache", "generator": "generator"}[interests] if which != "comirec" else "history")
 
 
+def test_a_users_stored_cache_is_read_as_a_view_of_the_exports_rows_in_their_layout_only(gemirec):
+    """A request reads a known user's interest cache as a view of the stored rows when every row holds u in the same
+    leading slots (the export's layout); any other layout is read row by row, with the same lists."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving.live import cached_interests, interest_slots
+
+    assert interest_slots(np.array([[-1, 4, 2], [-1, 3, 3]])) == slice(1, None)
+    assert interest_slots(np.array([[4, 2], [3, 3]])) == slice(0, None)
+    assert interest_slots(np.array([[-1, 4, 2], [4, -1, 2]])) is None  # u elsewhere in one row
+    assert interest_slots(np.array([[-1, 4, 2], [-1, 3, -1]])) is None
+    assert interest_slots(np.zeros((0, 3), dtype=np.int64)) is None
+    export, reference = gemirec
+    recommender = Recommender.load(export)
+    assert isinstance(recommender._interest_slots, slice)
+    user, history = _history_of(reference, 5)
+    row = recommender.user_row(user)
+    ids, log_probs = recommender._stored_cache(row)
+    expected = cached_interests(recommender.interest_ids[row], recommender.interest_log_probs[row])
+    assert ids.shape == (1, len(expected[0])) and np.shares_memory(ids, recommender.interest_ids)
+    np.testing.assert_array_equal(ids[0], expected[0])
+    np.testing.assert_array_equal(log_probs[0], expected[1])
+    viewed = recommender.recommend_history(history, n=10, user=user, interests="cache")
+    recommender._interest_slots = None  # another layout: the row's own cache
+    assert recommender.recommend_history(history, n=10, user=user, interests="cache") == viewed
+
+
 @pytest.mark.parametrize("which", ["gemirec", "factorised", "comirec"])
 def test_a_changed_history_is_ranked_as_the_model_ranks_it(which, request):
     from recbole_gemirec.serving import Recommender

@@ -70,6 +70,21 @@ def cached_interests(slot_ids, log_probs):
     return np.asarray(slot_ids)[keep], np.asarray(log_probs, dtype=np.float32)[keep]
 
 
+def interest_slots(slot_ids):
+    """The slots of an export's interest rows ``[users, K']`` that hold the cached interests, as one ``slice``
+    where every row holds u (id -1) in the same leading slots and interests after them (the layout an export
+    writes: u first under ``user_query``), so that a user's cache is a view of the stored rows
+    (``rows[row:row + 1, slots]``, what :meth:`LiveModel.queries` takes) instead of a per-request
+    :func:`cached_interests`; ``None`` for any other layout."""
+    ids = np.asarray(slot_ids)
+    if ids.ndim != 2 or ids.shape[0] == 0:
+        return None
+    lead = int((ids[0] < 0).sum())
+    if (ids[:, :lead] < 0).all() and (ids[:, lead:] >= 0).all():
+        return slice(lead, None)
+    return None
+
+
 # --- loading (request time) ------------------------------------------------------------------------------
 def _model_class(path, name):
     from recbole_gemirec.model.multi_interest import MultiInterestRecommender
@@ -236,9 +251,7 @@ class LiveModel:
         if self.normalise_slots is None:
             return None
         user, interests = self.normalise_slots
-        mask = np.full(len(slot_ids), interests)
-        mask[np.asarray(slot_ids) < 0] = user
-        return mask
+        return np.where(np.asarray(slot_ids) < 0, user, interests)
 
     def codes_of(self, slot_ids):
         """Code tuples ``[K', C]`` of the interest ids :meth:`queries` returned (-1 rows for u)."""

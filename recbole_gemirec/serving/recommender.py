@@ -24,7 +24,7 @@ import numpy as np
 from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
 from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
-from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE
+from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE, interest_slots
 from recbole_gemirec.serving.partitions import InterestPartitions, row_keys
 
 REQUIRED_META = {
@@ -81,6 +81,8 @@ class Recommender:
         self.interest_codes = arrays.get("interest_codes")
         self.interest_log_probs = arrays.get("interest_log_probs")
         self.user_features = arrays.get("user_features")
+        # the slots of the stored interest rows that hold a user's cache: a request reads a view of its row
+        self._interest_slots = None if self.interest_log_probs is None else interest_slots(self.interest_ids)
         self.index = index
         self.query_bias = bool(meta.get("query_bias", False))  # the queries' last column: a bias, not indexed
         self.index_type = meta["index"]["type"]
@@ -281,7 +283,7 @@ class Recommender:
             exclude: item tokens never to recommend.
             exclude_history: also never recommend the items of ``history``.
         """
-        from recbole_gemirec.serving.live import INTEREST_MODES, cached_interests
+        from recbole_gemirec.serving.live import INTEREST_MODES
 
         if interests not in INTEREST_MODES:
             raise ConfigError(f"interests={interests!r} is unknown; allowed: {', '.join(INTEREST_MODES)}")
@@ -300,7 +302,7 @@ class Recommender:
         if live.has_interest_ids:
             source = "generator"
             if interests == "cache" and row is not None and self.interest_ids is not None:
-                cached, source = cached_interests(self.interest_ids[row], self.interest_log_probs[row]), "cache"
+                cached, source = self._stored_cache(row), "cache"
         queries, slot_ids = live.queries(item_rows + 1, features, cached)
         normalise = live.normalise_mask(slot_ids)  # a partitioned export's live queries lack their normalisers
         if slot_ids is not None:  # the stored cache's codes are the export's; the generator's are looked up
@@ -311,6 +313,17 @@ class Recommender:
         excluded = np.array(sorted(excluded), dtype=np.int64)
         found = self._retrieve(queries[None], n, excluded, normalise)[0]
         return self._pack(None if user is None else str(user), *found, codes, source)
+
+    def _stored_cache(self, row):
+        """``(interest ids, log-probabilities)`` of an exported user's interest cache, u left out: ``[1, K]`` views of
+        the stored rows in the export's layout (:func:`~recbole_gemirec.serving.live.interest_slots`), else the
+        row's own ``[K]``."""
+        from recbole_gemirec.serving.live import cached_interests
+
+        slots = self._interest_slots
+        if slots is None:
+            return cached_interests(self.interest_ids[row], self.interest_log_probs[row])
+        return self.interest_ids[row:row + 1, slots], self.interest_log_probs[row:row + 1, slots]
 
     def score(self, user, items):
         """Exact scores of given item tokens for a user: ``[(item, score, slot, code)]`` in the given order."""

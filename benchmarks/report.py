@@ -493,7 +493,8 @@ def speed_section(speed, settings):
                 cells.append(f"{lat[variant]['median']:.3f} ({tail:.3f}) {fmt_ratio(serving_ratio(lat, variant))}")
             rows.append(cells)
         rows += _baseline_beside_rows(serving, sizes)
-        rows.append(["requests measured"] + [str(serving[n]["requests"]) for n in sizes])
+        per_repeat = f" per repeat ({first['repeats']} repeats)" if (first.get("repeats") or 1) > 1 else ""
+        rows.append([f"requests measured{per_repeat}"] + [str(serving[n]["requests"]) for n in sizes])
         rows.append(["peak RSS MB, all variants in one process"] + [num(serving[n].get("peak_rss_mb"), 0) for n in sizes])
         mem = speed["serving_memory"]
         order = list(dict.fromkeys(m for r in serving.values() for m in r.get("models") or []))

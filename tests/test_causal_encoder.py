@@ -21,3 +21,6 @@ def test_encode_last_equals_the_full_stack_read_at_the_last_position(layers):
     changed = x.clone()
     changed[0, 1:] = 100.0
     torch.testing.assert_close(encode_last(blocks, changed, last)[0], expected[0], rtol=1e-5, atol=1e-5)
+    # last=None: every row read at its final position, without a mask
+    torch.testing.assert_close(encode_last(blocks, x), full[:, -1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(encode_last(blocks, x), encode_last(blocks, x, torch.full((9,), 6)), rtol=1e-6, atol=1e-6)

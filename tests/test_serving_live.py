@@ -202,6 +202,7 @@ def test_the_compiled_query_function_agrees_with_the_eager_model_on_many_request
     export, reference = factorised
     recommender = Recommender.load(export)
     live = recommender.live
+    lengths = set()
     for position in range(0, 60, 4):
         user, history = _history_of(reference, position)
         ids = reference["dataset"].token2id(reference["dataset"].iid_field, history)
@@ -215,7 +216,11 @@ def test_the_compiled_query_function_agrees_with_the_eager_model_on_many_request
             eager, eager_ids = live.model.queries_from_history(*_split(inputs, live.uses_features, cached is not None))
         np.testing.assert_array_equal(slot_ids, eager_ids[0].numpy())
         np.testing.assert_allclose(queries, eager[0].numpy(), rtol=1e-5, atol=1e-5)
+        lengths.add(min(len(ids), live.max_length))
     assert live.runtime == "onnxruntime"
+    # histories that fill every position (served without their length and its mask) and shorter ones
+    assert live.max_length in lengths and min(lengths) < live.max_length
+    assert {(True, True), (True, False)} <= set(live._functions)
 
 
 def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkeypatch):

@@ -35,28 +35,35 @@ class CausalSelfAttentionBlock(nn.Module):
         x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(batch, length, hidden)))
         return x + self.dropout(self.mlp(self.norm2(x)))
 
-    def forward_at(self, x, last):
+    def forward_at(self, x, last=None):
         """The block's output at one position per row, ``last [B]``, as ``[B, hidden]``: the same values as
         ``forward(x)[rows, last]`` (keys and values from every position up to ``last``), with the query,
-        projection and MLP computed for B rows instead of B * T."""
+        projection and MLP computed for B rows instead of B * T. ``last=None``: the final position of every
+        row (sequences without padding), which every position is visible to, so no mask is built (a served
+        history of full length: fewer operations per request)."""
         batch, length = x.shape[0], x.shape[1]
-        rows = torch.arange(batch, device=x.device)
         hidden = self.hidden
         normed = self.norm1(x)
         weight, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(normed[rows, last], weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
+        if last is None:
+            at, visible = (lambda t: t[:, -1]), None
+        else:
+            rows = torch.arange(batch, device=x.device)
+            at = lambda t: t[rows, last]  # noqa: E731 - the row of each sequence read at its own position
+            visible = torch.arange(length, device=x.device) <= last.view(-1, 1, 1, 1)  # [B, 1, 1, T]
+        q = F.linear(at(normed), weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
         k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
         k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (k, v))
-        visible = torch.arange(length, device=x.device) <= last.view(-1, 1, 1, 1)  # [B, 1, 1, T]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
-        out = x[rows, last] + self.dropout(self.proj(attended.reshape(-1, hidden)))
+        out = at(x) + self.dropout(self.proj(attended.reshape(-1, hidden)))
         return out + self.dropout(self.mlp(self.norm2(out)))
 
 
-def encode_last(blocks, x, last):
-    """A causal stack's output at position ``last [B]`` of each row, ``[B, hidden]``: every block but the
-    last over all positions, the last one only where it is read (:meth:`CausalSelfAttentionBlock.forward_at`).
-    The user tower and the generator read one state per sequence, so this is their encoder."""
+def encode_last(blocks, x, last=None):
+    """A causal stack's output at position ``last [B]`` of each row (``None``: the final position of every row),
+    ``[B, hidden]``: every block but the last over all positions, the last one only where it is read
+    (:meth:`CausalSelfAttentionBlock.forward_at`). The user tower and the generator read one state per
+    sequence, so this is their encoder."""
     for block in blocks[:-1]:
         x = block(x)
     return blocks[-1].forward_at(x, last)

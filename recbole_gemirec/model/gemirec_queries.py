@@ -73,6 +73,8 @@ class GemiRecQueries:
     :attr:`architecture` records what built them (interest levels resolved).
     """
 
+    UNPADDED_WITHOUT_LENGTH = True  # queries_from_history takes item_seq_len=None (no padding)
+
     def build_query_parts(self, arch, item_category=None):
         """Create the parts described by ``arch`` (a dict over ``ARCHITECTURE_KEYS``; ``interest_levels``
         and ``n_categories`` may be ``None``: derived here). ``item_category`` (category index per item
@@ -192,18 +194,22 @@ class GemiRecQueries:
         """``(queries [B, K', D'], interest ids aligned with them [B, K'] or None)`` of histories
         ``item_seq [B, L]`` (left-aligned, zero-padded). In the joint stage the interests are
         ``interests`` = ``(ids [B, K], log-probabilities [B, K])`` of an interest cache, or, when
-        ``None``, the predictor's top-K under the code limit, chosen now; before it the one query is u."""
+        ``None``, the predictor's top-K under the code limit, chosen now; before it the one query is u.
+        ``item_seq_len=None``: no row is padded (:attr:`UNPADDED_WITHOUT_LENGTH`; the user tower reads the final
+        position without a mask)."""
         user = self.user_vector_of(item_seq, item_seq_len, user_features)
         if self.stage != "joint":
             return self.scoring_columns(user.unsqueeze(1), user.new_zeros(user.shape[0], 1)), None
         if interests is None:
+            if item_seq_len is None:
+                item_seq_len = item_seq.new_full((item_seq.shape[0],), item_seq.shape[1])
             interests = self.select_interests(self.interest_scores_of(item_seq, item_seq_len, user_features))
         ids, log_prob = interests
         return self.scoring_queries(ids, log_prob, user, item_seq), self.query_slot_ids(ids)
 
     # --- parts ------------------------------------------------------------------------------------
     def user_vector_of(self, item_seq, item_seq_len, user_features=None):
-        """u: the user tower's output ``[B, D]``."""
+        """u: the user tower's output ``[B, D]`` (``item_seq_len=None``: no row is padded)."""
         return self.tower(self.item_embedding(item_seq), item_seq_len, user_features)
 
     def item_codes(self, items):

@@ -43,9 +43,12 @@ class UserTower(nn.Module):
         self.serving_features = None  # set by freeze_for_serving
 
     def forward(self, seq_emb, item_seq_len, user_features=None):
+        """u of sequences ``seq_emb [B, T, D]`` of lengths ``item_seq_len [B]``; ``None``: every sequence fills
+        its T positions (no padding), read at the final one without a mask."""
         # the first L rows of the position table: position p's embedding, without an arange and a lookup
         x = self.dropout(seq_emb + self.position_embedding.weight[: seq_emb.shape[1]])
-        user = self.norm(encode_last(self.blocks, x, (item_seq_len - 1).clamp(min=0)))
+        last = None if item_seq_len is None else (item_seq_len - 1).clamp(min=0)
+        user = self.norm(encode_last(self.blocks, x, last))
         if self.serving_features is not None:  # one lookup in the tables laid end to end (freeze_for_serving)
             table, offsets = self.serving_features
             return user + F.embedding(user_features + offsets, table).sum(dim=1)

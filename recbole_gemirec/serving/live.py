@@ -160,6 +160,7 @@ class LiveModel:
         self.model = model
         self.max_length = max_length
         self.has_interest_ids = bool(model.has_interest_ids)
+        self.unpadded_without_length = bool(model.UNPADDED_WITHOUT_LENGTH)
         cardinalities = (getattr(model, "architecture", None) or {}).get("feature_cardinalities") or []
         self._cardinalities = np.asarray(cardinalities, dtype=np.int64)
         self.uses_features = len(self._cardinalities) > 0
@@ -229,7 +230,10 @@ class LiveModel:
                        np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
         elif self.has_interest_ids:  # the interests chosen now from this history, then served as a cache is
             inputs += self._chosen_interests(inputs)
-        outputs = self._compiled(self.has_interest_ids, inputs)(*inputs)
+        unpadded = self.unpadded_without_length and len(ids) == self.max_length
+        if unpadded:  # a history that fills every position: the function without the length (and its mask)
+            del inputs[1]
+        outputs = self._compiled((self.has_interest_ids, not unpadded), inputs)(*inputs)
         slot_ids = outputs[1][0] if self.has_interest_ids else None
         return np.ascontiguousarray(outputs[0][0], dtype=np.float32), slot_ids
 
@@ -274,15 +278,16 @@ class LiveModel:
         """A function of the request's numpy arrays to a tuple of numpy arrays, compiled on the first request
         (in memory only, never saved or loaded) into the first of the :data:`RUNTIMES` that builds and
         reproduces the eager result on that request; the eager function where none does, or where
-        :attr:`compile` is off. ``key``: ``True``,
-        ``queries_from_history`` with given interests (a stored cache's, or those chosen now), giving the
-        queries and their slot ids; ``False``, without interests (the queries alone); ``"scores"``, the
-        predictor's scores of every interest."""
+        :attr:`compile` is off. ``key``: ``(with interests, with length)``, ``queries_from_history`` with given
+        interests (a stored cache's, or those chosen now) giving the queries and their slot ids, or without
+        interests (the queries alone), and with the history's length, or without it for a history that fills
+        every position (models that declare ``UNPADDED_WITHOUT_LENGTH``); ``"scores"``, the predictor's scores of
+        every interest."""
         if key not in self._functions:
             if key == "scores":
                 module = _scores_function(self.model, self.uses_features)
             else:
-                module = _query_function(self.model, self.uses_features, key, self.has_interest_ids)
+                module = _query_function(self.model, self.uses_features, *key, self.has_interest_ids)
             eager = _on_arrays(module)
             function, self.runtime = _first_runtime(module, eager, inputs) if self.compile else (eager, "eager")
             self._functions[key] = function
@@ -415,11 +420,13 @@ def _same_outputs(compiled, eager):
         for c, e in zip(compiled, eager))
 
 
-def _split(inputs, with_features, with_interests):
-    """``(item_seq, item_seq_len, user_features, interests)`` of the query function's flat inputs."""
-    features = inputs[2] if with_features else None
+def _split(inputs, with_features, with_interests, with_length=True):
+    """``(item_seq, item_seq_len, user_features, interests)`` of the query function's flat inputs (the length
+    ``None`` where they leave it out: a history that fills every position)."""
+    length = inputs[1] if with_length else None
+    features = inputs[1 + with_length] if with_features else None
     interests = tuple(inputs[-2:]) if with_interests else None
-    return inputs[0], inputs[1], features, interests
+    return inputs[0], length, features, interests
 
 
 def _scores_function(model, with_features):
@@ -439,10 +446,11 @@ def _scores_function(model, with_features):
     return ScoresFunction().eval()
 
 
-def _query_function(model, with_features, with_interests, with_slots):
+def _query_function(model, with_features, with_interests, with_length, with_slots):
     """``queries_from_history`` of ``model`` with a fixed set of inputs as an ``nn.Module`` (what
-    ``torch.jit.trace`` takes): ``(queries, slot ids)`` where the queries have interest ids (``with_slots``),
-    else the queries alone (a trace cannot return ``None``)."""
+    ``torch.jit.trace`` takes; without the length input, ``with_length`` false, for histories that fill every
+    position): ``(queries, slot ids)`` where the queries have interest ids (``with_slots``), else the queries
+    alone (a trace cannot return ``None``)."""
     import torch
 
     class QueryFunction(torch.nn.Module):
@@ -451,7 +459,8 @@ def _query_function(model, with_features, with_interests, with_slots):
             self.model = model
 
         def forward(self, *inputs):
-            queries, slot_ids = self.model.queries_from_history(*_split(inputs, with_features, with_interests))
+            queries, slot_ids = self.model.queries_from_history(
+                *_split(inputs, with_features, with_interests, with_length))
             return (queries, slot_ids) if with_slots else queries
 
     return QueryFunction().eval()

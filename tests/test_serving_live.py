@@ -223,6 +223,24 @@ def test_the_compiled_query_function_agrees_with_the_eager_model_on_many_request
     assert {(True, True), (True, False)} <= set(live._functions)
 
 
+@pytest.mark.parametrize("length", [3, "full"])
+def test_the_first_request_compiles_the_query_functions_of_both_history_kinds(gemirec, length):
+    """A history that fills every position and a shorter one are served by two compiled functions (with and
+    without the length): both are compiled on the first request, whichever kind it is, so that no later request
+    pays a compile; an eager query side builds only what it serves."""
+    from recbole_gemirec.serving import Recommender
+
+    export, reference = gemirec
+    user, history = _history_of(reference, 0)
+    recommender = Recommender.load(export)
+    history = history[:3] if length == 3 else (history * 20)[: recommender.live.max_length]
+    first = recommender.recommend_history(history, n=5, user=user)
+    assert {(True, True), (True, False)} <= set(recommender.live._functions)
+    eager = Recommender.load(export, compile_live=False)
+    assert eager.recommend_history(history, n=5, user=user).items == first.items
+    assert set(eager.live._functions) == {(True, length == 3)}
+
+
 def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkeypatch):
     """A runtime that cannot build the query function, or builds one whose outputs differ from the eager
     model's, is passed over: the next one serves, and the eager function where none can."""

@@ -230,10 +230,15 @@ class LiveModel:
                        np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
         elif self.has_interest_ids:  # the interests chosen now from this history, then served as a cache is
             inputs += self._chosen_interests(inputs)
-        unpadded = self.unpadded_without_length and len(ids) == self.max_length
-        if unpadded:  # a history that fills every position: the function without the length (and its mask)
-            del inputs[1]
-        outputs = self._compiled((self.has_interest_ids, not unpadded), inputs)(*inputs)
+        key = (self.has_interest_ids, True)
+        if self.unpadded_without_length and len(ids) > 0:
+            if self.compile and key not in self._functions:  # both kinds compiled on the first request, not one later
+                self._compiled(key, inputs)
+                cycled = np.resize(ids, self.max_length).reshape(1, -1)  # a history of L items: its items, cycled
+                self._compiled((self.has_interest_ids, False), [cycled] + inputs[2:])
+            if len(ids) == self.max_length:  # it fills every position: the function without the length (or mask)
+                key, inputs = (self.has_interest_ids, False), [seq] + inputs[2:]
+        outputs = self._compiled(key, inputs)(*inputs)
         slot_ids = outputs[1][0] if self.has_interest_ids else None
         return np.ascontiguousarray(outputs[0][0], dtype=np.float32), slot_ids
 

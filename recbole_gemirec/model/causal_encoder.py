@@ -46,16 +46,16 @@ class CausalSelfAttentionBlock(nn.Module):
         normed = self.norm1(x)
         weight, bias = self.qkv.weight, self.qkv.bias
         if last is None:
-            at, visible = (lambda t: t[:, -1]), None
+            x_at, normed_at, visible = x[:, -1], normed[:, -1], None
         else:
             rows = torch.arange(batch, device=x.device)
-            at = lambda t: t[rows, last]  # noqa: E731 - the row of each sequence read at its own position
+            x_at, normed_at = x[rows, last], normed[rows, last]
             visible = torch.arange(length, device=x.device) <= last.view(-1, 1, 1, 1)  # [B, 1, 1, T]
-        q = F.linear(at(normed), weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
+        q = F.linear(normed_at, weight[:hidden], bias[:hidden]).view(-1, self.heads, 1, self.head_size)
         k, v = F.linear(normed, weight[hidden:], bias[hidden:]).split(hidden, dim=-1)
         k, v = (t.unflatten(-1, (self.heads, self.head_size)).transpose(1, 2) for t in (k, v))
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
-        out = at(x) + self.dropout(self.proj(attended.reshape(-1, hidden)))
+        out = x_at + self.dropout(self.proj(attended.reshape(-1, hidden)))
         return out + self.dropout(self.mlp(self.norm2(out)))
 
 

@@ -24,7 +24,9 @@ import numpy as np
 from recbole_gemirec.errors import ConfigError, DataError
 from recbole_gemirec.serving.export import FORMAT, INDEX_FILE, META_FILE, TOKENS_FILE, sha256_of
 from recbole_gemirec.serving.index import SEARCH_PARAMS, configure, index_kind, resolve_params, search
-from recbole_gemirec.serving.live import FEATURES_FILE, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE, interest_slots
+from recbole_gemirec.serving.live import (
+    FEATURES_FILE, INTEREST_MODES, LOG_PROBS_FILE, QUERY_MODEL_FILE, WEIGHTS_FILE, cached_interests, interest_slots,
+)
 from recbole_gemirec.serving.partitions import InterestPartitions, row_keys
 
 REQUIRED_META = {
@@ -283,8 +285,6 @@ class Recommender:
             exclude: item tokens never to recommend.
             exclude_history: also never recommend the items of ``history``.
         """
-        from recbole_gemirec.serving.live import INTEREST_MODES
-
         if interests not in INTEREST_MODES:
             raise ConfigError(f"interests={interests!r} is unknown; allowed: {', '.join(INTEREST_MODES)}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -318,8 +318,6 @@ class Recommender:
         """``(interest ids, log-probabilities)`` of an exported user's interest cache, u left out: ``[1, K]`` views of
         the stored rows in the export's layout (:func:`~recbole_gemirec.serving.live.interest_slots`), else the
         row's own ``[K]``."""
-        from recbole_gemirec.serving.live import cached_interests
-
         slots = self._interest_slots
         if slots is None:
             return cached_interests(self.interest_ids[row], self.interest_log_probs[row])

@@ -278,9 +278,10 @@ class GemiRecQueries:
         """Keep what depends on the final weights alone: the fusion's interest part for every interest
         (:meth:`InterestFusion.interest_hidden`, ``[n_interests, D]``), so a request looks its interests up
         instead of decoding their codes and running that part of the fusion's first layer; under masking the
-        masking columns of every interest id (row 0: u), looked up likewise; and the user tower's feature
-        tables laid end to end (:meth:`UserTower.freeze_for_serving`). Only for an instance that no longer
-        trains (the serving side calls it after loading the weights)."""
+        masking columns of every interest id (row 0: u), looked up likewise; the user tower's feature tables laid
+        end to end and the attention its query reads folded (:meth:`UserTower.freeze_for_serving`), and the
+        generator's likewise. Only for an instance that no longer trains (the serving side calls it after loading
+        the weights)."""
         ids = torch.arange(self.n_interests, device=self.item_embedding.weight.device)
         emb = self.dictionary.code_embedding(self.interest_codes(ids))
         self.serving_interest_hidden = self.fusion.interest_hidden(emb, ids)
@@ -288,6 +289,7 @@ class GemiRecQueries:
             slots = torch.cat([ids.new_full((1,), -1), ids])
             self.serving_masking_columns = self.masking_columns(slots, self.item_embedding.weight.dtype)
         self.tower.freeze_for_serving()
+        self.generator.freeze_for_serving()
 
     def retrieval_partitions(self):
         """How an exact index may split the catalogue by interest, or ``None`` (no ``interest_masking``).

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
+from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last, freeze_for_serving
 
 
 class InterestGenerator(nn.Module):
@@ -78,6 +78,11 @@ class InterestGenerator(nn.Module):
         index = self.last_index(item_seq_len).clamp(min=0)
         last = encode_last(self.blocks, self._inputs(item_seq, item_code_emb, user_features), index)
         return self.norm(last)
+
+    def freeze_for_serving(self):
+        """Fold the attention of the block read at the last position (:func:`~recbole_gemirec.model.causal_encoder.
+        freeze_for_serving`); only for a served model, whose weights are final."""
+        freeze_for_serving(self.blocks)
 
     def next_interest_logits(self, item_seq, item_seq_len, item_code_emb, user_features=None):
         """Logits ``[B, n_interests]`` of the interest of each user's next interaction."""

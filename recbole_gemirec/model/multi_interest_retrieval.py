@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last
+from recbole_gemirec.model.causal_encoder import CausalSelfAttentionBlock, encode_last, freeze_for_serving
 
 
 class UserTower(nn.Module):
@@ -58,9 +58,11 @@ class UserTower(nn.Module):
 
     @torch.no_grad()
     def freeze_for_serving(self):
-        """Lay the user-feature tables end to end (with each table's first row as an offset), so a request
+        """Fold the attention of the encoder's last block (:func:`~recbole_gemirec.model.causal_encoder.freeze_for_serving`)
+        and lay the user-feature tables end to end (with each table's first row as an offset), so a request
         looks all its features up in one operation instead of one per feature; only for an instance that no
-        longer trains (a plain attribute, not in the state dict)."""
+        longer trains (plain attributes, not in the state dict)."""
+        freeze_for_serving(self.blocks)
         if len(self.feature_embeddings) > 1:
             tables = [emb.weight for emb in self.feature_embeddings]
             sizes = torch.tensor([0] + [t.shape[0] for t in tables[:-1]], device=tables[0].device)

@@ -218,15 +218,16 @@ def test_the_compiled_query_function_agrees_with_the_eager_model_on_many_request
         np.testing.assert_allclose(queries, eager[0].numpy(), rtol=1e-5, atol=1e-5)
         lengths.add(min(len(ids), live.max_length))
     assert live.runtime == "onnxruntime"
-    # histories that fill every position (served without their length and its mask) and shorter ones
-    assert live.max_length in lengths and min(lengths) < live.max_length
-    assert {(True, True), (True, False)} <= set(live._functions)
+    # histories that fill every position and shorter ones (of several lengths, one function for all of them),
+    # each served as it is, without padding, length or mask
+    assert live.max_length in lengths and len({n for n in lengths if n < live.max_length}) >= 2
+    assert set(live._functions) - {"scores"} == {(True, "full"), (True, "short")}
 
 
 @pytest.mark.parametrize("length", [3, "full"])
 def test_the_first_request_compiles_the_query_functions_of_both_history_kinds(gemirec, length):
-    """A history that fills every position and a shorter one are served by two compiled functions (with and
-    without the length): both are compiled on the first request, whichever kind it is, so that no later request
+    """A history that fills every position and a shorter one are served by two compiled functions (L items, and
+    any shorter length): both are compiled on the first request, whichever kind it is, so that no later request
     pays a compile; an eager query side builds only what it serves."""
     from recbole_gemirec.serving import Recommender
 
@@ -235,10 +236,39 @@ def test_the_first_request_compiles_the_query_functions_of_both_history_kinds(ge
     recommender = Recommender.load(export)
     history = history[:3] if length == 3 else (history * 20)[: recommender.live.max_length]
     first = recommender.recommend_history(history, n=5, user=user)
-    assert {(True, True), (True, False)} <= set(recommender.live._functions)
+    assert {(True, "full"), (True, "short")} <= set(recommender.live._functions)
     eager = Recommender.load(export, compile_live=False)
     assert eager.recommend_history(history, n=5, user=user).items == first.items
-    assert set(eager.live._functions) == {(True, length == 3)}
+    assert set(eager.live._functions) == {(True, "short" if length == 3 else "full")}
+
+
+def test_a_runtime_that_fixes_the_history_length_does_not_serve_the_shorter_histories(gemirec, monkeypatch):
+    """The function of shorter histories serves every length below L: a runtime whose function keeps the length it
+    was compiled at (here ONNX without the dynamic axis) fails its check on a second length and is passed over."""
+    from recbole_gemirec.serving import Recommender
+    from recbole_gemirec.serving import live as live_module
+
+    used = []
+
+    def fixed(module, tensors, lengths_vary=False):
+        used.append(lengths_vary)
+        return live_module._onnx_function(module, tensors, False)
+
+    monkeypatch.setattr(live_module, "RUNTIMES", (("fixed", fixed), ("torchscript", live_module._frozen_trace)))
+    export, reference = gemirec
+    user, history = _history_of(reference, 0)
+    recommender = Recommender.load(export)
+    live = recommender.live
+    first = recommender.recommend_history(history[:3], n=5, user=user)
+    assert True in used and False in used  # both kinds were offered to the first runtime
+    assert live.runtime != "fixed"  # the short function, compiled last, is not the fixed-length one
+    eager = Recommender.load(export, compile_live=False)
+    for size in (1, 2, 5):
+        got = recommender.recommend_history(history[:size], n=5, user=user)
+        want = eager.recommend_history(history[:size], n=5, user=user)
+        assert got.items == want.items
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5, atol=1e-5)
+    assert first.items == eager.recommend_history(history[:3], n=5, user=user).items
 
 
 def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkeypatch):
@@ -247,10 +277,10 @@ def test_a_runtime_that_fails_leaves_the_next_one_and_then_eager(gemirec, monkey
     from recbole_gemirec.serving import Recommender
     from recbole_gemirec.serving import live as live_module
 
-    def fails(eager, inputs):
+    def fails(module, tensors, lengths_vary=False):
         raise RuntimeError("unsupported operator")
 
-    def wrong(module, tensors):
+    def wrong(module, tensors, lengths_vary=False):
         eager = live_module._on_arrays(module)
         return lambda *arrays: tuple(a + 1 if a.dtype.kind == "f" else a for a in eager(*arrays))
 
@@ -296,7 +326,7 @@ def test_a_recommender_that_does_not_compile_serves_the_same_lists_eagerly(facto
     want = [compiled.recommend_history(history, n=10, user=user, interests=interests) for user, history in requests]
     assert compiled.live.runtime == "onnxruntime"
 
-    def never(module, tensors):
+    def never(module, tensors, lengths_vary=False):
         raise AssertionError("a runtime was tried")
 
     monkeypatch.setattr(live_module, "RUNTIMES", (("never", never),))

@@ -182,6 +182,13 @@ def test_a_repeated_query_is_left_out_and_the_lists_stay_the_same():
     assert keep.tolist() == [0, 1, 3]
     normalise = np.array([True, True, False, True, True])  # the same row with another flag is not a repeat
     assert distinct_queries(queries, normalise).tolist() == [0, 1, 2, 3]
+    # with interest ids, a row of an interest already served is a repeat even where rounding changed its bytes;
+    # u (id -1) and a different interest are not
+    rounded = queries.copy()
+    rounded[4, 0] = np.nextafter(rounded[4, 0], np.float32(np.inf))
+    assert distinct_queries(rounded).tolist() == [0, 1, 3, 4]
+    assert distinct_queries(rounded, slot_ids=np.array([-1, 7, 7, 3, 7])).tolist() == [0, 1, 3]
+    assert distinct_queries(rounded, slot_ids=np.array([-1, 7, 7, 3, 5])).tolist() == [0, 1, 3, 4]
     partitions = _partitions(items)
     for found, want in [
         (_with_slots_of(keep, partitions.retrieve(queries[keep], 40)), partitions.retrieve(queries, 40)),

@@ -195,8 +195,8 @@ class GemiRecQueries:
         ``item_seq [B, L]`` (left-aligned, zero-padded). In the joint stage the interests are
         ``interests`` = ``(ids [B, K], log-probabilities [B, K])`` of an interest cache, or, when
         ``None``, the predictor's top-K under the code limit, chosen now; before it the one query is u.
-        ``item_seq_len=None``: no row is padded (:attr:`UNPADDED_WITHOUT_LENGTH`; the user tower reads the final
-        position without a mask)."""
+        ``item_seq_len=None``: no row is padded, each holds ``item_seq.shape[1] <= L`` items
+        (:attr:`UNPADDED_WITHOUT_LENGTH`; the user tower reads the final position without a mask)."""
         user = self.user_vector_of(item_seq, item_seq_len, user_features)
         if self.stage != "joint":
             return self.scoring_columns(user.unsqueeze(1), user.new_zeros(user.shape[0], 1)), None

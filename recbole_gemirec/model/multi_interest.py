@@ -139,16 +139,17 @@ class MultiInterestRecommender(SequentialRecommender):
         scores the whole catalogue; GemiRec under ``interest_masking`` declares its interests)."""
         return None
 
-    # Whether queries_from_history takes item_seq_len=None for histories that fill all L positions (no padding),
-    # computing them without a length mask: the serving side then compiles a function without the length for
-    # such histories (serving/live.py), a few operations fewer per request.
+    # Whether queries_from_history takes item_seq_len=None for unpadded histories ([B, T], T <= L, every row of T
+    # items), computing them without a length or mask: the serving side then serves each history as it is, with a
+    # function for L items and one for any shorter length (serving/live.py), a few operations fewer per request.
     UNPADDED_WITHOUT_LENGTH = False
 
     def queries_from_history(self, item_seq, item_seq_len, user_features=None, interests=None):
         """``(queries [B, K, D], interest ids aligned with them [B, K] or None)`` from histories laid out
         as RecBole's (``item_seq [B, L]`` left-aligned, zero-padded). ``user_features [B, F]`` and
         ``interests`` (``(ids, log-probabilities)`` of a stored interest cache) for models that use them;
-        ``item_seq_len=None`` where the model declares :attr:`UNPADDED_WITHOUT_LENGTH` and no row is padded."""
+        ``item_seq_len=None`` where the model declares :attr:`UNPADDED_WITHOUT_LENGTH` and no row is padded (``T``
+        may then be below ``L``: every row holds ``T`` items)."""
         raise NotImplementedError(f"{type(self).__name__} does not compute queries from a history alone")
 
     def user_features_of(self, interaction):

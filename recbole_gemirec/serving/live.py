@@ -230,17 +230,29 @@ class LiveModel:
                        np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
         elif self.has_interest_ids:  # the interests chosen now from this history, then served as a cache is
             inputs += self._chosen_interests(inputs)
-        key = (self.has_interest_ids, True)
-        if self.unpadded_without_length and len(ids) > 0:
-            if self.compile and key not in self._functions:  # both kinds compiled on the first request, not one later
-                self._compiled(key, inputs)
-                cycled = np.resize(ids, self.max_length).reshape(1, -1)  # a history of L items: its items, cycled
-                self._compiled((self.has_interest_ids, False), [cycled] + inputs[2:])
-            if len(ids) == self.max_length:  # it fills every position: the function without the length (or mask)
-                key, inputs = (self.has_interest_ids, False), [seq] + inputs[2:]
+        key = (self.has_interest_ids, "length")
+        if self.unpadded_without_length and len(ids) > 0:  # the history as it is, without padding or length
+            rest = inputs[2:]
+            if self.compile and (self.has_interest_ids, "full") not in self._functions:
+                self._compile_unpadded(ids, rest)  # both kinds on the first request, not one later
+            key = (self.has_interest_ids, "full" if len(ids) == self.max_length else "short")
+            inputs = [ids.reshape(1, -1)] + rest
         outputs = self._compiled(key, inputs)(*inputs)
         slot_ids = outputs[1][0] if self.has_interest_ids else None
         return np.ascontiguousarray(outputs[0][0], dtype=np.float32), slot_ids
+
+    def _compile_unpadded(self, ids, rest):
+        """Compile, on the first request, the two functions of unpadded histories (models that declare
+        ``UNPADDED_WITHOUT_LENGTH``): ``full``, histories of L items (a fixed shape), and for L > 1 ``short``, every
+        shorter history in one function whose length is its input's own (no padding, so no length and no mask:
+        GemiRec's tower reads the final position). Each is compiled on the request's items cycled to its length
+        and checked against the eager model there; ``short`` also on one item, so a runtime that fixed the length
+        it was compiled at is not used."""
+        length = self.max_length
+        self._compiled((self.has_interest_ids, "full"), [np.resize(ids, length).reshape(1, -1)] + rest)
+        if length > 1:
+            self._compiled((self.has_interest_ids, "short"), [np.resize(ids, length - 1).reshape(1, -1)] + rest,
+                           also=[[ids[-1:].reshape(1, -1)] + rest])
 
     def _chosen_interests(self, inputs):
         """``[ids [1, K], log-probabilities [1, K]]`` of the interests the model chooses for a history now: the
@@ -279,55 +291,59 @@ class LiveModel:
                             f"{cardinalities.tolist()}")
         return values
 
-    def _compiled(self, key, inputs):
+    def _compiled(self, key, inputs, also=()):
         """A function of the request's numpy arrays to a tuple of numpy arrays, compiled on the first request
         (in memory only, never saved or loaded) into the first of the :data:`RUNTIMES` that builds and
-        reproduces the eager result on that request; the eager function where none does, or where
-        :attr:`compile` is off. ``key``: ``(with interests, with length)``, ``queries_from_history`` with given
-        interests (a stored cache's, or those chosen now) giving the queries and their slot ids, or without
-        interests (the queries alone), and with the history's length, or without it for a history that fills
-        every position (models that declare ``UNPADDED_WITHOUT_LENGTH``); ``"scores"``, the predictor's scores of
+        reproduces the eager result on that request (and on the requests ``also``); the eager function where none
+        does, or where :attr:`compile` is off. ``key``: ``(with interests, history kind)``, ``queries_from_history``
+        with given interests (a stored cache's, or those chosen now) giving the queries and their slot ids, or
+        without interests (the queries alone), for padded histories with their length (``"length"``) or, for
+        models that declare ``UNPADDED_WITHOUT_LENGTH``, unpadded ones without it (``"full"``: L items;
+        ``"short"``: any shorter length, the input's length varying); ``"scores"``, the predictor's scores of
         every interest."""
         if key not in self._functions:
             if key == "scores":
                 module = _scores_function(self.model, self.uses_features)
             else:
-                module = _query_function(self.model, self.uses_features, *key, self.has_interest_ids)
+                module = _query_function(self.model, self.uses_features, key[0], key[1] == "length", self.has_interest_ids)
             eager = _on_arrays(module)
-            function, self.runtime = _first_runtime(module, eager, inputs) if self.compile else (eager, "eager")
+            if self.compile:
+                function, self.runtime = _first_runtime(module, eager, [inputs, *also], lengths_vary=key[1:] == ("short",))
+            else:
+                function, self.runtime = eager, "eager"
             self._functions[key] = function
         return self._functions[key]
 
-
-def _first_runtime(module, eager, inputs):
+def _first_runtime(module, eager, checks, lengths_vary=False):
     """``(function, runtime name)``: ``module`` built by the first of the :data:`RUNTIMES` that builds it and
-    reproduces ``eager`` (the same function, eager) on this request's ``inputs``; ``(eager, "eager")`` where none
-    does."""
+    reproduces ``eager`` (the same function, eager) on every request of ``checks`` (lists of input arrays, the
+    first the one it is built on); ``(eager, "eager")`` where none does. ``lengths_vary``: the first input's second
+    dimension (the history's length) differs from request to request."""
     import torch
 
-    tensors = tuple(torch.from_numpy(array) for array in inputs)
-    expected = eager(*inputs)  # the reference every runtime is checked against
+    tensors = tuple(torch.from_numpy(array) for array in checks[0])
+    expected = [eager(*inputs) for inputs in checks]  # the references every runtime is checked against
     for name, build in RUNTIMES:
         try:
-            candidate = build(module, tensors)
-            if _same_outputs(candidate(*inputs), expected):
+            candidate = build(module, tensors, lengths_vary)
+            if all(_same_outputs(candidate(*inputs), want) for inputs, want in zip(checks, expected)):
                 return candidate, name
         except Exception:  # noqa: BLE001 - a runtime that cannot run this function leaves the next one
             continue
     return eager, "eager"
 
-
 ONNX_OPSET = 17
 
 
-def _onnx_function(module, tensors):
+def _onnx_function(module, tensors, lengths_vary=False):
     """The query function on ONNX Runtime: exported to ONNX in memory (torch's TorchScript-based exporter,
     which traces it as :func:`_frozen_trace` does) and run by one ONNX Runtime session. A request's graph is
     a few dozen small operations; ONNX Runtime fuses some of them (layer norms, GELU, matmul + bias) and runs
     each with less fixed cost than TorchScript's interpreter: about 2.5x faster per request than the frozen trace
     for GemiRec's query function and for ComiRec-SA's (docs/serving.md), and the request's arrays go in and come
     out without torch. The session reads the module's own weight arrays (:func:`_shared_weights`) instead of
-    keeping a copy of them: the item table of a million items of 64 floats is 256 MiB."""
+    keeping a copy of them: the item table of a million items of 64 floats is 256 MiB. ``lengths_vary``: the first
+    input's second dimension is left free (a dynamic axis), so one session serves histories of every length."""
     import io
     import warnings
 
@@ -338,7 +354,8 @@ def _onnx_function(module, tensors):
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter notices: the output check decides
-        torch.onnx.export(module, tensors, buffer, dynamo=False, opset_version=ONNX_OPSET, input_names=names)
+        torch.onnx.export(module, tensors, buffer, dynamo=False, opset_version=ONNX_OPSET, input_names=names,
+                          dynamic_axes={names[0]: {1: "length"}} if lengths_vary else None)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # as the process runs torch
     options.inter_op_num_threads = 1
@@ -375,10 +392,11 @@ def _shared_weights(module, options):
     return kept
 
 
-def _frozen_trace(module, tensors):
+def _frozen_trace(module, tensors, lengths_vary=False):
     """The query function as a frozen TorchScript trace: the same operations without Python's per-operation
     overhead, the weights folded in as constants (about 2.5x faster than eager for GemiRec's user tower and
-    fusion on one request)."""
+    fusion on one request). A trace records the sizes it reads as operations, so it may serve other lengths
+    (``lengths_vary``): the checks of :func:`_first_runtime` on two lengths decide."""
     import warnings
 
     import torch
@@ -427,7 +445,7 @@ def _same_outputs(compiled, eager):
 
 def _split(inputs, with_features, with_interests, with_length=True):
     """``(item_seq, item_seq_len, user_features, interests)`` of the query function's flat inputs (the length
-    ``None`` where they leave it out: a history that fills every position)."""
+    ``None`` where they leave it out: an unpadded history)."""
     length = inputs[1] if with_length else None
     features = inputs[1 + with_length] if with_features else None
     interests = tuple(inputs[-2:]) if with_interests else None
@@ -453,8 +471,8 @@ def _scores_function(model, with_features):
 
 def _query_function(model, with_features, with_interests, with_length, with_slots):
     """``queries_from_history`` of ``model`` with a fixed set of inputs as an ``nn.Module`` (what
-    ``torch.jit.trace`` takes; without the length input, ``with_length`` false, for histories that fill every
-    position): ``(queries, slot ids)`` where the queries have interest ids (``with_slots``), else the queries
+    ``torch.jit.trace`` takes; without the length input, ``with_length`` false, for unpadded histories):
+    ``(queries, slot ids)`` where the queries have interest ids (``with_slots``), else the queries
     alone (a trace cannot return ``None``)."""
     import torch
 

@@ -228,17 +228,18 @@ class Recommender:
         results = [self._pack(token, *found, self._codes_of_row(row)) for token, row, found in zip(tokens, rows, merged)]
         return results[0] if single else results
 
-    def _retrieve(self, queries, n, excluded, normalise=None):
+    def _retrieve(self, queries, n, excluded, normalise=None, slot_ids=None):
         """``[(item rows, interest slots, scores)]`` of each user's queries ``[B, K, D]``: every query's
         top ``n + len(excluded)`` from the index (or from its interest's partition), merged
         (:func:`merge_interest_lists`). ``normalise [K]``: which queries lack their log-softmax normaliser
-        (live queries of a partitioned export); only a partitioned export takes it."""
+        (live queries of a partitioned export); only a partitioned export takes it. ``slot_ids [B, K]``: the
+        queries' interest ids, where a repeated interest is a repeated query (:func:`distinct_queries`)."""
         batch = queries.shape[0]
         n = int(min(n, self.meta["n_items"] - len(excluded)))
         if batch == 0 or n <= 0:
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
             return [empty] * batch
-        kept = [distinct_queries(queries[b], normalise) for b in range(batch)]
+        kept = [distinct_queries(queries[b], normalise, None if slot_ids is None else slot_ids[b]) for b in range(batch)]
         if self.partitions is not None:
             return [_with_slots_of(keep, self.partitions.retrieve(
                 queries[b, keep], n, None if normalise is None else normalise[keep], excluded))
@@ -311,7 +312,7 @@ class Recommender:
         if exclude_history:
             excluded |= set(item_rows.tolist())
         excluded = np.array(sorted(excluded), dtype=np.int64)
-        found = self._retrieve(queries[None], n, excluded, normalise)[0]
+        found = self._retrieve(queries[None], n, excluded, normalise, None if slot_ids is None else slot_ids[None])[0]
         return self._pack(None if user is None else str(user), *found, codes, source)
 
     def _stored_cache(self, row):
@@ -352,13 +353,18 @@ class Recommender:
         )
 
 
-def distinct_queries(queries, normalise=None):
+def distinct_queries(queries, normalise=None, slot_ids=None):
     """The rows of one user's queries ``[K, D]`` that repeat no earlier row (with the same ``normalise`` flag), in
     order. A repeat (GemiRec's cache fills the slots a user's interests cannot fill with their first interest)
-    scores every item exactly as the earlier row does and loses every tie to it, as the merge keeps the first
-    query, so leaving it out changes no list, only the work. Rows are compared by their bytes: equal bytes are
-    equal scores (a row that differs only as -0.0 from 0.0 is kept, which costs a scan and changes nothing)."""
+    scores every item as the earlier row does and loses every tie to it, as the merge keeps the first query, so
+    leaving it out changes no list, only the work. Rows are compared by their bytes (a row that differs only as
+    -0.0 from 0.0 is kept, which costs a scan and changes nothing); with ``slot_ids [K]`` (live queries of a
+    model with interest ids) a row of an interest already served is a repeat whatever its bytes: the model computes
+    it from the same inputs, but a matrix product may round one row of a batch differently from another, and a
+    repeat that won a tie by one unit in the last place would take the item from the earlier slot."""
     keys = row_keys(queries)
+    if slot_ids is not None:
+        keys = [key if slot < 0 else slot for key, slot in zip(keys, np.asarray(slot_ids).tolist())]
     if normalise is not None:
         keys = list(zip(keys, np.asarray(normalise, dtype=bool).tolist()))
     first = {}

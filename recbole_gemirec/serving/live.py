@@ -308,11 +308,13 @@ class LiveModel:
                 module = _query_function(self.model, self.uses_features, key[0], key[1] == "length", self.has_interest_ids)
             eager = _on_arrays(module)
             if self.compile:
-                function, self.runtime = _first_runtime(module, eager, [inputs, *also], lengths_vary=key[1:] == ("short",))
+                lengths_vary = key != "scores" and key[1] == "short"
+                function, self.runtime = _first_runtime(module, eager, [inputs, *also], lengths_vary)
             else:
                 function, self.runtime = eager, "eager"
             self._functions[key] = function
         return self._functions[key]
+
 
 def _first_runtime(module, eager, checks, lengths_vary=False):
     """``(function, runtime name)``: ``module`` built by the first of the :data:`RUNTIMES` that builds it and
@@ -331,6 +333,7 @@ def _first_runtime(module, eager, checks, lengths_vary=False):
         except Exception:  # noqa: BLE001 - a runtime that cannot run this function leaves the next one
             continue
     return eager, "eager"
+
 
 ONNX_OPSET = 17
 

@@ -344,7 +344,8 @@ def _serving_repeat(variants, owners, groups, baseline, rotation, requests, warm
 def _over_repeats(stats):
     """A variant's figures over the repeats of :func:`_serving_repeat`: the median of each (latencies, ``vs`` and
     ``ratio``: a ratio is the median of the repeats' ratios, each of two requests measured together), and the
-    repeats' own medians and p99s (``per_repeat``)."""
+    repeats' own medians, p99s and ratios (``per_repeat``: how far the machine's speed and the ratios moved between
+    repeats)."""
     def median_of(rows):
         return {key: round(_median([row[key] for row in rows]), 4) for key in rows[0] if key not in ("vs", "ratio")}
 
@@ -352,7 +353,8 @@ def _over_repeats(stats):
     for part in ("vs", "ratio"):
         if part in stats[0]:
             out[part] = median_of([row[part] for row in stats])
-    out["per_repeat"] = [{key: row[key] for key in ("median", "p99")} for row in stats]
+    out["per_repeat"] = [dict({key: row[key] for key in ("median", "p99")}, **({"ratio": row["ratio"]} if "ratio" in row else {}))
+                         for row in stats]
     return out
 
 

@@ -482,7 +482,9 @@ def test_serving_figures_are_medians_over_repeats_and_each_ratio_is_of_requests_
     over = _over_repeats(repeats)
     assert over["median"] == 2.0 and over["p99"] == 3.0 and over["vs"]["median"] == 2.0
     assert over["ratio"] == {"median": 1.0, "p99": 1.0}  # the ratio of the medians would be 2.0 / 2.0 and 3.0 / 3.0
-    assert over["per_repeat"] == [{"median": 1.0, "p99": 2.0}, {"median": 2.0, "p99": 3.0}, {"median": 3.0, "p99": 9.0}]
+    assert [{k: r[k] for k in ("median", "p99")} for r in over["per_repeat"]] == \
+        [{"median": 1.0, "p99": 2.0}, {"median": 2.0, "p99": 3.0}, {"median": 3.0, "p99": 9.0}]
+    assert [r["ratio"]["median"] for r in over["per_repeat"]] == [1.0, 0.8, 1.5]  # each repeat's own ratio kept
     from benchmarks.report_targets import serving_ratio
 
     latency = {"A (interest cache + user tower)": dict(over, ratio={"median": 0.99, "p99": 1.01})}
@@ -490,3 +492,23 @@ def test_serving_figures_are_medians_over_repeats_and_each_ratio_is_of_requests_
     assert serving_ratio(latency, "A (interest cache + user tower)", "p99") == 1.01
     del latency["A (interest cache + user tower)"]["ratio"]  # a result of one repeat: the ratio of its figures
     assert serving_ratio(latency, "A (interest cache + user tower)") == pytest.approx(1.0)
+
+
+def test_the_serving_shortfall_says_how_far_each_repeats_ratio_and_the_machines_speed_moved():
+    """A ratio near 1.0x is read against the spread of the repeats: the note gives each repeat's ratio range and the
+    baseline's own live median range per catalogue, and says nothing where the repeats did not record their ratios."""
+    from benchmarks.report import _repeat_spread_note
+    from benchmarks.report_targets import HEADLINE_COMIREC, HEADLINE_GEMIREC
+
+    def repeat(median, ratio, tail):
+        return {"median": median, "p99": 2 * median, "ratio": {"median": ratio, "p99": tail}}
+
+    latency = {HEADLINE_GEMIREC: {"per_repeat": [repeat(0.5, 1.1, 1.2), repeat(0.7, 0.95, 1.05), repeat(0.6, 1.0, 0.9)]},
+               HEADLINE_COMIREC: {"per_repeat": [{"median": 0.45, "p99": 0.9}, {"median": 0.74, "p99": 1.5},
+                                                 {"median": 0.6, "p99": 1.2}]}}
+    old = {HEADLINE_GEMIREC: {"per_repeat": [{"median": 0.5, "p99": 1.0}, {"median": 0.6, "p99": 1.1}]}}
+    summary = {"speed": {"serving": {"10000": {"latency_ms": latency}, "100000": {"latency_ms": old}}}}
+    note = _repeat_spread_note(summary, HEADLINE_GEMIREC)
+    assert note == (" Over the 3 repeats each repeat's ratio ranged: 10,000 items 0.95x-1.10x (p99 0.90x-1.20x), "
+                    "ComiRecSA's live median 0.450-0.740 ms.")
+    assert _repeat_spread_note({"speed": {"serving": {"100000": {"latency_ms": old}}}}, HEADLINE_GEMIREC) == ""

@@ -367,7 +367,7 @@ def _repeat_spread_note(summary, variant):
         speed = [r["median"] for r in (latency.get(HEADLINE_COMIREC) or {}).get("per_repeat") or []]
         cell = f"{int(size):,} items {min(medians):.2f}x-{max(medians):.2f}x (p99 {min(tails):.2f}x-{max(tails):.2f}x)"
         if speed:
-            cell += f", ComiRecSA's live median {min(speed):.3f}-{max(speed):.3f} ms"
+            cell += f", ComiRecSA's live median (its first group) {min(speed):.3f}-{max(speed):.3f} ms"
         cells.append(cell)
         counts.add(len(repeats))
     if not cells:

@@ -510,5 +510,5 @@ def test_the_serving_shortfall_says_how_far_each_repeats_ratio_and_the_machines_
     summary = {"speed": {"serving": {"10000": {"latency_ms": latency}, "100000": {"latency_ms": old}}}}
     note = _repeat_spread_note(summary, HEADLINE_GEMIREC)
     assert note == (" Over the 3 repeats each repeat's ratio ranged: 10,000 items 0.95x-1.10x (p99 0.90x-1.20x), "
-                    "ComiRecSA's live median 0.450-0.740 ms.")
+                    "ComiRecSA's live median (its first group) 0.450-0.740 ms.")
     assert _repeat_spread_note({"speed": {"serving": {"100000": {"latency_ms": old}}}}, HEADLINE_GEMIREC) == ""

@@ -90,7 +90,8 @@ class CausalSelfAttentionBlock(nn.Module):
         matrix. The head's output is ``W_v,h c_h + b_v,h`` with ``c_h`` the average of the ``n_t`` (the weights sum
         to 1), and the projection after it is linear too: ``W_o,h W_v,h`` is one ``[heads * hidden, hidden]``
         matrix, the biases one vector. The same values up to float rounding, with fewer operations per request
-        and no per-position key or value."""
+        and no per-position key or value. The two matrices hold ``2 * heads * hidden**2`` floats against the
+        ``4 * hidden**2`` of W_q, W_k, W_v and W_o: as many at 2 heads (the user tower's default), twice at 4."""
         hidden, heads, size = self.hidden, self.heads, self.head_size
         w_q, w_k, w_v = (w.view(heads, size, hidden) for w in self.qkv.weight.split(hidden))
         b_q, _, b_v = self.qkv.bias.split(hidden)
@@ -101,6 +102,7 @@ class CausalSelfAttentionBlock(nn.Module):
         value_out = torch.einsum("ohs,hsj->hjo", w_o, w_v).reshape(heads * hidden, hidden)
         out_bias = self.proj.weight @ b_v + self.proj.bias
         self.serving_attention = (key_query, key_bias, value_out, out_bias)
+
 
 def encode_last(blocks, x, last=None):
     """A causal stack's output at position ``last [B]`` of each row (``None``: the final position of every row),

@@ -353,8 +353,7 @@ def _over_repeats(stats):
     for part in ("vs", "ratio"):
         if part in stats[0]:
             out[part] = median_of([row[part] for row in stats])
-    out["per_repeat"] = [dict({key: row[key] for key in ("median", "p99")}, **({"ratio": row["ratio"]} if "ratio" in row else {}))
-                         for row in stats]
+    out["per_repeat"] = [{key: row[key] for key in ("median", "p99", "ratio") if key in row} for row in stats]
     return out
 
 

@@ -220,26 +220,29 @@ class LiveModel:
             ``(queries float32 [K', D], interest ids [K'] or None)``; :meth:`codes_of` gives the ids' codes.
         """
         ids = np.asarray(item_ids, dtype=np.int64)[-self.max_length:]
-        seq = np.zeros((1, self.max_length), dtype=np.int64)
-        seq[0, : len(ids)] = ids
-        inputs = [seq, np.array([len(ids)], dtype=np.int64)]
-        if self.uses_features:
-            inputs.append(self._features(features).reshape(1, -1))
+        rest = [self._features(features).reshape(1, -1)] if self.uses_features else []
         if cached is not None:
-            inputs += [np.asarray(cached[0], dtype=np.int64).reshape(1, -1),
-                       np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
+            rest += [np.asarray(cached[0], dtype=np.int64).reshape(1, -1),
+                     np.asarray(cached[1], dtype=np.float32).reshape(1, -1)]
         elif self.has_interest_ids:  # the interests chosen now from this history, then served as a cache is
-            inputs += self._chosen_interests(inputs)
-        key = (self.has_interest_ids, "length")
+            rest += self._chosen_interests(self._padded(ids) + rest)
         if self.unpadded_without_length and len(ids) > 0:  # the history as it is, without padding or length
-            rest = inputs[2:]
             if self.compile and (self.has_interest_ids, "full") not in self._functions:
                 self._compile_unpadded(ids, rest)  # both kinds on the first request, not one later
             key = (self.has_interest_ids, "full" if len(ids) == self.max_length else "short")
             inputs = [ids.reshape(1, -1)] + rest
+        else:
+            key, inputs = (self.has_interest_ids, "length"), self._padded(ids) + rest
         outputs = self._compiled(key, inputs)(*inputs)
         slot_ids = outputs[1][0] if self.has_interest_ids else None
         return np.ascontiguousarray(outputs[0][0], dtype=np.float32), slot_ids
+
+    def _padded(self, ids):
+        """``[item_seq [1, L], item_seq_len [1]]`` of a history laid out as RecBole's (left-aligned, zero-padded):
+        what the functions with a length take (and the predictor's scores)."""
+        seq = np.zeros((1, self.max_length), dtype=np.int64)
+        seq[0, : len(ids)] = ids
+        return [seq, np.array([len(ids)], dtype=np.int64)]
 
     def _compile_unpadded(self, ids, rest):
         """Compile, on the first request, the two functions of unpadded histories (models that declare
